@@ -1,0 +1,25 @@
+"""Time-ordered, URL- and block-name-safe identifiers (ULID layout, lower-case Crockford base32)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def new_id(prefix: str) -> str:
+    """Return ``<prefix>_<26 chars>``: 48 bits of milliseconds then 80 random bits.
+
+    Ids sort by creation time, so "order by id" is creation order and a cursor is just an id.
+
+    Example:
+        >>> new_id("int")  # doctest: +SKIP
+        'int_01jdx3k8v5c8m2y7q4n6t9w0ab'
+    """
+    value = (time.time_ns() // 1_000_000) << 80 | secrets.randbits(80)
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return f"{prefix}_{''.join(reversed(chars))}"

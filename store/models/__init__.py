@@ -1,0 +1,22 @@
+"""Every table of the ModelPulse database, importable from one place (Alembic reads ``Base.metadata``)."""
+
+from store.models.base import Base, utcnow
+from store.models.events import Event
+from store.models.exports import Export
+from store.models.integrations import Integration
+from store.models.organizations import ApiKey, Organization
+from store.models.telemetry import DriftMetric, InferenceLog
+from store.models.webhooks import Webhook
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "DriftMetric",
+    "Event",
+    "Export",
+    "InferenceLog",
+    "Integration",
+    "Organization",
+    "Webhook",
+    "utcnow",
+]
