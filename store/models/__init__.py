@@ -4,6 +4,7 @@ from store.models.base import Base, utcnow
 from store.models.events import Event
 from store.models.exports import Export
 from store.models.integrations import Integration
+from store.models.monitoring import DriftCheck, Monitor, Recommendation, Threshold, ThresholdState
 from store.models.organizations import ApiKey, Organization
 from store.models.telemetry import DriftMetric, InferenceLog
 from store.models.webhooks import Webhook
@@ -11,12 +12,17 @@ from store.models.webhooks import Webhook
 __all__ = [
     "ApiKey",
     "Base",
+    "DriftCheck",
     "DriftMetric",
     "Event",
     "Export",
     "InferenceLog",
     "Integration",
+    "Monitor",
     "Organization",
+    "Recommendation",
+    "Threshold",
+    "ThresholdState",
     "Webhook",
     "utcnow",
 ]
