@@ -67,11 +67,13 @@ def enabled_thresholds(session: Session, metric_prefixes: tuple[str, ...]) -> li
     return list(session.scalars(query.order_by(Threshold.id)))
 
 
-def record_evaluation(session: Session, threshold: Threshold, model: str, value: float, now: datetime) -> bool:
-    """Store one evaluation of ``threshold`` for ``model``; True only when a breach episode begins.
+def record_evaluation(
+    session: Session, threshold: Threshold, model: str, value: float, now: datetime
+) -> tuple[ThresholdState, bool]:
+    """Store one evaluation of ``threshold`` for ``model``; return the state and whether an episode began.
 
-    A breach that continues, or a value back within bounds, changes the state but returns False;
-    so the caller emits ``threshold.breached`` once per episode.
+    Only the first breach after a value within bounds begins an episode; a breach that continues, or
+    a recovery, changes the state only. So the caller emits ``threshold.breached`` once per episode.
     """
     state = session.scalar(
         select(ThresholdState).where(ThresholdState.threshold_id == threshold.id, ThresholdState.model == model)
@@ -89,7 +91,7 @@ def record_evaluation(session: Session, threshold: Threshold, model: str, value:
         state.episode_started_at = None
     state.last_value = value
     state.last_evaluated_at = now
-    return episode_begins
+    return state, episode_begins
 
 
 def get_threshold_state(session: Session, threshold_id: str, model: str) -> ThresholdState | None:

@@ -16,7 +16,8 @@ method          feature      ``value``                               default thr
 
 These are Evidently's defaults (its "stattest_threshold" is a significance level for the tests and a
 distance for the others). Numeric PSI and JS bin both samples on the deciles of the reference
-(``bins=10``), as NannyML and most PSI write-ups do; categorical PSI and JS compare category shares over
+(``bins=10``), as NannyML and most PSI write-ups do, plus one bucket below and one above the
+reference's range (empty for the reference) so current values outside it count; categorical PSI and JS compare category shares over
 the union of both samples' categories, so a category seen only in the current window counts. An empty
 bucket's share is floored at :data:`EMPTY_BUCKET_SHARE` (Evidently's 0.0001) before any logarithm, so
 no measure ever divides by zero or takes log(0).
@@ -114,17 +115,21 @@ def ks_test(reference: np.ndarray, current: np.ndarray, threshold: float | None 
 
 
 def reference_quantile_edges(reference: np.ndarray, bins: int = DEFAULT_BINS) -> np.ndarray:
-    """Inner bin edges at the reference's quantiles; repeated edges (heavy ties) merge their bins.
+    """Bin edges at the reference's quantiles 0, 1/bins, ..., 1; repeated edges (ties) merge bins."""
+    return np.unique(np.quantile(reference, np.linspace(0.0, 1.0, bins + 1)))
 
-    A constant reference yields one inner edge, hence two buckets: below it and from it upwards.
+
+def bucket_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts of ``values`` per bucket: below the reference, each ``[e_i, e_i+1)``, above it.
+
+    The last inner bucket is closed (it holds the reference maximum). A constant reference has one
+    edge and so three buckets: below, equal, above; a shift either way therefore shows.
     """
-    quantiles = np.quantile(reference, np.linspace(0.0, 1.0, bins + 1)[1:-1])
-    return np.unique(quantiles)
-
-
-def bucket_counts(values: np.ndarray, inner_edges: np.ndarray) -> np.ndarray:
-    """Counts of ``values`` per bucket ``[edge_i-1, edge_i)``, with open-ended first and last buckets."""
-    return np.bincount(np.searchsorted(inner_edges, values, side="right"), minlength=inner_edges.size + 1)
+    last_inner = max(edges.size - 1, 1)
+    index = np.searchsorted(edges, values, side="right")
+    index = np.where(values >= edges[-1], last_inner, index)
+    index = np.where(values > edges[-1], last_inner + 1, index)
+    return np.bincount(index, minlength=last_inner + 2)
 
 
 def category_counts(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

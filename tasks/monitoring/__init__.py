@@ -1,0 +1,1 @@
+"""Monitoring rules: threshold evaluation with breach episodes, recommendations, due monitors."""
