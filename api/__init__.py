@@ -24,11 +24,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     from api import db, errors
-    from api.routes import exports, integrations, meta, webhooks
+    from api.routes import drift, exports, inference_logs, integrations, meta, monitors, recommendations, thresholds, webhooks
 
     db.init_app(app)
     errors.init_app(app)
     for module in (meta, integrations, exports, webhooks):
         app.register_blueprint(module.bp)
+    for blueprint in (
+        inference_logs.bp,
+        drift.checks_bp,
+        drift.metrics_bp,
+        monitors.bp,
+        thresholds.bp,
+        recommendations.bp,
+    ):
+        app.register_blueprint(blueprint)
     app.url_map.strict_slashes = False
     return app

@@ -79,11 +79,11 @@ def check_metrics(session: Session, check_id: str) -> list[DriftMetric]:
 
 
 def list_drift_checks_query(organization_id: str, model: str | None = None) -> Select[tuple[DriftCheck]]:
-    """An organization's checks (optionally one model's), oldest first."""
+    """An organization's checks (optionally one model's)."""
     query = select(DriftCheck).where(DriftCheck.organization_id == organization_id)
     if model is not None:
         query = query.where(DriftCheck.model == model)
-    return query.order_by(DriftCheck.id)
+    return query
 
 
 def list_drift_metrics_query(
@@ -103,7 +103,7 @@ def list_drift_metrics_query(
         query = query.where(DriftMetric.computed_at >= start)
     if end is not None:
         query = query.where(DriftMetric.computed_at < end)
-    return query.order_by(DriftMetric.id)
+    return query
 
 
 def features_drifted_in_latest_checks(session: Session, organization_id: str, model: str, count: int) -> list[str]:

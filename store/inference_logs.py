@@ -36,7 +36,7 @@ def list_inference_logs_query(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> Select[tuple[InferenceLog]]:
-    """Select an organization's logs, optionally one model's, within ``[start, end)``, by id."""
+    """Select an organization's logs, optionally one model's, within ``[start, end)``."""
     query = select(InferenceLog).where(InferenceLog.organization_id == organization_id)
     if model is not None:
         query = query.where(InferenceLog.model == model)
@@ -48,7 +48,7 @@ def list_inference_logs_query(
         query = query.where(InferenceLog.timestamp >= start)
     if end is not None:
         query = query.where(InferenceLog.timestamp < end)
-    return query.order_by(InferenceLog.id)
+    return query
 
 
 def _window(organization_id: str, model: str, model_version: str | None, start: datetime, end: datetime):

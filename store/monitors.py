@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from zoneinfo import ZoneInfo
+
 from cronsim import CronSim
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -17,12 +19,13 @@ def next_run_after(schedule: dict[str, Any], after: datetime) -> datetime:
     """The first time strictly after ``after`` that ``schedule`` fires.
 
     Args:
-        schedule: ``{"interval_seconds": n}`` or ``{"cron": "*/5 * * * *"}`` (cron in UTC).
+        schedule: ``{"interval_seconds": n}`` or ``{"cron": "*/5 * * * *", "timezone": "UTC"}``, the
+            shapes export schedules use.
     """
     if "interval_seconds" in schedule:
         return after + timedelta(seconds=int(schedule["interval_seconds"]))
-    naive = after.astimezone(timezone.utc).replace(tzinfo=None, microsecond=0)
-    return next(CronSim(schedule["cron"], naive)).replace(tzinfo=timezone.utc)
+    local = after.astimezone(ZoneInfo(schedule.get("timezone") or "UTC")).replace(microsecond=0)
+    return next(CronSim(schedule["cron"], local)).astimezone(timezone.utc)
 
 
 def get_monitor(session: Session, organization_id: str, model: str) -> Monitor | None:

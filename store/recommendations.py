@@ -84,4 +84,4 @@ def list_recommendations_query(
         query = query.where(Recommendation.kind == kind)
     if status is not None:
         query = query.where(Recommendation.status == status)
-    return query.order_by(Recommendation.id)
+    return query

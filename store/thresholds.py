@@ -42,7 +42,7 @@ def delete_threshold(session: Session, threshold: Threshold) -> None:
 
 
 def list_thresholds_query(organization_id: str) -> Select[tuple[Threshold]]:
-    return select(Threshold).where(Threshold.organization_id == organization_id).order_by(Threshold.id)
+    return select(Threshold).where(Threshold.organization_id == organization_id)
 
 
 def thresholds_for(
