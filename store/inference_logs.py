@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select
+import orjson
+from sqlalchemy import Select, Text, cast, func, insert, select
 from sqlalchemy.orm import Session
 
 from store.models import InferenceLog, utcnow
@@ -66,9 +67,11 @@ def _window(organization_id: str, model: str, model_version: str | None, start: 
 
 def window_features_query(
     organization_id: str, model: str, model_version: str | None, start: datetime, end: datetime
-) -> Select[tuple[dict[str, Any]]]:
-    """The ``features`` column of one model's logs within ``[start, end)`` (index range scan)."""
-    return select(InferenceLog.features).where(*_window(organization_id, model, model_version, start, end))
+) -> Select[tuple[str]]:
+    """The ``features`` JSON text of one model's logs within ``[start, end)`` (index range scan)."""
+    # As text, so the rows are parsed by orjson (~3x the stdlib json the JSON column type would use).
+    features_text = cast(InferenceLog.features, Text)
+    return select(features_text).where(*_window(organization_id, model, model_version, start, end))
 
 
 def stream_window_features(
@@ -78,7 +81,7 @@ def stream_window_features(
     query = window_features_query(organization_id, model, model_version, start, end)
     result = session.execute(query.execution_options(yield_per=WINDOW_FETCH_SIZE))
     for (features,) in result:
-        yield features
+        yield orjson.loads(features)
 
 
 def window_has_logs(

@@ -14,14 +14,16 @@ import numpy as np
 class FeatureSample:
     """One feature's values in both windows; nulls and absent keys are dropped.
 
-    ``categorical`` is true when any value in either window is a string or a bool; numbers in a
-    categorical feature then become their JSON text ("1", "2.5") so both windows share one alphabet.
+    ``categorical`` is true when any value in either window is a string or a bool. A categorical
+    feature's values are integer codes into ``categories`` (sorted labels; numbers among them become
+    their JSON text, "1", "2.5"), so the statistics count small integers rather than sort strings.
     """
 
     feature: str
     categorical: bool
     reference: np.ndarray
     current: np.ndarray
+    categories: tuple[str, ...] = ()
 
 
 def collect_columns(rows: Iterable[dict[str, Any]], names: set[str] | None = None) -> dict[str, list[Any]]:
@@ -38,18 +40,28 @@ def collect_columns(rows: Iterable[dict[str, Any]], names: set[str] | None = Non
     return columns
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+NUMBER_TYPES = frozenset({int, float})
 
 
 def _as_category(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _to_array(values: list[Any], categorical: bool) -> np.ndarray:
-    if categorical:
-        return np.array([_as_category(v) for v in values], dtype=object)
-    return np.asarray(values, dtype=np.float64)
+def _labels(values: list[Any], types: set[type]) -> list[Any]:
+    return values if types == {str} else [_as_category(v) for v in values]
+
+
+def _categorical_sample(
+    name: str, reference: list[Any], current: list[Any], reference_types: set[type], current_types: set[type]
+) -> FeatureSample:
+    reference, current = _labels(reference, reference_types), _labels(current, current_types)
+    categories = tuple(sorted(set(reference) | set(current)))
+    codes = {category: code for code, category in enumerate(categories)}
+
+    def encode(values: list[str]) -> np.ndarray:
+        return np.fromiter(map(codes.__getitem__, values), dtype=np.int64, count=len(values))
+
+    return FeatureSample(name, True, encode(reference), encode(current), categories)
 
 
 def feature_samples(
@@ -65,12 +77,14 @@ def feature_samples(
         reference_values, current_values = reference.get(name), current.get(name)
         if not reference_values or not current_values:
             continue
-        categorical = not (
-            all(_is_number(v) for v in reference_values) and all(_is_number(v) for v in current_values)
-        )
-        samples.append(
-            FeatureSample(
-                name, categorical, _to_array(reference_values, categorical), _to_array(current_values, categorical)
+        # type() not isinstance(): bool is an int subclass but a category here.
+        reference_types, current_types = set(map(type, reference_values)), set(map(type, current_values))
+        if not (reference_types | current_types) <= NUMBER_TYPES:
+            samples.append(_categorical_sample(name, reference_values, current_values, reference_types, current_types))
+        else:
+            samples.append(
+                FeatureSample(
+                    name, False, np.asarray(reference_values, dtype=np.float64), np.asarray(current_values, dtype=np.float64)
+                )
             )
-        )
     return samples

@@ -222,5 +222,6 @@ def test_feature_samples_type_features_and_drop_nulls():
     samples = {s.feature: s for s in feature_samples(reference, current)}
     assert sorted(samples) == ["b", "c", "x"]
     assert not samples["x"].categorical and samples["x"].reference.tolist() == [1.0, 2.5]
-    assert samples["c"].categorical and samples["c"].current.tolist() == ["1"]
-    assert samples["b"].categorical and samples["b"].reference.tolist() == ["true", "false"]
+    assert samples["c"].categorical and samples["c"].categories == ("1", "a", "b")
+    assert samples["c"].reference.tolist() == [1, 2] and samples["c"].current.tolist() == [0]
+    assert samples["b"].categories == ("false", "true") and samples["b"].reference.tolist() == [1, 0]
