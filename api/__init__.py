@@ -24,7 +24,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     from api import db, errors
-    from api.routes import drift, exports, inference_logs, integrations, meta, monitors, recommendations, thresholds, webhooks
+    from api.routes import (
+        drift,
+        exports,
+        inference_logs,
+        integrations,
+        meta,
+        monitors,
+        recommendations,
+        thresholds,
+        webhooks,
+    )
 
     db.init_app(app)
     errors.init_app(app)

@@ -82,8 +82,24 @@ def bench_ingestion(total: int, batch: int, clients: int, workdir: Path) -> dict
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MODELPULSE_DATABASE_URL": url, "MODELPULSE_HOME": str(workdir)}
     log = open(workdir / f"gunicorn-{batch}.log", "ab")
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", "4", "--preload", "-b", f"127.0.0.1:{port}", "--timeout", "120", "api.wsgi:app"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            "4",
+            "--preload",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--timeout",
+            "120",
+            "api.wsgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         wait_until_ready(f"http://127.0.0.1:{port}/health", server, timeout=300)
@@ -134,7 +150,16 @@ def bench_raw_insert(records: list[dict], total: int, workdir: Path, batch: int)
     url = fresh_database(workdir, f"raw-{batch}.db")
     with session_scope(url) as session:
         ensure_organization(session, "bench")
-    rows = [{**r, "timestamp": datetime.fromisoformat(r["timestamp"]), "project_id": None, "request_id": None, "label": None} for r in records]
+    rows = [
+        {
+            **r,
+            "timestamp": datetime.fromisoformat(r["timestamp"]),
+            "project_id": None,
+            "request_id": None,
+            "label": None,
+        }
+        for r in records
+    ]
     started = time.perf_counter()
     for _ in range(total // len(rows)):
         with session_scope(url) as session:
@@ -179,9 +204,17 @@ def bench_drift(rows: int, workdir: Path) -> list[dict]:
     for method in ("ks", "psi", "js", "auto"):
         with session_scope() as session:
             check = create_drift_check(
-                session, "bench", model="bench", model_version=None, method=method, threshold=None, features=None,
-                reference_from=T0, reference_to=T0 + timedelta(days=1),
-                current_from=T0 + timedelta(days=1), current_to=T0 + timedelta(days=2),
+                session,
+                "bench",
+                model="bench",
+                model_version=None,
+                method=method,
+                threshold=None,
+                features=None,
+                reference_from=T0,
+                reference_to=T0 + timedelta(days=1),
+                current_from=T0 + timedelta(days=1),
+                current_to=T0 + timedelta(days=2),
             )
         started = time.perf_counter()
         windows = load_check_windows.fn(check.id)
@@ -213,9 +246,7 @@ def bench_statistics(size: int) -> list[dict]:
     from tasks.drift.samples import FeatureSample
 
     rng = np.random.default_rng(0)
-    samples = [
-        FeatureSample(f"n{j}", False, rng.normal(0, 1, size), rng.normal(0.05, 1, size)) for j in range(16)
-    ] + [
+    samples = [FeatureSample(f"n{j}", False, rng.normal(0, 1, size), rng.normal(0.05, 1, size)) for j in range(16)] + [
         FeatureSample(f"c{j}", True, rng.integers(0, 5, size), rng.integers(0, 5, size), tuple("abcde"))
         for j in range(4)
     ]
@@ -237,18 +268,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="modelpulse-bench-") as directory:
         workdir = Path(directory)
         print("## Ingestion (gunicorn -w 4, SQLite WAL)\n")
-        print("| batch | clients | records | API records/s | p50 ms/request | p99 ms/request | raw executemany records/s |")
+        print(
+            "| batch | clients | records | API records/s | p50 ms/request | p99 ms/request | raw executemany records/s |"
+        )
         print("|---:|---:|---:|---:|---:|---:|---:|")
         for batch in (1_000, 10_000):
             r = bench_ingestion(args.records, batch, args.clients, workdir)
-            print(f"| {r['batch']:,} | {r['clients']} | {r['records']:,} | {r['api_records_per_s']:,.0f} | {r['p50_ms']:,.0f} | {r['p99_ms']:,.0f} | {r['raw_records_per_s']:,.0f} |", flush=True)
+            print(
+                f"| {r['batch']:,} | {r['clients']} | {r['records']:,} | {r['api_records_per_s']:,.0f} | {r['p50_ms']:,.0f} | {r['p99_ms']:,.0f} | {r['raw_records_per_s']:,.0f} |",
+                flush=True,
+            )
 
         print(f"\n## Drift check over {args.drift_rows:,} logged rows x {FEATURES} features (SQLite)\n")
         print("| method | rows | features | drifted | read windows s | measure s | record s | total s |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in bench_drift(args.drift_rows, workdir):
             if "read_s" in r:
-                print(f"| {r['method']} | {r['rows']:,} | {r['features']} | {r['drifted']} | {r['read_s']:.1f} | {r['measure_s']:.2f} | {r['record_s']:.3f} | {r['total_s']:.1f} |", flush=True)
+                print(
+                    f"| {r['method']} | {r['rows']:,} | {r['features']} | {r['drifted']} | {r['read_s']:.1f} | {r['measure_s']:.2f} | {r['record_s']:.3f} | {r['total_s']:.1f} |",
+                    flush=True,
+                )
             else:
                 print(f"| {r['method']} | {r['rows']:,} | | | | | | {r['total_s']:.1f} |")
 

@@ -25,7 +25,7 @@ async def run_monitors() -> dict[str, Any]:
     recommendations = recommend_monitors()
     return {
         "checks": check_ids,
-        "failed_checks": [check_id for check_id, state in zip(check_ids, states) if state.is_failed()],
+        "failed_checks": [check_id for check_id, state in zip(check_ids, states, strict=True) if state.is_failed()],
         "threshold_evaluations": len(evaluations),
         "breaches": sum(1 for evaluation in evaluations if evaluation["breached"]),
         "recommendations": recommendations,

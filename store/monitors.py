@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from typing import Any
-
 from zoneinfo import ZoneInfo
 
 from cronsim import CronSim

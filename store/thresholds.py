@@ -45,9 +45,7 @@ def list_thresholds_query(organization_id: str) -> Select[tuple[Threshold]]:
     return select(Threshold).where(Threshold.organization_id == organization_id)
 
 
-def thresholds_for(
-    session: Session, organization_id: str, model: str, metric_prefix: str
-) -> list[Threshold]:
+def thresholds_for(session: Session, organization_id: str, model: str, metric_prefix: str) -> list[Threshold]:
     """Enabled thresholds of the organization whose metric starts with ``metric_prefix`` and that
     apply to ``model`` (their model is ``model`` or null)."""
     query = select(Threshold).where(

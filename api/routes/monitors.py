@@ -65,7 +65,9 @@ def put(organization_id: str, model: str, body: MonitorIn):
     }
     monitor, created = put_monitor(db(), organization_id, model, fields)
     db().commit()
-    response = Response(monitor_out(monitor).model_dump_json(), status=201 if created else 200, mimetype="application/json")
+    response = Response(
+        monitor_out(monitor).model_dump_json(), status=201 if created else 200, mimetype="application/json"
+    )
     if created:
         response.headers["Location"] = url_for(".get", organization_id=organization_id, model=model)
     return response

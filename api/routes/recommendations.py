@@ -22,6 +22,13 @@ def recommendation_out(recommendation: Recommendation) -> RecommendationOut:
     return RecommendationOut.model_validate(recommendation, from_attributes=True)
 
 
+def _existing(organization_id: str, recommendation_id: str) -> Recommendation:
+    recommendation = get_recommendation(db(), organization_id, recommendation_id)
+    if recommendation is None:
+        raise NotFound(f"No recommendation {recommendation_id!r}.")
+    return recommendation
+
+
 @bp.get("")
 @endpoint(query=RecommendationQuery, response=Page[RecommendationOut], problems=(401, 404, 422))
 def list_all(organization_id: str, query: RecommendationQuery):
@@ -35,19 +42,14 @@ def list_all(organization_id: str, query: RecommendationQuery):
 @endpoint(response=RecommendationOut, problems=(401, 404))
 def get_one(organization_id: str, recommendation_id: str):
     """Get a recommendation."""
-    recommendation = get_recommendation(db(), organization_id, recommendation_id)
-    if recommendation is None:
-        raise NotFound(f"No recommendation {recommendation_id!r}.")
-    return recommendation_out(recommendation)
+    return recommendation_out(_existing(organization_id, recommendation_id))
 
 
 @bp.post("/<recommendation_id>/dismiss")
 @endpoint(response=RecommendationOut, problems=(401, 404))
 def dismiss(organization_id: str, recommendation_id: str):
     """Dismiss a recommendation; the rule may recommend the same kind for the model again later."""
-    recommendation = get_recommendation(db(), organization_id, recommendation_id)
-    if recommendation is None:
-        raise NotFound(f"No recommendation {recommendation_id!r}.")
+    recommendation = _existing(organization_id, recommendation_id)
     dismiss_recommendation(db(), recommendation)
     db().commit()
     return recommendation_out(recommendation)

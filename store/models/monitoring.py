@@ -79,9 +79,7 @@ class Threshold(Timestamps, Base):
     __tablename__ = "thresholds"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # thr_<ulid>
-    organization_id: Mapped[str] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
-    )
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
     project_id: Mapped[str | None] = mapped_column(String(64))
     model: Mapped[str | None] = mapped_column(String(200))
     metric: Mapped[str] = mapped_column(String(64))

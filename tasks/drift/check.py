@@ -48,7 +48,9 @@ class _Counter:
 
 
 def _read_window(session, check: DriftCheck, start, end) -> tuple[dict[str, list[Any]], int]:
-    rows = _Counter(stream_window_features(session, check.organization_id, check.model, check.model_version, start, end))
+    rows = _Counter(
+        stream_window_features(session, check.organization_id, check.model, check.model_version, start, end)
+    )
     names = set(check.features) if check.features else None
     return collect_columns(rows, names), rows.count
 
@@ -110,9 +112,7 @@ def drift_event_data(check: DriftCheck, drifted: list[dict[str, Any]]) -> dict[s
 
 
 @task(name="record-drift-check", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
-def record_drift_check(
-    check_id: str, results: list[dict[str, Any]], reference_count: int, current_count: int
-) -> None:
+def record_drift_check(check_id: str, results: list[dict[str, Any]], reference_count: int, current_count: int) -> None:
     """Write the drift-metric rows and, in the same transaction, one ``drift.detected`` if any drifted.
 
     Idempotent: a retry after a commit that did happen finds the check completed and does nothing.
@@ -123,7 +123,9 @@ def record_drift_check(
             return
         drifted = complete_drift_check(session, check, results, reference_count, current_count)
         if drifted:
-            record_event(session, check.organization_id, "drift.detected", drift_event_data(check, drifted), check.project_id)
+            record_event(
+                session, check.organization_id, "drift.detected", drift_event_data(check, drifted), check.project_id
+            )
 
 
 @task(name="close-drift-check", cache_policy=NO_CACHE)

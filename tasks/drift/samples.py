@@ -84,7 +84,10 @@ def feature_samples(
         else:
             samples.append(
                 FeatureSample(
-                    name, False, np.asarray(reference_values, dtype=np.float64), np.asarray(current_values, dtype=np.float64)
+                    name,
+                    False,
+                    np.asarray(reference_values, dtype=np.float64),
+                    np.asarray(current_values, dtype=np.float64),
                 )
             )
     return samples

@@ -71,7 +71,10 @@ def recommend_retraining(check_id: str) -> str | None:
 
 def recommend_scaling(session: Session, organization_id: str, model: str, evaluation: dict[str, Any]) -> str | None:
     """``scale_endpoint`` once a latency threshold has been breached in 3 consecutive evaluations."""
-    if not evaluation["metric"].startswith("latency_ms.") or evaluation["consecutive_breaches"] < CONSECUTIVE_LATENCY_BREACHES:
+    if (
+        not evaluation["metric"].startswith("latency_ms.")
+        or evaluation["consecutive_breaches"] < CONSECUTIVE_LATENCY_BREACHES
+    ):
         return None
     reason = (
         f"{evaluation['metric']} {evaluation['operator']} {evaluation['threshold']} "

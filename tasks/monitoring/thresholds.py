@@ -58,7 +58,9 @@ def drift_metric_value(metric: str, metrics: list[DriftMetric]) -> tuple[float, 
     return worst.value, worst.feature
 
 
-def log_metric_value(session: Session, threshold: Threshold, model: str, start: datetime, end: datetime) -> float | None:
+def log_metric_value(
+    session: Session, threshold: Threshold, model: str, start: datetime, end: datetime
+) -> float | None:
     """The value of a log metric over the model's logs in ``[start, end)``; None without data."""
     family, _, statistic = threshold.metric.partition(".")
     if threshold.metric == "records.count":
@@ -77,7 +79,13 @@ def log_metric_value(session: Session, threshold: Threshold, model: str, start: 
 
 
 def evaluate(
-    session: Session, threshold: Threshold, model: str, value: float, window: dict[str, Any], now: datetime, **extra: Any
+    session: Session,
+    threshold: Threshold,
+    model: str,
+    value: float,
+    window: dict[str, Any],
+    now: datetime,
+    **extra: Any,
 ) -> dict[str, Any]:
     """Record one evaluation; emit ``threshold.breached`` if it opens an episode. Returns its summary."""
     state, opened = record_evaluation(session, threshold, model, value, now)
@@ -130,7 +138,11 @@ def evaluate_log_thresholds(now: datetime | None = None) -> list[dict[str, Any]]
         for threshold in enabled_thresholds(session, LOG_METRIC_PREFIXES):
             start = now - timedelta(seconds=threshold.window_seconds or DEFAULT_WINDOW_SECONDS)
             window = {"from": start.isoformat(), "to": now.isoformat()}
-            models = [threshold.model] if threshold.model else models_logging_since(session, threshold.organization_id, start)
+            models = (
+                [threshold.model]
+                if threshold.model
+                else models_logging_since(session, threshold.organization_id, start)
+            )
             for model in models:
                 value = log_metric_value(session, threshold, model, start, now)
                 if value is None:

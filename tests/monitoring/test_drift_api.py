@@ -14,7 +14,9 @@ ORG = "/organizations/acme"
 
 def ingest(client, headers, records):
     for start in range(0, len(records), 10_000):
-        response = client.post(f"{ORG}/inference-logs", json={"records": records[start : start + 10_000]}, headers=headers)
+        response = client.post(
+            f"{ORG}/inference-logs", json={"records": records[start : start + 10_000]}, headers=headers
+        )
         assert response.status_code == 202, response.json
 
 
@@ -46,7 +48,9 @@ def test_drift_check_over_the_api_end_to_end(flow_client, org, flows_database):
     assert check["reference"]["from"].startswith("2026-11-01T00:00:00")
 
     assert client.get(response.headers["Location"], headers=org.headers).json["features"] == check["features"]
-    metrics = client.get(f"{ORG}/drift-metrics", query_string={"model": "churn", "feature": "x"}, headers=org.headers).json
+    metrics = client.get(
+        f"{ORG}/drift-metrics", query_string={"model": "churn", "feature": "x"}, headers=org.headers
+    ).json
     assert [(m["check_id"], m["method"], m["drifted"]) for m in metrics["items"]] == [(check["id"], "ks", True)]
     assert metrics["items"][0]["current"]["to"].startswith("2026-11-01T03:00:00")
 
@@ -54,9 +58,14 @@ def test_drift_check_over_the_api_end_to_end(flow_client, org, flows_database):
     assert event.data["check_id"] == check["id"] and event.data["model"] == "churn"
     assert sorted(f["feature"] for f in event.data["features"]) == ["color", "x"]
 
-    psi = client.post(f"{ORG}/drift-checks", json={**body, "method": "psi", "features": ["x", "y"]}, headers=org.headers)
+    psi = client.post(
+        f"{ORG}/drift-checks", json={**body, "method": "psi", "features": ["x", "y"]}, headers=org.headers
+    )
     assert psi.status_code == 201
-    assert [(f["feature"], f["method"], f["threshold"]) for f in psi.json["features"]] == [("x", "psi", 0.2), ("y", "psi", 0.2)]
+    assert [(f["feature"], f["method"], f["threshold"]) for f in psi.json["features"]] == [
+        ("x", "psi", 0.2),
+        ("y", "psi", 0.2),
+    ]
 
 
 def test_auto_and_an_explicit_threshold(flow_client, org, flows_database):
@@ -68,7 +77,9 @@ def test_auto_and_an_explicit_threshold(flow_client, org, flows_database):
     assert auto["method"] == "auto" and auto["drifted"] is False
     assert events_of(flows_database, "drift.detected") == []
 
-    strict = flow_client.post(f"{ORG}/drift-checks", json={**body, "method": "js", "threshold": 1e-6}, headers=org.headers)
+    strict = flow_client.post(
+        f"{ORG}/drift-checks", json={**body, "method": "js", "threshold": 1e-6}, headers=org.headers
+    )
     assert all(f["drifted"] and f["threshold"] == 1e-6 for f in strict.json["features"])
 
 

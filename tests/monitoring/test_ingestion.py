@@ -28,11 +28,17 @@ def test_ingest_accepts_and_lists_with_filters_and_pages(api_client, org, databa
     assert response.status_code == 202
     assert response.json == {"accepted": 35}
 
-    window = {"model": "churn", "from": (T0 + timedelta(seconds=10)).isoformat(), "to": (T0 + timedelta(seconds=20)).isoformat()}
+    window = {
+        "model": "churn",
+        "from": (T0 + timedelta(seconds=10)).isoformat(),
+        "to": (T0 + timedelta(seconds=20)).isoformat(),
+    }
     page = api_client.get(BASE, query_string={**window, "limit": 4}, headers=org.headers).json
     seen = list(page["items"])
     while page["next_cursor"]:
-        page = api_client.get(BASE, query_string={**window, "limit": 4, "cursor": page["next_cursor"]}, headers=org.headers).json
+        page = api_client.get(
+            BASE, query_string={**window, "limit": 4, "cursor": page["next_cursor"]}, headers=org.headers
+        ).json
         seen += page["items"]
     assert len(seen) == 10 and {item["model"] for item in seen} == {"churn"}
     assert [item["features"]["x"] for item in seen] == [r["features"]["x"] for r in records[10:20]]

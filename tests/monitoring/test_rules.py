@@ -27,14 +27,22 @@ def test_drift_threshold_breaches_once_per_episode_and_retrain_is_recommended_on
         shift = 1.0 if hour in shifted_hours else 0.0
         ingest(client, org.headers, make_records("churn", T0 + timedelta(hours=hour), 300, shift=shift, seed=hour))
     threshold = client.post(
-        f"{ORG}/thresholds", json={"model": "churn", "metric": "drift.psi", "operator": ">", "value": 0.2}, headers=org.headers
+        f"{ORG}/thresholds",
+        json={"model": "churn", "metric": "drift.psi", "operator": ">", "value": 0.2},
+        headers=org.headers,
     )
     assert threshold.status_code == 201, threshold.json
     threshold_id = threshold.json["id"]
 
     drifted = []
     for hour in [2, 3, 4, 5, 6, 7, 8]:
-        body = {"model": "churn", "reference": REFERENCE, "current": hour_window(hour), "method": "psi", "features": ["x", "y"]}
+        body = {
+            "model": "churn",
+            "reference": REFERENCE,
+            "current": hour_window(hour),
+            "method": "psi",
+            "features": ["x", "y"],
+        }
         check = client.post(f"{ORG}/drift-checks", json=body, headers=org.headers).json
         drifted.append(check["drifted"])
     assert drifted == [True, True, False, True, True, True, True]
@@ -70,7 +78,9 @@ def test_thresholds_crud_and_validation(api_client, org):
     assert replaced.json["model"] == "api" and replaced.json["value"] == 300
     listed = api_client.get(f"{ORG}/thresholds", headers=org.headers).json["items"]
     assert [t["id"] for t in listed] == [created.json["id"]]
-    bad = api_client.post(f"{ORG}/thresholds", json={**body, "metric": "latency.p95", "operator": "=="}, headers=org.headers)
+    bad = api_client.post(
+        f"{ORG}/thresholds", json={**body, "metric": "latency.p95", "operator": "=="}, headers=org.headers
+    )
     assert bad.status_code == 422 and {e["field"] for e in bad.json["errors"]} == {"metric", "operator"}
     assert api_client.delete(location, headers=org.headers).status_code == 204
     assert api_client.get(location, headers=org.headers).status_code == 404
@@ -90,7 +100,10 @@ def test_latency_threshold_on_schedule_and_scale_and_add_monitor_recommendations
     breaches = events_of(flows_database, "threshold.breached")
     assert len(breaches) == 1 and breaches[0].data["value"] == 250.0 and breaches[0].data["metric"] == "latency_ms.p95"
     open_kinds = sorted(
-        r["kind"] for r in client.get(f"{ORG}/recommendations", query_string={"status": "open"}, headers=org.headers).json["items"]
+        r["kind"]
+        for r in client.get(f"{ORG}/recommendations", query_string={"status": "open"}, headers=org.headers).json[
+            "items"
+        ]
     )
     assert open_kinds == ["add_monitor", "scale_endpoint"]
     assert len(events_of(flows_database, "recommendation.created")) == 2
@@ -104,8 +117,13 @@ def test_a_due_monitor_runs_its_check_on_the_sweep_and_then_waits(flow_client, o
     body = {"reference": REFERENCE, "window_seconds": 3600, "method": "ks", "schedule": {"interval_seconds": 300}}
     created = client.put(f"{ORG}/models/churn/monitor", json=body, headers=org.headers)
     assert created.status_code == 201, created.json
-    assert client.put(f"{ORG}/models/churn/monitor", json={**body, "method": "psi"}, headers=org.headers).status_code == 200
-    bad = client.put(f"{ORG}/models/churn/monitor", json={**body, "schedule": {"cron": "not a cron"}}, headers=org.headers)
+    assert (
+        client.put(f"{ORG}/models/churn/monitor", json={**body, "method": "psi"}, headers=org.headers).status_code
+        == 200
+    )
+    bad = client.put(
+        f"{ORG}/models/churn/monitor", json={**body, "schedule": {"cron": "not a cron"}}, headers=org.headers
+    )
     assert bad.status_code == 422
 
     engine = create_engine(flows_database)

@@ -127,7 +127,9 @@ def test_a_constant_reference_gives_below_equal_and_above_buckets():
 def test_shifted_skewed_data_drifts_on_every_measure():
     reference = RNG.lognormal(0, 1, 5000)
     current = RNG.lognormal(0.8, 1, 5000)
-    assert all(r.drifted for r in (ks_test(reference, current), psi_test(reference, current), js_test(reference, current)))
+    assert all(
+        r.drifted for r in (ks_test(reference, current), psi_test(reference, current), js_test(reference, current))
+    )
 
 
 CATEGORICAL = {
@@ -202,8 +204,14 @@ def _sample(reference, current, categorical=False):
         (_sample(RNG.normal(size=5000), RNG.normal(size=500)), ("wasserstein", False)),
         (_sample(RNG.integers(0, 4, 500).astype(float), RNG.integers(0, 4, 500).astype(float)), ("chisquare", True)),
         (_sample(np.array(["a", "b"] * 200, dtype=object), np.array(["a"] * 100, dtype=object), True), ("ztest", True)),
-        (_sample(np.array(["a", "b", "c"] * 200, dtype=object), np.array(["a"] * 100, dtype=object), True), ("chisquare", True)),
-        (_sample(np.array(["a", "b", "c"] * 400, dtype=object), np.array(["a"] * 100, dtype=object), True), ("js", True)),
+        (
+            _sample(np.array(["a", "b", "c"] * 200, dtype=object), np.array(["a"] * 100, dtype=object), True),
+            ("chisquare", True),
+        ),
+        (
+            _sample(np.array(["a", "b", "c"] * 400, dtype=object), np.array(["a"] * 100, dtype=object), True),
+            ("js", True),
+        ),
     ],
 )
 def test_auto_chooses_like_evidently(sample, expected):

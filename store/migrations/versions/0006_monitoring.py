@@ -5,10 +5,11 @@ Revises: 0001
 Create Date: 2026-11-26 07:19:27.535479
 """
 
-from alembic import op
 import sqlalchemy as sa
-import store.models.base
+from alembic import op
 from sqlalchemy.dialects import postgresql
+
+import store.models.base
 
 revision = '0006'
 down_revision = '0001'
