@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.servers import free_port, stop_process, wait_until_ready  # noqa: E402
 
-T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
 FEATURES = 20
 
 
@@ -259,6 +259,10 @@ def bench_statistics(size: int) -> list[dict]:
     return out
 
 
+def table_row(*cells: object) -> None:
+    print("| " + " | ".join(str(cell) for cell in cells) + " |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=200_000, help="records per ingestion run")
@@ -268,35 +272,52 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="modelpulse-bench-") as directory:
         workdir = Path(directory)
         print("## Ingestion (gunicorn -w 4, SQLite WAL)\n")
-        print(
-            "| batch | clients | records | API records/s | p50 ms/request | p99 ms/request | raw executemany records/s |"
+        table_row(
+            "batch",
+            "clients",
+            "records",
+            "API records/s",
+            "p50 ms/request",
+            "p99 ms/request",
+            "raw executemany records/s",
         )
-        print("|---:|---:|---:|---:|---:|---:|---:|")
+        table_row(*["---:"] * 7)
         for batch in (1_000, 10_000):
             r = bench_ingestion(args.records, batch, args.clients, workdir)
-            print(
-                f"| {r['batch']:,} | {r['clients']} | {r['records']:,} | {r['api_records_per_s']:,.0f} | {r['p50_ms']:,.0f} | {r['p99_ms']:,.0f} | {r['raw_records_per_s']:,.0f} |",
-                flush=True,
+            table_row(
+                f"{r['batch']:,}",
+                r["clients"],
+                f"{r['records']:,}",
+                f"{r['api_records_per_s']:,.0f}",
+                f"{r['p50_ms']:,.0f}",
+                f"{r['p99_ms']:,.0f}",
+                f"{r['raw_records_per_s']:,.0f}",
             )
 
         print(f"\n## Drift check over {args.drift_rows:,} logged rows x {FEATURES} features (SQLite)\n")
-        print("| method | rows | features | drifted | read windows s | measure s | record s | total s |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        table_row("method", "rows", "features", "drifted", "read windows s", "measure s", "record s", "total s")
+        table_row("---", *["---:"] * 7)
         for r in bench_drift(args.drift_rows, workdir):
             if "read_s" in r:
-                print(
-                    f"| {r['method']} | {r['rows']:,} | {r['features']} | {r['drifted']} | {r['read_s']:.1f} | {r['measure_s']:.2f} | {r['record_s']:.3f} | {r['total_s']:.1f} |",
-                    flush=True,
+                table_row(
+                    r["method"],
+                    f"{r['rows']:,}",
+                    r["features"],
+                    r["drifted"],
+                    f"{r['read_s']:.1f}",
+                    f"{r['measure_s']:.2f}",
+                    f"{r['record_s']:.3f}",
+                    f"{r['total_s']:.1f}",
                 )
             else:
-                print(f"| {r['method']} | {r['rows']:,} | | | | | | {r['total_s']:.1f} |")
+                table_row(r["method"], f"{r['rows']:,}", "", "", "", "", "", f"{r['total_s']:.1f}")
 
         size = args.drift_rows
         print(f"\n## Statistics alone: 20 features, {size:,} values per window (numpy arrays)\n")
-        print("| method | seconds for 20 features |")
-        print("|---|---:|")
+        table_row("method", "seconds for 20 features")
+        table_row("---", "---:")
         for r in bench_statistics(size):
-            print(f"| {r['method']} | {r['seconds']:.2f} |")
+            table_row(r["method"], f"{r['seconds']:.2f}")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"\nPeak RSS of the benchmark process: {peak:,.0f} MiB")
 

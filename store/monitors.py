@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,7 +24,7 @@ def next_run_after(schedule: dict[str, Any], after: datetime) -> datetime:
     if "interval_seconds" in schedule:
         return after + timedelta(seconds=int(schedule["interval_seconds"]))
     local = after.astimezone(ZoneInfo(schedule.get("timezone") or "UTC")).replace(microsecond=0)
-    return next(CronSim(schedule["cron"], local)).astimezone(timezone.utc)
+    return next(CronSim(schedule["cron"], local)).astimezone(UTC)
 
 
 def get_monitor(session: Session, organization_id: str, model: str) -> Monitor | None:

@@ -17,8 +17,9 @@ method          feature      ``value``                               default thr
 These are Evidently's defaults (its "stattest_threshold" is a significance level for the tests and a
 distance for the others). Numeric PSI and JS bin both samples on the deciles of the reference
 (``bins=10``), as NannyML and most PSI write-ups do, plus one bucket below and one above the
-reference's range (empty for the reference) so current values outside it count; categorical PSI and JS compare category shares over
-the union of both samples' categories, so a category seen only in the current window counts. An empty
+reference's range (empty for the reference) so current values outside it count. Categorical PSI and
+JS compare category shares over the union of both samples' categories, so a category seen only in
+the current window counts. An empty
 bucket's share is floored at :data:`EMPTY_BUCKET_SHARE` (Evidently's 0.0001) before any logarithm, so
 no measure ever divides by zero or takes log(0).
 """

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -41,7 +41,7 @@ def flow_client(flows_database, client):
     return client
 
 
-T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
 REFERENCE = {"from": T0.isoformat(), "to": (T0 + timedelta(hours=1)).isoformat()}
 CURRENT = {"from": (T0 + timedelta(hours=2)).isoformat(), "to": (T0 + timedelta(hours=3)).isoformat()}
 

@@ -43,8 +43,11 @@ def direct_shares(reference: np.ndarray, current: np.ndarray, categorical: bool)
     else:
         edges = sorted(set(np.quantile(reference, [i / 10 for i in range(11)]).tolist()))
         low, high = edges[0], edges[-1]
-        inner = [lambda x, lo=lo, hi=hi: lo <= x < hi for lo, hi in zip(edges, edges[1:])] or [lambda x: x == low]
-        inner[-1] = (lambda x, lo=edges[-2]: lo <= x <= high) if len(edges) > 1 else inner[-1]
+        if len(edges) == 1:  # a constant reference: below, equal, above
+            inner = [lambda x: x == low]
+        else:
+            inner = [lambda x, lo=lo, hi=hi: lo <= x < hi for lo, hi in zip(edges, edges[1:], strict=False)]
+            inner[-1] = lambda x, lo=edges[-2]: lo <= x <= high  # the last decile holds the maximum
         buckets = [lambda x: x < low, *inner, lambda x: x > high]
 
     def shares(sample: np.ndarray) -> list[float]:
@@ -60,16 +63,16 @@ def direct_shares(reference: np.ndarray, current: np.ndarray, categorical: bool)
 
 def direct_psi(reference, current, categorical=False) -> float:
     p, q = direct_shares(reference, current, categorical)
-    return sum((b - a) * math.log(b / a) for a, b in zip(p, q))
+    return sum((b - a) * math.log(b / a) for a, b in zip(p, q, strict=True))
 
 
 def direct_js(reference, current, categorical=False) -> float:
     p, q = direct_shares(reference, current, categorical)
     p = [x / sum(p) for x in p]
     q = [x / sum(q) for x in q]
-    m = [(a + b) / 2 for a, b in zip(p, q)]
-    divergence = 0.5 * sum(a * math.log(a / c) for a, c in zip(p, m)) + 0.5 * sum(
-        b * math.log(b / c) for b, c in zip(q, m)
+    m = [(a + b) / 2 for a, b in zip(p, q, strict=True)]
+    divergence = 0.5 * sum(a * math.log(a / c) for a, c in zip(p, m, strict=True)) + 0.5 * sum(
+        b * math.log(b / c) for b, c in zip(q, m, strict=True)
     )
     return math.sqrt(divergence)
 
