@@ -7,7 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cronsim import CronSim
-from sqlalchemy import select, update
+from sqlalchemy import column, inspect, select, table, update
 from sqlalchemy.orm import Session
 
 from store.ids import new_id
@@ -79,3 +79,16 @@ def monitored_models_without_monitor(session: Session, organization_id: str, mod
     """Those of ``models`` that have no monitor in the organization."""
     monitored = set(session.scalars(select(Monitor.model).where(Monitor.organization_id == organization_id)))
     return [model for model in models if model not in monitored]
+
+
+def registry_monitored_models(session: Session, organization_id: str) -> list[str]:
+    """Names of the organization's models that a registry integration records as monitored.
+
+    The ``monitored_models`` table belongs to the registry integrations (their own migration); read
+    by name only, so this works before and after that migration is applied (before: none).
+    """
+    if not inspect(session.connection()).has_table("monitored_models"):
+        return []
+    monitored = table("monitored_models", column("organization_id"), column("name"))
+    query = select(monitored.c.name).where(monitored.c.organization_id == organization_id).distinct()
+    return sorted(session.scalars(query))

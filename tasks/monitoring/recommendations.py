@@ -2,8 +2,8 @@
 
 * ``retrain``: a feature drifted in each of the model's 3 latest drift checks.
 * ``scale_endpoint``: a latency threshold breached in 3 consecutive evaluations.
-* ``add_monitor``: a model that ModelPulse monitors (it sent inference logs in the last day) has no
-  drift monitor.
+* ``add_monitor``: a model that ModelPulse monitors (it sent inference logs in the last day, or a
+  registry integration records a version of it as monitored) has no drift monitor.
 
 No duplicate: while an open recommendation of the same kind and model exists, the rule stays quiet.
 """
@@ -23,7 +23,7 @@ from store.drift import features_drifted_in_latest_checks
 from store.events import record_event
 from store.inference_logs import models_logging_since
 from store.models import DriftCheck, Organization, utcnow
-from store.monitors import monitored_models_without_monitor
+from store.monitors import monitored_models_without_monitor, registry_monitored_models
 from store.recommendations import create_recommendation
 
 CONSECUTIVE_DRIFTS = 3
@@ -84,8 +84,9 @@ def recommend_scaling(session: Session, organization_id: str, model: str, evalua
 
 
 def monitored_models(session: Session, organization_id: str, now: datetime) -> list[str]:
-    """Models the organization monitors: those logging in the last day."""
-    return models_logging_since(session, organization_id, now - ACTIVE_MODEL_LOOKBACK)
+    """Models the organization monitors: those logging in the last day and those a registry records."""
+    logging = models_logging_since(session, organization_id, now - ACTIVE_MODEL_LOOKBACK)
+    return sorted(set(logging) | set(registry_monitored_models(session, organization_id)))
 
 
 @task(name="recommend-monitors", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)

@@ -146,3 +146,22 @@ def test_a_due_monitor_runs_its_check_on_the_sweep_and_then_waits(flow_client, o
     kinds = [r["kind"] for r in client.get(f"{ORG}/recommendations", headers=org.headers).json["items"]]
     assert "add_monitor" not in kinds  # churn has a monitor
     assert client.delete(f"{ORG}/models/churn/monitor", headers=org.headers).status_code == 204
+
+
+def test_add_monitor_covers_registry_monitored_models_once(flows_database, org):
+    from sqlalchemy import text
+
+    from tasks.monitoring.recommendations import recommend_monitors
+
+    engine = create_engine(flows_database)
+    with engine.begin() as connection:
+        # The registry integrations' table (their migration), reduced to the columns the rule reads.
+        connection.execute(text("CREATE TABLE IF NOT EXISTS monitored_models (organization_id TEXT, name TEXT)"))
+        connection.execute(text("INSERT INTO monitored_models VALUES ('acme', 'ranker'), ('acme', 'ranker')"))
+    first = recommend_monitors.fn()
+    assert len(first) == 1 and recommend_monitors.fn() == []
+    [event] = events_of(flows_database, "recommendation.created")
+    assert event.data["kind"] == "add_monitor" and event.data["model"] == "ranker"
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE monitored_models"))
+    engine.dispose()
