@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, url_for
+from pydantic import TypeAdapter, ValidationError
 
 from api.auth import require_organization_key
 from api.db import db
 from api.endpoint import endpoint
-from api.errors import NotFound
-from api.schemas.monitoring import MonitorIn, MonitorOut
+from api.errors import NotFound, validation_problem
+from api.schemas.monitoring import ModelName, MonitorIn, MonitorOut
 from store.models import Monitor
 from store.monitors import delete_monitor, get_monitor, put_monitor
 
 bp = Blueprint("monitors", __name__, url_prefix="/organizations/<organization_id>/models/<path:model>/monitor")
 require_organization_key(bp)
+MODEL_NAME = TypeAdapter(ModelName)
 
 
 def monitor_out(monitor: Monitor) -> MonitorOut:
@@ -37,8 +39,16 @@ def monitor_out(monitor: Monitor) -> MonitorOut:
     )
 
 
+def _model_name(model: str) -> str:
+    """The path's model name, held to the rules of a model name in a body (length, no U+0000)."""
+    try:
+        return MODEL_NAME.validate_python(model)
+    except ValidationError as error:
+        raise validation_problem(error, prefix=("model",)) from None
+
+
 def _existing(organization_id: str, model: str) -> Monitor:
-    monitor = get_monitor(db(), organization_id, model)
+    monitor = get_monitor(db(), organization_id, _model_name(model))
     if monitor is None:
         raise NotFound(f"Model {model!r} has no monitor.")
     return monitor
@@ -63,7 +73,7 @@ def put(organization_id: str, model: str, body: MonitorIn):
         "schedule": body.schedule.model_dump(),
         "enabled": body.enabled,
     }
-    monitor, created = put_monitor(db(), organization_id, model, fields)
+    monitor, created = put_monitor(db(), organization_id, _model_name(model), fields)
     db().commit()
     response = Response(
         monitor_out(monitor).model_dump_json(), status=201 if created else 200, mimetype="application/json"

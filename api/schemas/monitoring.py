@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from api.schemas.common import PageQuery, ProjectId, StrictModel
 from api.schemas.exports import Schedule
@@ -14,27 +14,67 @@ from tasks.drift.methods import REQUESTABLE_METHODS
 from tasks.monitoring.thresholds import METRICS
 
 MAX_RECORDS = 10_000
-ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
-ModelVersion = Annotated[str, Field(min_length=1, max_length=100)]
-FeatureName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text and JSONB cannot hold U+0000; refuse it here rather than fail at INSERT.
+    if "\x00" in value:
+        raise ValueError("must not contain U+0000")
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the supported range of dates") from None
+
+
+ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$"), AfterValidator(_no_nul)]
+ModelVersion = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_nul)]
+FeatureName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+RequestId = Annotated[str, Field(max_length=200), AfterValidator(_no_nul)]
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
 Method = Literal["ks", "psi", "js", "auto"]
 assert set(Method.__args__) == set(REQUESTABLE_METHODS)  # type: ignore[attr-defined]
 Metric = Literal[METRICS]  # type: ignore[valid-type]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
+def _finite_number(value: Any) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond the float range
+        return False
+
+
 def _valid_feature_value(value: Any) -> bool:
-    if value is None or isinstance(value, (bool, str)):
+    if value is None or isinstance(value, bool):
         return True
-    return isinstance(value, (int, float)) and math.isfinite(value)
+    if isinstance(value, str):
+        return "\x00" not in value
+    return isinstance(value, (int, float)) and _finite_number(value)
+
+
+def _valid_json(value: Any) -> bool:
+    """A JSON value the database can store: no U+0000 in strings, numbers within the float range."""
+    if isinstance(value, dict):
+        return all("\x00" not in key and _valid_json(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_valid_json(item) for item in value)
+    if isinstance(value, str):
+        return "\x00" not in value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _finite_number(value)
+    return True
 
 
 class InferenceRecordIn(StrictModel):
     model: ModelName
     model_version: ModelVersion | None = None
     project_id: ProjectId | None = None
-    timestamp: AwareDatetime | None = Field(default=None, description="RFC 3339 with offset; default: now.")
-    request_id: str | None = Field(default=None, max_length=200)
+    timestamp: UtcDatetime | None = Field(default=None, description="RFC 3339 with offset; default: now.")
+    request_id: RequestId | None = None
     features: dict[FeatureName, Any] = Field(description="name -> number | string | boolean | null")
     prediction: Any = Field(description="Any JSON value; numeric or boolean ones feed `prediction.mean`.")
     label: Any = None
@@ -54,7 +94,16 @@ class InferenceRecordIn(StrictModel):
     def _prediction_present(cls, prediction: Any) -> Any:
         if prediction is None:
             raise ValueError("a prediction is required")
+        if not _valid_json(prediction):
+            raise ValueError("numbers must be finite and strings must not contain U+0000")
         return prediction
+
+    @field_validator("label")
+    @classmethod
+    def _storable_label(cls, label: Any) -> Any:
+        if not _valid_json(label):
+            raise ValueError("numbers must be finite and strings must not contain U+0000")
+        return label
 
 
 class InferenceLogsIn(StrictModel):
@@ -81,21 +130,21 @@ class InferenceLogOut(BaseModel):
 
 
 class TimeRangeQuery(PageQuery):
-    from_: AwareDatetime | None = Field(default=None, alias="from", description="Inclusive start (RFC 3339).")
-    to: AwareDatetime | None = Field(default=None, description="Exclusive end (RFC 3339).")
+    from_: UtcDatetime | None = Field(default=None, alias="from", description="Inclusive start (RFC 3339).")
+    to: UtcDatetime | None = Field(default=None, description="Exclusive end (RFC 3339).")
 
 
 class InferenceLogQuery(TimeRangeQuery):
-    model: str | None = None
-    model_version: str | None = None
-    project_id: str | None = None
+    model: ModelName | None = None
+    model_version: ModelVersion | None = None
+    project_id: ProjectId | None = None
 
 
 class Window(StrictModel):
     """A half-open time window ``[from, to)``."""
 
-    from_: AwareDatetime = Field(alias="from")
-    to: AwareDatetime
+    from_: UtcDatetime = Field(alias="from")
+    to: UtcDatetime
 
     @model_validator(mode="after")
     def _ordered(self) -> Window:
@@ -153,7 +202,7 @@ class DriftCheckOut(BaseModel):
 
 
 class DriftCheckQuery(PageQuery):
-    model: str | None = None
+    model: ModelName | None = None
 
 
 class DriftMetricOut(BaseModel):
@@ -175,8 +224,8 @@ class DriftMetricOut(BaseModel):
 
 
 class DriftMetricQuery(TimeRangeQuery):
-    model: str | None = None
-    feature: str | None = None
+    model: ModelName | None = None
+    feature: FeatureName | None = None
 
 
 class MonitorIn(StrictModel):
@@ -258,6 +307,6 @@ class RecommendationOut(BaseModel):
 
 
 class RecommendationQuery(PageQuery):
-    model: str | None = None
+    model: ModelName | None = None
     kind: Literal["retrain", "scale_endpoint", "add_monitor"] | None = None
     status: Literal["open", "dismissed"] | None = None

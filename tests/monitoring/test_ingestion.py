@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import create_engine, func, select, text
 
 from store.models import InferenceLog
-from tests.monitoring.conftest import T0, make_records
+from tests.monitoring.conftest import REFERENCE, T0, make_records
 
 BASE = "/organizations/acme/inference-logs"
 
@@ -88,3 +88,24 @@ def test_a_window_of_one_models_logs_is_read_with_the_index(sqlite_url):
         plan = " ".join(row[-1] for row in connection.execute(text(f"EXPLAIN QUERY PLAN {compiled}")))
     engine.dispose()
     assert "USING INDEX ix_inference_logs_org_model_ts" in plan, plan
+
+
+def test_values_the_database_cannot_store_are_422_not_500(api_client, org, database_url):
+    bad = [
+        ({"features": {"x": 10**400}}, "records[0].features"),
+        ({"features": {"x": "a\u0000b"}}, "records[0].features"),
+        ({"prediction": {"p": "\u0000"}}, "records[0].prediction"),
+        ({"label": [1e308 * 10]}, "records[0].label"),
+        ({"timestamp": "0001-01-01T00:00:00+05:00"}, "records[0].timestamp"),
+        ({"model": "m\u0000"}, "records[0].model"),
+    ]
+    for change, field in bad:
+        record = {**make_records("churn", T0, 1)[0], **change}
+        response = api_client.post(BASE, json={"records": [record]}, headers=org.headers)
+        assert response.status_code == 422, (change, response.json)
+        assert [error["field"] for error in response.json["errors"]] == [field]
+    too_long = "m" * 201
+    monitor = {"reference": REFERENCE, "window_seconds": 3600, "schedule": {"interval_seconds": 300}}
+    response = api_client.put(f"/organizations/acme/models/{too_long}/monitor", json=monitor, headers=org.headers)
+    assert response.status_code == 422 and response.json["errors"][0]["field"] == "model"
+    assert count_logs(database_url) == 0
