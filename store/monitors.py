@@ -11,7 +11,7 @@ from sqlalchemy import column, inspect, select, table, update
 from sqlalchemy.orm import Session
 
 from store.ids import new_id
-from store.models import Monitor, utcnow
+from store.models import InferenceLog, Monitor, utcnow
 
 
 def next_run_after(schedule: dict[str, Any], after: datetime) -> datetime:
@@ -92,3 +92,11 @@ def registry_monitored_models(session: Session, organization_id: str) -> list[st
     monitored = table("monitored_models", column("organization_id"), column("name"))
     query = select(monitored.c.name).where(monitored.c.organization_id == organization_id).distinct()
     return sorted(session.scalars(query))
+
+
+def model_is_known(session: Session, organization_id: str, model: str) -> bool:
+    """Whether the organization has logged inferences of ``model`` or a registry records it as monitored."""
+    logged = select(InferenceLog.id).where(InferenceLog.organization_id == organization_id, InferenceLog.model == model)
+    if session.execute(logged.limit(1)).first() is not None:
+        return True
+    return model in registry_monitored_models(session, organization_id)

@@ -20,7 +20,7 @@ from tasks.drift.check import check_summary
 
 checks_bp = Blueprint("drift_checks", __name__, url_prefix="/organizations/<organization_id>/drift-checks")
 metrics_bp = Blueprint("drift_metrics", __name__, url_prefix="/organizations/<organization_id>/drift-metrics")
-require_organization_key(checks_bp)
+require_organization_key(checks_bp, owned={"check_id": DriftCheck})
 require_organization_key(metrics_bp)
 
 

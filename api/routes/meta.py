@@ -46,6 +46,6 @@ td,th{{border-bottom:1px solid #ddd;padding:.4em;text-align:left;vertical-align:
 </head><body><h1>ModelPulse Integrations API</h1>
 <p>Authenticate with <code>Authorization: Bearer &lt;key&gt;</code>. Errors are
 <code>application/problem+json</code>. Machine-readable: <a href="openapi.json">openapi.json</a>.</p>
-<table><tr><th>Method</th><th>Path</th><th>What it does</th><th>Statuses</th></tr>{''.join(rows)}</table>
+<table><tr><th>Method</th><th>Path</th><th>What it does</th><th>Statuses</th></tr>{"".join(rows)}</table>
 </body></html>"""
     return Response(page, mimetype="text/html")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, url_for
+from flask import Blueprint, Response, g, request, url_for
 from pydantic import TypeAdapter, ValidationError
 
 from api.auth import require_organization_key
@@ -11,11 +11,20 @@ from api.endpoint import endpoint
 from api.errors import NotFound, validation_problem
 from api.schemas.monitoring import ModelName, MonitorIn, MonitorOut
 from store.models import Monitor
-from store.monitors import delete_monitor, get_monitor, put_monitor
+from store.monitors import delete_monitor, get_monitor, model_is_known, put_monitor
 
 bp = Blueprint("monitors", __name__, url_prefix="/organizations/<organization_id>/models/<path:model>/monitor")
 require_organization_key(bp)
 MODEL_NAME = TypeAdapter(ModelName)
+
+
+@bp.before_request
+def _known_model() -> None:
+    # Runs after the key check: a model this organization has never logged nor registered is a 404
+    # before the body is read, as for any other organization's resource.
+    model = _model_name((request.view_args or {})["model"])
+    if not model_is_known(db(), g.organization_id, model):
+        raise NotFound(f"No model {model!r} in this organization (no inference logs, not registered).")
 
 
 def monitor_out(monitor: Monitor) -> MonitorOut:
@@ -48,7 +57,7 @@ def _model_name(model: str) -> str:
 
 
 def _existing(organization_id: str, model: str) -> Monitor:
-    monitor = get_monitor(db(), organization_id, _model_name(model))
+    monitor = get_monitor(db(), organization_id, model)
     if monitor is None:
         raise NotFound(f"Model {model!r} has no monitor.")
     return monitor
@@ -57,7 +66,7 @@ def _existing(organization_id: str, model: str) -> Monitor:
 @bp.put("")
 @endpoint(body=MonitorIn, response=MonitorOut, problems=(401, 404, 422))
 def put(organization_id: str, model: str, body: MonitorIn):
-    """Create or replace the model's drift monitor.
+    """Create or replace the model's drift monitor (404 for a model without logs or registration).
 
     On its `schedule`, the `run-monitors` sweep compares the latest `window_seconds` of logs with the
     `reference` window (a `detect-drift` run per check). Answers 201 when created, 200 when replaced.
@@ -73,7 +82,7 @@ def put(organization_id: str, model: str, body: MonitorIn):
         "schedule": body.schedule.model_dump(),
         "enabled": body.enabled,
     }
-    monitor, created = put_monitor(db(), organization_id, _model_name(model), fields)
+    monitor, created = put_monitor(db(), organization_id, model, fields)
     db().commit()
     response = Response(
         monitor_out(monitor).model_dump_json(), status=201 if created else 200, mimetype="application/json"

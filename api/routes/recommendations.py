@@ -15,7 +15,7 @@ from store.models import Recommendation
 from store.recommendations import dismiss_recommendation, get_recommendation, list_recommendations_query
 
 bp = Blueprint("recommendations", __name__, url_prefix="/organizations/<organization_id>/recommendations")
-require_organization_key(bp)
+require_organization_key(bp, owned={"recommendation_id": Recommendation})
 
 
 def recommendation_out(recommendation: Recommendation) -> RecommendationOut:

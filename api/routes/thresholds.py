@@ -16,7 +16,7 @@ from store.models import Threshold, ThresholdState
 from store.thresholds import create_threshold, delete_threshold, get_threshold, list_thresholds_query, replace_threshold
 
 bp = Blueprint("thresholds", __name__, url_prefix="/organizations/<organization_id>/thresholds")
-require_organization_key(bp)
+require_organization_key(bp, owned={"threshold_id": Threshold})
 
 
 def threshold_out(threshold: Threshold) -> ThresholdOut:
