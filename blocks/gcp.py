@@ -1,10 +1,21 @@
-"""Vertex AI integrations reuse ``prefect_gcp.GcpCredentials``; this maps our fields onto it."""
+"""Vertex AI integrations reuse ``prefect_gcp.GcpCredentials``; this maps our fields onto it.
+
+The Vertex AI clients are ``google.cloud.aiplatform_v1`` GAPIC clients over REST. Their credentials
+come from the block's service-account JSON, whose own ``token_uri`` is where tokens are minted
+(google-auth reads it from the JSON), and their endpoint is ``<location>-aiplatform.googleapis.com``
+unless the integration's ``config.api_endpoint`` says otherwise (a private endpoint, or a test fake;
+an ``http://`` prefix there switches the transport to plain HTTP).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from google.api_core.client_options import ClientOptions
+from google.cloud.aiplatform_v1 import EndpointServiceClient, ModelServiceClient
 from prefect_gcp import GcpCredentials
+
+from blocks.cache import cached_client
 
 
 def gcp_credentials_from_settings(config: dict[str, Any], credentials: dict[str, Any]) -> GcpCredentials:
@@ -17,3 +28,32 @@ def gcp_credentials_from_settings(config: dict[str, Any], credentials: dict[str,
 def gcp_credentials_values(block: GcpCredentials) -> dict[str, Any]:
     info = block.service_account_info
     return {"service_account_info": info.get_secret_value() if info else None}
+
+
+def vertex_api_endpoint(location: str, api_endpoint: str | None = None) -> str:
+    """The regional Vertex AI endpoint, or the configured override."""
+    return api_endpoint or f"{location}-aiplatform.googleapis.com"
+
+
+def _client_kwargs(block: GcpCredentials, options: dict[str, Any]) -> dict[str, Any]:
+    endpoint = options["api_endpoint"]
+    kwargs: dict[str, Any] = {
+        "credentials": block.get_credentials_from_service_account(),
+        "transport": "rest",
+        "client_options": ClientOptions(api_endpoint=endpoint),
+    }
+    return kwargs
+
+
+def vertex_model_client(block: GcpCredentials, location: str, api_endpoint: str | None = None) -> ModelServiceClient:
+    """A ``ModelServiceClient`` (REST) for ``location``, cached per block content and endpoint."""
+    options = {"api_endpoint": vertex_api_endpoint(location, api_endpoint), "service": "model"}
+    return cached_client(block, options, lambda o: ModelServiceClient(**_client_kwargs(block, o)))
+
+
+def vertex_endpoint_client(
+    block: GcpCredentials, location: str, api_endpoint: str | None = None
+) -> EndpointServiceClient:
+    """An ``EndpointServiceClient`` (REST) for ``location``, cached per block content and endpoint."""
+    options = {"api_endpoint": vertex_api_endpoint(location, api_endpoint), "service": "endpoint"}
+    return cached_client(block, options, lambda o: EndpointServiceClient(**_client_kwargs(block, o)))

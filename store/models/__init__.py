@@ -5,6 +5,7 @@ from store.models.events import Event
 from store.models.exports import Export
 from store.models.integrations import Integration
 from store.models.organizations import ApiKey, Organization
+from store.models.registry import EndpointStatusChange, MonitoredModel, RegistrySyncState
 from store.models.telemetry import DriftMetric, InferenceLog
 from store.models.webhooks import Webhook
 
@@ -12,11 +13,14 @@ __all__ = [
     "ApiKey",
     "Base",
     "DriftMetric",
+    "EndpointStatusChange",
     "Event",
     "Export",
     "InferenceLog",
+    "MonitoredModel",
     "Integration",
     "Organization",
+    "RegistrySyncState",
     "Webhook",
     "utcnow",
 ]
