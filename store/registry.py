@@ -24,6 +24,7 @@ def record_model_version(
     version: str,
     external_id: str,
     source: str,
+    flow_run_id: str | None = None,
 ) -> MonitoredModel | None:
     """Record a model version as monitored and emit ``model.registered``; ``None`` if already known.
 
@@ -34,6 +35,7 @@ def record_model_version(
         version: The platform's version label.
         external_id: The platform's handle for that version (URI, ARN, resource name).
         source: ``"api"`` when registered through ModelPulse, ``"sync"`` when found by a sync.
+        flow_run_id: The Prefect flow run recording it, if any.
     """
     existing = session.scalar(
         select(MonitoredModel).where(
@@ -53,6 +55,7 @@ def record_model_version(
         version=version,
         external_id=external_id,
         source=source,
+        flow_run_id=flow_run_id,
     )
     session.add(monitored)
     record_event(
@@ -70,6 +73,15 @@ def record_model_version(
         project_id=integration.project_id,
     )
     return monitored
+
+
+def model_recorded_by(session: Session, integration_id: str, flow_run_id: str) -> MonitoredModel | None:
+    """The monitored version a flow run recorded for this integration, if any."""
+    return session.scalar(
+        select(MonitoredModel).where(
+            MonitoredModel.integration_id == integration_id, MonitoredModel.flow_run_id == flow_run_id
+        )
+    )
 
 
 def monitored_versions(session: Session, integration_id: str) -> dict[str, set[str]]:

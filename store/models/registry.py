@@ -30,6 +30,8 @@ class MonitoredModel(Base):
     external_id: Mapped[str] = mapped_column(String(1000))
     # "api" (registered through ModelPulse) or "sync" (found on the platform by the registry sync).
     source: Mapped[str] = mapped_column(String(16))
+    # The Prefect flow run that recorded it (register-model or sync-registry), for status lookups.
+    flow_run_id: Mapped[str | None] = mapped_column(String(64), index=True)
     registered_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -39,6 +39,7 @@ def upgrade() -> None:
     sa.Column('version', sa.String(length=200), nullable=False),
     sa.Column('external_id', sa.String(length=1000), nullable=False),
     sa.Column('source', sa.String(length=16), nullable=False),
+    sa.Column('flow_run_id', sa.String(length=64), nullable=True),
     sa.Column('registered_at', store.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['integration_id'], ['integrations.id'], name=op.f('fk_monitored_models_integration_id_integrations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], name=op.f('fk_monitored_models_organization_id_organizations'), ondelete='CASCADE'),
@@ -46,6 +47,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('integration_id', 'name', 'version', name=op.f('uq_monitored_models_integration_id_name_version'))
     )
     with op.batch_alter_table('monitored_models', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_monitored_models_flow_run_id'), ['flow_run_id'], unique=False)
         batch_op.create_index('ix_monitored_models_integration_id_name', ['integration_id', 'name'], unique=False)
 
     op.create_table('registry_sync_states',
@@ -64,6 +66,7 @@ def downgrade() -> None:
     op.drop_table('registry_sync_states')
     with op.batch_alter_table('monitored_models', schema=None) as batch_op:
         batch_op.drop_index('ix_monitored_models_integration_id_name')
+        batch_op.drop_index(batch_op.f('ix_monitored_models_flow_run_id'))
 
     op.drop_table('monitored_models')
     with op.batch_alter_table('endpoint_status_changes', schema=None) as batch_op:
