@@ -1,8 +1,8 @@
 """Calling a registry platform from a request: a hard deadline and platform errors as problems.
 
 A live read must answer within 30 s whatever the platform does, so the connector runs in a worker
-thread and the request stops waiting at ``LIVE_READ_DEADLINE_SECONDS`` (the thread finishes on its
-own; every connector has its own client timeouts too).
+thread and the request stops waiting at the deadline (app config ``REGISTRY_CALL_DEADLINE_SECONDS``,
+default 25 s); the thread finishes on its own, bounded by each connector's client timeouts.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from flask import current_app
+
 from api.errors import UpstreamError, UpstreamTimeout
 from store.models import Integration
 from tasks.registries import ModelRegistry, RegistryError, RegistryTimeout, open_registry
@@ -19,7 +21,7 @@ from tasks.registries import ModelRegistry, RegistryError, RegistryTimeout, open
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-LIVE_READ_DEADLINE_SECONDS = 25.0
+DEFAULT_DEADLINE_SECONDS = 25.0
 _pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="registry-call")
 
 
@@ -29,13 +31,12 @@ def call_registry(integration: Integration, call: Callable[[ModelRegistry], T]) 
     def run() -> T:
         return call(open_registry(integration.id, integration.type, integration.config))
 
+    deadline = current_app.config.get("REGISTRY_CALL_DEADLINE_SECONDS", DEFAULT_DEADLINE_SECONDS)
     future = _pool.submit(run)
     try:
-        return future.result(timeout=LIVE_READ_DEADLINE_SECONDS)
+        return future.result(timeout=deadline)
     except concurrent.futures.TimeoutError:
-        raise UpstreamTimeout(
-            f"The {integration.type} platform did not answer within {LIVE_READ_DEADLINE_SECONDS:.0f} s."
-        ) from None
+        raise UpstreamTimeout(f"The {integration.type} platform did not answer within {deadline:g} s.") from None
     except RegistryTimeout as error:
         raise UpstreamTimeout(str(error)) from None
     except RegistryError as error:

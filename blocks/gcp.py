@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.api_core.client_options import ClientOptions
 from google.cloud.aiplatform_v1 import EndpointServiceClient, ModelServiceClient
+from google.cloud.aiplatform_v1.services.endpoint_service.transports.rest import EndpointServiceRestTransport
+from google.cloud.aiplatform_v1.services.model_service.transports.rest import ModelServiceRestTransport
 from prefect_gcp import GcpCredentials
 
 from blocks.cache import cached_client
@@ -35,20 +36,23 @@ def vertex_api_endpoint(location: str, api_endpoint: str | None = None) -> str:
     return api_endpoint or f"{location}-aiplatform.googleapis.com"
 
 
-def _client_kwargs(block: GcpCredentials, options: dict[str, Any]) -> dict[str, Any]:
-    endpoint = options["api_endpoint"]
-    kwargs: dict[str, Any] = {
-        "credentials": block.get_credentials_from_service_account(),
-        "transport": "rest",
-        "client_options": ClientOptions(api_endpoint=endpoint),
-    }
-    return kwargs
+def _credentials(block: GcpCredentials) -> Any:
+    # GAPIC clients built from a transport *name* switch service-account credentials to self-signed
+    # JWTs, which never visit the token endpoint; building the REST transport ourselves keeps the
+    # OAuth flow against the key's own ``token_uri``.
+    return block.get_credentials_from_service_account().with_always_use_jwt_access(False)
 
 
 def vertex_model_client(block: GcpCredentials, location: str, api_endpoint: str | None = None) -> ModelServiceClient:
     """A ``ModelServiceClient`` (REST) for ``location``, cached per block content and endpoint."""
     options = {"api_endpoint": vertex_api_endpoint(location, api_endpoint), "service": "model"}
-    return cached_client(block, options, lambda o: ModelServiceClient(**_client_kwargs(block, o)))
+    return cached_client(
+        block,
+        options,
+        lambda o: ModelServiceClient(
+            transport=ModelServiceRestTransport(host=o["api_endpoint"], credentials=_credentials(block))
+        ),
+    )
 
 
 def vertex_endpoint_client(
@@ -56,4 +60,10 @@ def vertex_endpoint_client(
 ) -> EndpointServiceClient:
     """An ``EndpointServiceClient`` (REST) for ``location``, cached per block content and endpoint."""
     options = {"api_endpoint": vertex_api_endpoint(location, api_endpoint), "service": "endpoint"}
-    return cached_client(block, options, lambda o: EndpointServiceClient(**_client_kwargs(block, o)))
+    return cached_client(
+        block,
+        options,
+        lambda o: EndpointServiceClient(
+            transport=EndpointServiceRestTransport(host=o["api_endpoint"], credentials=_credentials(block))
+        ),
+    )

@@ -37,14 +37,14 @@ def _quoted(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _version_info(version: ModelVersion) -> ModelVersionInfo:
+def _version_info(version: ModelVersion, aliases: list[str] | None = None) -> ModelVersionInfo:
     return ModelVersionInfo(
         name=version.name,
         version=str(version.version),
         external_id=f"models:/{version.name}/{version.version}",
         source=version.source,
         status=version.status,
-        aliases=list(version.aliases or []),
+        aliases=list(aliases if aliases is not None else version.aliases or []),
         tags=dict(version.tags or {}),
         created_at=datetime.fromtimestamp(version.creation_timestamp / 1000, timezone.utc)
         if version.creation_timestamp
@@ -69,15 +69,33 @@ class MlflowRegistry:
         more = " or more" if page.token else ""
         return f"MLflow at {self._connection.tracking_uri} answered: {len(page)}{more} registered model(s) visible"
 
+    def _aliases(self, filter_string: str | None) -> dict[tuple[str, str], list[str]]:
+        """(model, version) -> aliases; version searches leave aliases out, registered models carry them."""
+        aliases: dict[tuple[str, str], list[str]] = {}
+        token = None
+        while True:
+            page = self._client.search_registered_models(
+                filter_string=filter_string, max_results=PAGE_SIZE, page_token=token
+            )
+            for model in page:
+                for alias, version in (model.aliases or {}).items():
+                    aliases.setdefault((model.name, str(version)), []).append(alias)
+            token = page.token
+            if not token:
+                return aliases
+
     def _search_versions(self, filter_string: str | None) -> list[ModelVersionInfo]:
         versions: list[ModelVersionInfo] = []
         token = None
         with _platform_errors():
+            aliases = self._aliases(filter_string)
             while True:
                 page = self._client.search_model_versions(
                     filter_string=filter_string, max_results=PAGE_SIZE, page_token=token
                 )
-                versions.extend(_version_info(version) for version in page)
+                versions.extend(
+                    _version_info(v, sorted(aliases.get((v.name, str(v.version)), []))) for v in page
+                )
                 token = page.token
                 if not token:
                     return versions
