@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from prefect.client.orchestration import get_client
 from prefect.flow_engine import run_flow
@@ -40,6 +42,19 @@ def run_synced_flow_run(flow_run_id: str) -> Any:
         flow_run = client.read_flow_run(flow_run_id)
     assert flow_run.parameters, "the API must pass the integration id as a parameter"
     return run_flow(sync_registry, flow_run=flow_run, parameters=flow_run.parameters)
+
+
+T = TypeVar("T")
+
+
+def wait_for(read: Callable[[], T], done: Callable[[T], Any], attempts: int = 300, pause: float = 0.2) -> T:
+    """Read until ``done(value)`` holds (a bound on waiting, not a timing assertion); return the last value."""
+    for _ in range(attempts):
+        value = read()
+        if done(value):
+            return value
+        time.sleep(pause)
+    return value
 
 
 def integration_id_of(base_url: str) -> str:
