@@ -33,11 +33,12 @@ from api.schemas.registries import (
     StatusChangeOut,
 )
 from flows.register_model import register_model
+from store.models import Integration
 from store.registry import endpoint_status_history, model_recorded_by
 from tasks.registries import RegistryError
 
 bp = Blueprint("registries", __name__, url_prefix="/organizations/<organization_id>/integrations/<integration_id>")
-require_organization_key(bp)
+require_organization_key(bp, owned={"integration_id": Integration})
 
 ENDPOINT_TYPES = ("sagemaker", "vertex_ai")
 DEFAULT_REGISTER_WAIT_SECONDS = 20.0
