@@ -148,9 +148,16 @@ def app(sqlite_url, prefect_server, monkeypatch):
 
 
 @pytest.fixture
-def database_url(sqlite_url) -> str:
-    """The API tests here use the SQLite database their app uses."""
-    return sqlite_url
+def make_key(sqlite_url):
+    """Keys in the SQLite database the API tests' app uses."""
+    from store.db import session_scope
+    from store.organizations import create_api_key
+
+    def _make(organization_id: str) -> str:
+        with session_scope(sqlite_url) as session:
+            return create_api_key(session, organization_id)
+
+    return _make
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ def test_lists_registered_models_with_versions_and_aliases(client, org, mlflow_s
     assert listed["external_id"] == f"models:/listed-model/{version}"
 
 
-def test_register_creates_model_and_version_and_emits_event(client, org, mlflow_server, mlflow_integration, database_url):
+def test_register_creates_model_and_version_and_emits_event(client, org, mlflow_server, mlflow_integration, sqlite_url):
     body = {"name": "registered-model", "source": "s3://bucket/registered/1", "tags": {"team": "risk"}}
 
     response = client.post(f"{mlflow_integration}/register-model", json=body, headers=org.headers)
@@ -56,8 +56,8 @@ def test_register_creates_model_and_version_and_emits_event(client, org, mlflow_
     assert on_platform["source"] == "s3://bucket/registered/1"
     assert {"key": "team", "value": "risk"} in on_platform["tags"]
     integration_id = integration_id_of(mlflow_integration)
-    assert monitored(database_url, integration_id) == [("registered-model", registered["version"], "api")]
-    assert model_registered_events(database_url, integration_id) == [
+    assert monitored(sqlite_url, integration_id) == [("registered-model", registered["version"], "api")]
+    assert model_registered_events(sqlite_url, integration_id) == [
         {
             "integration_id": integration_id,
             "integration_type": "mlflow",
@@ -78,7 +78,7 @@ def test_register_without_source_names_the_field(client, org, mlflow_integration
     assert [e["field"] for e in response.get_json()["errors"]] == ["source"]
 
 
-def test_sync_records_new_versions_of_monitored_models(client, org, mlflow_server, mlflow_integration, database_url):
+def test_sync_records_new_versions_of_monitored_models(client, org, mlflow_server, mlflow_integration, sqlite_url):
     body = {"name": "synced-model", "source": "s3://bucket/synced/1"}
     first = client.post(f"{mlflow_integration}/register-model", json=body, headers=org.headers).get_json()
     newer = mlflow_server.call("POST", "/model-versions/create", json={"name": "synced-model", "source": "s3://bucket/synced/2"})
@@ -91,11 +91,11 @@ def test_sync_records_new_versions_of_monitored_models(client, org, mlflow_serve
     run_synced_flow_run(response.get_json()["flow_run_id"])
     integration_id = integration_id_of(mlflow_integration)
     new_version = newer["model_version"]["version"]
-    assert monitored(database_url, integration_id) == [
+    assert monitored(sqlite_url, integration_id) == [
         ("synced-model", first["version"], "api"),
         ("synced-model", new_version, "sync"),
     ]
-    events = model_registered_events(database_url, integration_id)
+    events = model_registered_events(sqlite_url, integration_id)
     assert [(e["version"], e["source"]) for e in events] == [(first["version"], "api"), (new_version, "sync")]
 
 

@@ -70,7 +70,7 @@ def test_lists_package_versions_and_models_with_their_endpoints(client, org, aws
     assert model["endpoints"] == ["listed-endpoint"] and model["source"] == arn
 
 
-def test_register_creates_a_package_in_a_new_group_and_emits_event(client, org, aws, sagemaker_integration, database_url):
+def test_register_creates_a_package_in_a_new_group_and_emits_event(client, org, aws, sagemaker_integration, sqlite_url):
     body = {
         "name": "churn",
         "model_package_group": "registered-group",
@@ -86,8 +86,8 @@ def test_register_creates_a_package_in_a_new_group_and_emits_event(client, org, 
     packages = aws("sagemaker").list_model_packages(ModelPackageGroupName="registered-group")["ModelPackageSummaryList"]
     assert [p["ModelPackageArn"] for p in packages] == [registered["external_id"]]
     integration_id = integration_id_of(sagemaker_integration)
-    assert monitored(database_url, integration_id) == [("registered-group", "1", "api")]
-    [event] = model_registered_events(database_url, integration_id)
+    assert monitored(sqlite_url, integration_id) == [("registered-group", "1", "api")]
+    [event] = model_registered_events(sqlite_url, integration_id)
     assert event["external_id"] == registered["external_id"] and event["source"] == "api"
     assert event["integration_type"] == "sagemaker"
 
@@ -130,7 +130,7 @@ def test_endpoints_show_variants_metrics_and_recorded_status_changes(client, org
     assert monitor_endpoints(integration_id_of(sagemaker_integration)) == []  # nothing changed since
 
 
-def test_sync_records_new_package_versions(client, org, aws, sagemaker_integration, database_url):
+def test_sync_records_new_package_versions(client, org, aws, sagemaker_integration, sqlite_url):
     body = {"name": "churn", "model_package_group": "synced-group", "image_uri": IMAGE, "model_data_url": "s3://b/1.tar.gz"}
     assert client.post(f"{sagemaker_integration}/register-model", json=body, headers=org.headers).status_code == 201
     newer = _package(aws, "synced-group", "s3://b/2.tar.gz")
@@ -141,8 +141,8 @@ def test_sync_records_new_package_versions(client, org, aws, sagemaker_integrati
     assert response.status_code == 202
     run_synced_flow_run(response.get_json()["flow_run_id"])
     integration_id = integration_id_of(sagemaker_integration)
-    assert monitored(database_url, integration_id) == [("synced-group", "1", "api"), ("synced-group", "2", "sync")]
-    events = model_registered_events(database_url, integration_id)
+    assert monitored(sqlite_url, integration_id) == [("synced-group", "1", "api"), ("synced-group", "2", "sync")]
+    events = model_registered_events(sqlite_url, integration_id)
     assert [(e["external_id"], e["source"]) for e in events][-1] == (newer, "sync")
 
 

@@ -39,7 +39,7 @@ def test_lists_models_with_versions_and_endpoints(client, org, vertex, vertex_in
     assert token_calls and all(r.authorization.removeprefix("Bearer ") in vertex.fake.tokens for r in api_calls)
 
 
-def test_register_uploads_waits_for_the_operation_and_emits_event(client, org, vertex, vertex_integration, database_url):
+def test_register_uploads_waits_for_the_operation_and_emits_event(client, org, vertex, vertex_integration, sqlite_url):
     body = {"name": "fraud", "artifact_uri": "gs://bucket/fraud/1", "serving_container_image_uri": IMAGE, "tags": {"team": "risk"}}
 
     response = client.post(f"{vertex_integration}/register-model", json=body, headers=org.headers)
@@ -52,7 +52,7 @@ def test_register_uploads_waits_for_the_operation_and_emits_event(client, org, v
     assert any(r.path.startswith("/ui/") and "/operations/" in r.path for r in vertex.fake.requests)
     assert registered["external_id"] == f"{VERTEX_PARENT}/models/{model_id}@1"
     integration_id = integration_id_of(vertex_integration)
-    [event] = model_registered_events(database_url, integration_id)
+    [event] = model_registered_events(sqlite_url, integration_id)
     assert event == {
         "integration_id": integration_id,
         "integration_type": "vertex_ai",
@@ -64,7 +64,7 @@ def test_register_uploads_waits_for_the_operation_and_emits_event(client, org, v
 
 
 def test_register_answers_202_with_a_status_url_when_the_upload_outlasts_the_wait(
-    app, client, org, vertex, vertex_integration, database_url
+    app, client, org, vertex, vertex_integration, sqlite_url
 ):
     app.config["REGISTER_MODEL_WAIT_SECONDS"] = 0.01
     body = {"name": "slow", "artifact_uri": "gs://bucket/slow/1", "serving_container_image_uri": IMAGE}
@@ -101,7 +101,7 @@ def test_endpoints_and_their_recorded_changes(client, org, vertex, vertex_integr
     assert listed["status_changes"][0]["deployments"][0]["traffic"] == 100
 
 
-def test_sync_records_new_versions_of_monitored_models(client, org, vertex, vertex_integration, database_url):
+def test_sync_records_new_versions_of_monitored_models(client, org, vertex, vertex_integration, sqlite_url):
     body = {"name": "churn", "artifact_uri": "gs://bucket/churn/1", "serving_container_image_uri": IMAGE}
     assert client.post(f"{vertex_integration}/register-model", json=body, headers=org.headers).status_code == 201
     [model_id] = vertex.fake.models
@@ -112,8 +112,8 @@ def test_sync_records_new_versions_of_monitored_models(client, org, vertex, vert
 
     integration_id = integration_id_of(vertex_integration)
     assert recorded == {integration_id: 1}
-    assert monitored(database_url, integration_id) == [("churn", "1", "api"), ("churn", "2", "sync")]
-    assert [e["source"] for e in model_registered_events(database_url, integration_id)] == ["api", "sync"]
+    assert monitored(sqlite_url, integration_id) == [("churn", "1", "api"), ("churn", "2", "sync")]
+    assert [e["source"] for e in model_registered_events(sqlite_url, integration_id)] == ["api", "sync"]
 
 
 def test_a_key_the_token_endpoint_rejects_is_a_502_with_googles_message(client, org, vertex, create_integration):
