@@ -43,27 +43,22 @@ def _credentials(block: GcpCredentials) -> Any:
     return block.get_credentials_from_service_account().with_always_use_jwt_access(False)
 
 
-def vertex_model_client(block: GcpCredentials, location: str, api_endpoint: str | None = None) -> ModelServiceClient:
-    """A ``ModelServiceClient`` (REST) for ``location``, cached per block content and endpoint."""
-    options = {"api_endpoint": vertex_api_endpoint(location, api_endpoint), "service": "model"}
+def _vertex_client(block: GcpCredentials, location: str, api_endpoint: str | None, client_type: Any, transport_type: Any) -> Any:
+    host = vertex_api_endpoint(location, api_endpoint)
     return cached_client(
         block,
-        options,
-        lambda o: ModelServiceClient(
-            transport=ModelServiceRestTransport(host=o["api_endpoint"], credentials=_credentials(block))
-        ),
+        {"api_endpoint": host, "client": client_type.__name__},
+        lambda _options: client_type(transport=transport_type(host=host, credentials=_credentials(block))),
     )
+
+
+def vertex_model_client(block: GcpCredentials, location: str, api_endpoint: str | None = None) -> ModelServiceClient:
+    """A ``ModelServiceClient`` (REST) for ``location``, cached per block content and endpoint."""
+    return _vertex_client(block, location, api_endpoint, ModelServiceClient, ModelServiceRestTransport)
 
 
 def vertex_endpoint_client(
     block: GcpCredentials, location: str, api_endpoint: str | None = None
 ) -> EndpointServiceClient:
     """An ``EndpointServiceClient`` (REST) for ``location``, cached per block content and endpoint."""
-    options = {"api_endpoint": vertex_api_endpoint(location, api_endpoint), "service": "endpoint"}
-    return cached_client(
-        block,
-        options,
-        lambda o: EndpointServiceClient(
-            transport=EndpointServiceRestTransport(host=o["api_endpoint"], credentials=_credentials(block))
-        ),
-    )
+    return _vertex_client(block, location, api_endpoint, EndpointServiceClient, EndpointServiceRestTransport)
