@@ -102,8 +102,8 @@ def register_model_view(organization_id: str, integration_id: str, body: dict):
         )
     except RegistryError as error:
         raise UpstreamError(f"{error} (flow run {flow_run_id})") from None
-    except Exception as error:  # the flow failed for a reason of ours; the run's logs say more
-        raise UpstreamError(f"The register-model flow run {flow_run_id} failed: {type(error).__name__}") from None
+    except ValueError as error:  # the integration's block document is missing
+        raise UpstreamError(f"The integration's stored credentials could not be loaded: {error}") from None
     return Created(RegisteredModelOut(**registered, flow_run_id=flow_run_id), status_url)
 
 

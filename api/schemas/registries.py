@@ -32,6 +32,11 @@ class SagemakerRegistration(_RegistrationBase):
     )
     image_uri: Uri = Field(description="Inference container image.")
     model_data_url: Uri = Field(description="s3:// URL of the model artifacts.")
+    execution_role_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/\S+$",
+        description="Also create a SageMaker model named `name` from the package, run with this IAM role.",
+    )
 
 
 class VertexAiRegistration(_RegistrationBase):

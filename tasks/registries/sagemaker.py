@@ -1,6 +1,7 @@
 """SageMaker: model package groups and their versioned packages (the registry), models, endpoints.
 
-Registering creates a versioned model package in a group (the group first if missing). Endpoints
+Registering creates a versioned model package in a group (the group first if missing) and, given
+an execution role, a SageMaker model built from that package, ready for an endpoint. Endpoints
 report their status, their production variants (model, version, traffic weight) and the last hour
 of CloudWatch invocation, latency and error metrics.
 """
@@ -177,7 +178,19 @@ class SagemakerRegistry:
                 ClientToken=request["registration_id"][:128],
             )
             package = self._sagemaker.describe_model_package(ModelPackageName=created["ModelPackageArn"])
+            if request.get("execution_role_arn"):
+                self._create_model(request["name"], package["ModelPackageArn"], request["execution_role_arn"])
         return _package_info(package, group, [])
+
+    def _create_model(self, name: str, package_arn: str, role_arn: str) -> None:
+        """A deployable SageMaker model built from the package (kept if a retry finds it already there)."""
+        try:
+            self._sagemaker.create_model(
+                ModelName=name, PrimaryContainer={"ModelPackageName": package_arn}, ExecutionRoleArn=role_arn
+            )
+        except ClientError as error:
+            if "already exist" not in str(error).lower():
+                raise
 
     # -- endpoints ----------------------------------------------------------------------------
 

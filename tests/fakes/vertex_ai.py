@@ -318,10 +318,10 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = fake.handle(method, parts.path, parse_qs(parts.query), body)
         self._reply(status, payload)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+    def do_GET(self) -> None:
         self._serve("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._serve("POST")
 
 
@@ -344,6 +344,6 @@ class VertexAiServer:
         self._thread.start()
         return self
 
-    def __exit__(self, *_exc: Any) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()

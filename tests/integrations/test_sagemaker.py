@@ -77,6 +77,7 @@ def test_register_creates_a_package_in_a_new_group_and_emits_event(client, org, 
         "image_uri": IMAGE,
         "model_data_url": "s3://bucket/registered/1.tar.gz",
         "tags": {"team": "risk"},
+        "execution_role_arn": ROLE,
     }
 
     response = client.post(f"{sagemaker_integration}/register-model", json=body, headers=org.headers)
@@ -85,6 +86,8 @@ def test_register_creates_a_package_in_a_new_group_and_emits_event(client, org, 
     registered = response.get_json()
     packages = aws("sagemaker").list_model_packages(ModelPackageGroupName="registered-group")["ModelPackageSummaryList"]
     assert [p["ModelPackageArn"] for p in packages] == [registered["external_id"]]
+    model = aws("sagemaker").describe_model(ModelName="churn")
+    assert model["PrimaryContainer"]["ModelPackageName"] == registered["external_id"]
     integration_id = integration_id_of(sagemaker_integration)
     assert monitored(sqlite_url, integration_id) == [("registered-group", "1", "api")]
     [event] = model_registered_events(sqlite_url, integration_id)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import pytest
 
 from flows.sync_registry import sync_registry
+from store.db import session_scope
+from store.models import Integration
+from store.registry import record_model_version, sync_state
+from tasks.registry_tasks import sync_versions
 from tests.fakes.vertex_ai import new_service_account
 from tests.integrations.conftest import VERTEX_LOCATION, VERTEX_PARENT, VERTEX_PROJECT
 from tests.integrations.helpers import integration_id_of, model_registered_events, monitored, wait_for
@@ -152,3 +156,22 @@ def test_platform_errors_carry_the_platforms_message(client, org, vertex, vertex
 
     assert response.status_code == 502
     assert "The service is currently unavailable." in response.get_json()["detail"]
+
+
+def test_a_failed_sync_is_recorded_with_the_platforms_message(
+    client, org, create_integration, service_account, closed_port_url, sqlite_url, monkeypatch
+):
+    integration_id = integration_id_of(
+        create_integration("vertex_ai", _config(closed_port_url), {"service_account_info": service_account})
+    )
+    with session_scope(sqlite_url) as session:
+        record_model_version(session, session.get(Integration, integration_id), "churn", "1", "m@1", source="api")
+    monkeypatch.setattr(sync_versions, "retry_delay_seconds", 0)  # keep the retries, skip their waits
+
+    with pytest.raises(RuntimeError, match="sync failed"):
+        sync_registry(integration_id=integration_id)
+
+    with session_scope(sqlite_url) as session:
+        state = sync_state(session, integration_id)
+        assert state.last_status == "failed"
+        assert "could not be reached" in state.last_error and "Connection refused" in state.last_error
