@@ -100,7 +100,7 @@ def monitored_versions(session: Session, integration_id: str) -> dict[str, set[s
 def record_endpoint_status(
     session: Session,
     integration_id: str,
-    endpoint_name: str,
+    endpoint_id: str,
     status: str,
     deployments: list[dict[str, Any]],
     observed_at: datetime | None = None,
@@ -113,7 +113,7 @@ def record_endpoint_status(
         select(EndpointStatusChange)
         .where(
             EndpointStatusChange.integration_id == integration_id,
-            EndpointStatusChange.endpoint_name == endpoint_name,
+            EndpointStatusChange.endpoint_id == endpoint_id,
         )
         .order_by(EndpointStatusChange.id.desc())
         .limit(1)
@@ -122,7 +122,7 @@ def record_endpoint_status(
         return None
     change = EndpointStatusChange(
         integration_id=integration_id,
-        endpoint_name=endpoint_name,
+        endpoint_id=endpoint_id,
         status=status,
         deployments=deployments,
         observed_at=observed_at or utcnow(),
@@ -132,7 +132,7 @@ def record_endpoint_status(
 
 
 def endpoint_status_history(
-    session: Session, integration_id: str, endpoint_name: str, limit: int = 10
+    session: Session, integration_id: str, endpoint_id: str, limit: int = 10
 ) -> list[EndpointStatusChange]:
     """The endpoint's last recorded status changes, newest first."""
     return list(
@@ -140,7 +140,7 @@ def endpoint_status_history(
             select(EndpointStatusChange)
             .where(
                 EndpointStatusChange.integration_id == integration_id,
-                EndpointStatusChange.endpoint_name == endpoint_name,
+                EndpointStatusChange.endpoint_id == endpoint_id,
             )
             .order_by(EndpointStatusChange.id.desc())
             .limit(limit)

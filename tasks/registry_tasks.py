@@ -131,7 +131,7 @@ def record_endpoint_statuses(integration_id: str) -> list[dict[str, Any]]:
     with session_scope() as session:
         for endpoint in endpoints:
             change = record_endpoint_status(
-                session, integration_id, endpoint.name, endpoint.status, endpoint.deployments
+                session, integration_id, endpoint.external_id, endpoint.status, endpoint.deployments
             )
             if change is not None:
                 changes.append({"endpoint": endpoint.name, "status": endpoint.status})

@@ -150,7 +150,7 @@ def list_endpoints(organization_id: str, integration_id: str):
             **endpoint_info.as_dict(),
             status_changes=[
                 StatusChangeOut(status=c.status, deployments=c.deployments, observed_at=c.observed_at)
-                for c in endpoint_status_history(db(), integration.id, endpoint_info.name)
+                for c in endpoint_status_history(db(), integration.id, endpoint_info.external_id)
             ],
         )
         for endpoint_info in endpoints

@@ -40,12 +40,13 @@ class EndpointStatusChange(Base):
 
     __tablename__ = "endpoint_status_changes"
     __table_args__ = (
-        Index("ix_endpoint_status_changes_integration_endpoint", "integration_id", "endpoint_name", "id"),
+        Index("ix_endpoint_status_changes_integration_endpoint", "integration_id", "endpoint_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
-    endpoint_name: Mapped[str] = mapped_column(String(500))
+    # The platform's own id: a SageMaker endpoint ARN, a Vertex AI endpoint resource name.
+    endpoint_id: Mapped[str] = mapped_column(String(1000))
     status: Mapped[str] = mapped_column(String(64))
     # What was served at that moment: variants / deployed models with versions and traffic.
     deployments: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)

@@ -81,7 +81,10 @@ def test_register_answers_202_with_a_status_url_when_the_upload_outlasts_the_wai
     first_look = client.get(accepted["status_url"], headers=org.headers).get_json()
     assert first_look["flow_run_id"] == accepted["flow_run_id"]
 
-    status = wait_for(lambda: client.get(accepted["status_url"], headers=org.headers).get_json(), lambda s: s["model"])
+    status = wait_for(
+        lambda: client.get(accepted["status_url"], headers=org.headers).get_json(),
+        lambda s: s["status"] in ("COMPLETED", "FAILED", "CRASHED"),
+    )
 
     assert status["status"] == "COMPLETED"
     assert status["model"]["name"] == "slow" and status["model"]["version"] == "1"

@@ -20,7 +20,7 @@ def upgrade() -> None:
     op.create_table('endpoint_status_changes',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('integration_id', sa.String(length=40), nullable=False),
-    sa.Column('endpoint_name', sa.String(length=500), nullable=False),
+    sa.Column('endpoint_id', sa.String(length=1000), nullable=False),
     sa.Column('status', sa.String(length=64), nullable=False),
     sa.Column('deployments', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('observed_at', store.models.base.UTCDateTime(timezone=True), nullable=False),
@@ -28,7 +28,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_endpoint_status_changes'))
     )
     with op.batch_alter_table('endpoint_status_changes', schema=None) as batch_op:
-        batch_op.create_index('ix_endpoint_status_changes_integration_endpoint', ['integration_id', 'endpoint_name', 'id'], unique=False)
+        batch_op.create_index('ix_endpoint_status_changes_integration_endpoint', ['integration_id', 'endpoint_id', 'id'], unique=False)
 
     op.create_table('monitored_models',
     sa.Column('id', sa.String(length=40), nullable=False),
