@@ -73,7 +73,10 @@ def test_cli_creates_a_key_printed_alone(database_url, client):
 
     result = subprocess.run(
         [sys.executable, "-m", "api.cli", "keys", "create", "initech"],
-        capture_output=True, text=True, env=os.environ | env, check=True,
+        capture_output=True,
+        text=True,
+        env=os.environ | env,
+        check=True,
     )
     key = result.stdout.strip()
     assert re.fullmatch(r"mpk_[A-Za-z0-9_-]{40,}", key), result.stdout
@@ -81,6 +84,8 @@ def test_cli_creates_a_key_printed_alone(database_url, client):
     assert response.status_code == 200
     bad = subprocess.run(
         [sys.executable, "-m", "api.cli", "keys", "create", "no spaces allowed"],
-        capture_output=True, text=True, env=os.environ | env,
+        capture_output=True,
+        text=True,
+        env=os.environ | env,
     )
     assert bad.returncode != 0 and "ORGANIZATION_ID" in bad.stderr and bad.stdout == ""

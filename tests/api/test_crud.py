@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from blocks.connections import block_document_name, read_credentials
-from tests.api.bodies import EXPORTS, INTEGRATIONS, SECRET_VALUES, all_bodies, body
+from tests.api.bodies import SECRET_VALUES, all_bodies, body
 
 MASK = "********"
 
@@ -16,7 +16,9 @@ def _id_of(collection: str) -> str:
     return {"integrations": "integration", "exports": "export", "webhooks": "webhook"}[collection]
 
 
-@pytest.mark.parametrize("collection,payload", list(all_bodies()), ids=lambda v: v if isinstance(v, str) else v.get("type", "webhook"))
+@pytest.mark.parametrize(
+    "collection,payload", list(all_bodies()), ids=lambda v: v if isinstance(v, str) else v.get("type", "webhook")
+)
 def test_create_get_list_delete(client, org, collection, payload):
     base = f"/organizations/{org.id}/{collection}"
     created = client.post(base, json=payload, headers=org.headers)
@@ -101,10 +103,18 @@ def test_missing_required_field_is_422_naming_it(client, org, collection, type_,
     [
         ("integrations", body("integrations", "mlflow", type="kubeflow"), "type"),
         ("integrations", body("integrations", "mlflow", config={"tracking_uri": "ftp://x"}), "config.tracking_uri"),
-        ("integrations", body("integrations", "mlflow", config={"tracking_uri": "http://m:5000", "password": "x"}), "config.password"),
+        (
+            "integrations",
+            body("integrations", "mlflow", config={"tracking_uri": "http://m:5000", "password": "x"}),
+            "config.password",
+        ),
         ("exports", body("exports", "splunk", streams=["metrics"]), "streams[0]"),
         ("exports", body("exports", "splunk", schedule={"cron": "every day"}), "schedule"),
-        ("exports", body("exports", "elasticsearch", config={"url": "https://es:9200", "indices": {"events": "Bad Index"}}), "config.indices.events"),
+        (
+            "exports",
+            body("exports", "elasticsearch", config={"url": "https://es:9200", "indices": {"events": "Bad Index"}}),
+            "config.indices.events",
+        ),
         ("webhooks", body("webhooks", events=["model.deleted"]), "events[0]"),
         ("webhooks", body("webhooks", headers={"Webhook-Signature": "x"}), "headers"),
         ("webhooks", body("webhooks", url="https://user:pw@example.com/x"), "url"),
@@ -133,13 +143,17 @@ def test_duplicate_name_is_409(client, org):
     assert again.status_code == 409
     assert again.mimetype == "application/problem+json"
     other = client.post(base, json=body("integrations", "sagemaker"), headers=org.headers).get_json()
-    renamed = client.put(f"{base}/{other['id']}", json=body("integrations", "sagemaker", name="mlflow-registry"), headers=org.headers)
+    renamed = client.put(
+        f"{base}/{other['id']}", json=body("integrations", "sagemaker", name="mlflow-registry"), headers=org.headers
+    )
     assert renamed.status_code == 409
 
 
 def test_same_name_in_two_organizations_is_fine(client, org, make_key):
     other = {"Authorization": f"Bearer {make_key('globex')}"}
-    assert client.post(f"/organizations/{org.id}/webhooks", json=body("webhooks"), headers=org.headers).status_code == 201
+    assert (
+        client.post(f"/organizations/{org.id}/webhooks", json=body("webhooks"), headers=org.headers).status_code == 201
+    )
     assert client.post("/organizations/globex/webhooks", json=body("webhooks"), headers=other).status_code == 201
 
 
@@ -158,7 +172,9 @@ def test_put_keeps_omitted_and_masked_secrets(client, org):
     stored = read_credentials("integration", record["id"], "sagemaker")
     assert stored["aws_secret_access_key"] == "SECRET-AWS-ACCESS-KEY"
 
-    masked = body("integrations", "sagemaker", credentials={"aws_access_key_id": "AKIANEWKEY", "aws_secret_access_key": MASK})
+    masked = body(
+        "integrations", "sagemaker", credentials={"aws_access_key_id": "AKIANEWKEY", "aws_secret_access_key": MASK}
+    )
     assert client.put(url, json=masked, headers=org.headers).status_code == 200
     stored = read_credentials("integration", record["id"], "sagemaker")
     assert stored["aws_access_key_id"] == "AKIANEWKEY"
@@ -203,10 +219,11 @@ def test_webhook_put_keeps_header_values(client, org):
     }
 
 
-@pytest.mark.parametrize("collection,payload", list(all_bodies()), ids=lambda v: v if isinstance(v, str) else v.get("type", "webhook"))
+@pytest.mark.parametrize(
+    "collection,payload", list(all_bodies()), ids=lambda v: v if isinstance(v, str) else v.get("type", "webhook")
+)
 def test_delete_removes_block_document(client, org, collection, payload):
     from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
 
     base = f"/organizations/{org.id}/{collection}"
     record = client.post(base, json=payload, headers=org.headers).get_json()
@@ -251,7 +268,9 @@ def test_secrets_never_in_responses_database_or_logs(client, org, database_url, 
         update = copy.deepcopy(payload)
         if collection != "webhooks":
             update["credentials"] = {k: MASK for k in payload["credentials"]}
-        texts.append(client.put(f"{base}/{created.get_json()['id']}", json=update, headers=org.headers).get_data(as_text=True))
+        texts.append(
+            client.put(f"{base}/{created.get_json()['id']}", json=update, headers=org.headers).get_data(as_text=True)
+        )
         texts.append(client.get(base, headers=org.headers).get_data(as_text=True))
     texts.append(caplog.text)
     for secret in SECRET_VALUES:

@@ -56,7 +56,11 @@ def test_make_up_serves_everything_and_stops_on_ctrl_c(tmp_path):
     venv = Path(sys.executable).parent.parent
     process = subprocess.Popen(
         ["make", "--no-print-directory", "up", f"VENV={venv}"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
     try:
