@@ -21,9 +21,7 @@ from blocks.cache import cached_client
 
 def gcp_credentials_from_settings(config: dict[str, Any], credentials: dict[str, Any]) -> GcpCredentials:
     """Build the block from an integration's config (project) and service-account JSON."""
-    return GcpCredentials(
-        service_account_info=credentials["service_account_info"], project=config["project_id"]
-    )
+    return GcpCredentials(service_account_info=credentials["service_account_info"], project=config["project_id"])
 
 
 def gcp_credentials_values(block: GcpCredentials) -> dict[str, Any]:
@@ -43,7 +41,9 @@ def _credentials(block: GcpCredentials) -> Any:
     return block.get_credentials_from_service_account().with_always_use_jwt_access(False)
 
 
-def _vertex_client(block: GcpCredentials, location: str, api_endpoint: str | None, client_type: Any, transport_type: Any) -> Any:
+def _vertex_client(
+    block: GcpCredentials, location: str, api_endpoint: str | None, client_type: Any, transport_type: Any
+) -> Any:
     host = vertex_api_endpoint(location, api_endpoint)
     return cached_client(
         block,

@@ -87,9 +87,7 @@ def model_recorded_by(session: Session, integration_id: str, flow_run_id: str) -
 def monitored_versions(session: Session, integration_id: str) -> dict[str, set[str]]:
     """Model name to the set of its versions already recorded for this integration."""
     rows = session.execute(
-        select(MonitoredModel.name, MonitoredModel.version).where(
-            MonitoredModel.integration_id == integration_id
-        )
+        select(MonitoredModel.name, MonitoredModel.version).where(MonitoredModel.integration_id == integration_id)
     )
     versions: dict[str, set[str]] = {}
     for name, version in rows:

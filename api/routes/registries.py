@@ -182,4 +182,3 @@ def test_connection(organization_id: str, integration_id: str):
     """Test the integration: reach the platform with the stored credentials and report its answer."""
     integration = integrations.get(db(), organization_id, integration_id)
     return ConnectionTestOut(ok=True, message=call_registry(integration, lambda r: r.test_connection()))
-

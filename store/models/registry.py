@@ -39,9 +39,7 @@ class EndpointStatusChange(Base):
     """A change of an endpoint's status (or of what it serves), as the endpoint monitor observed it."""
 
     __tablename__ = "endpoint_status_changes"
-    __table_args__ = (
-        Index("ix_endpoint_status_changes_integration_endpoint", "integration_id", "endpoint_id", "id"),
-    )
+    __table_args__ = (Index("ix_endpoint_status_changes_integration_endpoint", "integration_id", "endpoint_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
@@ -58,9 +56,7 @@ class RegistrySyncState(Base):
 
     __tablename__ = "registry_sync_states"
 
-    integration_id: Mapped[str] = mapped_column(
-        ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True
-    )
+    integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True)
     last_started_at: Mapped[datetime | None]
     last_finished_at: Mapped[datetime | None]
     last_status: Mapped[str | None] = mapped_column(String(16))  # "succeeded" | "failed"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
@@ -46,7 +46,7 @@ def _version_info(version: ModelVersion, aliases: list[str] | None = None) -> Mo
         status=version.status,
         aliases=list(aliases if aliases is not None else version.aliases or []),
         tags=dict(version.tags or {}),
-        created_at=datetime.fromtimestamp(version.creation_timestamp / 1000, timezone.utc)
+        created_at=datetime.fromtimestamp(version.creation_timestamp / 1000, UTC)
         if version.creation_timestamp
         else None,
     )
@@ -93,9 +93,7 @@ class MlflowRegistry:
                 page = self._client.search_model_versions(
                     filter_string=filter_string, max_results=PAGE_SIZE, page_token=token
                 )
-                versions.extend(
-                    _version_info(v, sorted(aliases.get((v.name, str(v.version)), []))) for v in page
-                )
+                versions.extend(_version_info(v, sorted(aliases.get((v.name, str(v.version)), []))) for v in page)
                 token = page.token
                 if not token:
                     return versions

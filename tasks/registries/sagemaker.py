@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
@@ -77,8 +77,8 @@ class SagemakerRegistry:
 
     def test_connection(self) -> str:
         with _platform_errors():
-            groups = self._sagemaker.list_model_package_groups(MaxResults=10)
-        return f"SageMaker in {self._region} answered: {len(groups['ModelPackageGroupSummaryList'])} model package group(s) on the first page"
+            groups = self._sagemaker.list_model_package_groups(MaxResults=10)["ModelPackageGroupSummaryList"]
+        return f"SageMaker in {self._region} answered: {len(groups)} model package group(s) on the first page"
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -195,7 +195,7 @@ class SagemakerRegistry:
     # -- endpoints ----------------------------------------------------------------------------
 
     def _metrics(self, endpoint: str, variants: list[str]) -> dict[str, Any]:
-        end = datetime.now(timezone.utc)
+        end = datetime.now(UTC)
         queries = []
         for index, (_key, (metric, stat)) in enumerate(METRICS.items()):
             for variant_index, variant in enumerate(variants):
@@ -240,7 +240,10 @@ class SagemakerRegistry:
             model_packages = self._model_packages()
             endpoints = []
             for endpoint in described:
-                weights = {v["VariantName"]: v.get("CurrentWeight", v.get("DesiredWeight")) for v in endpoint.get("ProductionVariants", [])}
+                weights = {
+                    v["VariantName"]: v.get("CurrentWeight", v.get("DesiredWeight"))
+                    for v in endpoint.get("ProductionVariants", [])
+                }
                 configured = {v["VariantName"]: v for v in endpoint["ConfigVariants"]}
                 total = sum(w or 0 for w in weights.values()) or sum(
                     v.get("InitialVariantWeight", 1) for v in configured.values()

@@ -116,9 +116,7 @@ class VertexAiRegistry:
 
     def list_endpoints(self) -> list[EndpointInfo]:
         with _platform_errors():
-            endpoints = self._endpoints.list_endpoints(
-                request={"parent": self._parent}, timeout=CALL_TIMEOUT_SECONDS
-            )
+            endpoints = self._endpoints.list_endpoints(request={"parent": self._parent}, timeout=CALL_TIMEOUT_SECONDS)
             return [_endpoint_info(endpoint) for endpoint in endpoints]
 
 

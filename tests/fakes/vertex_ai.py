@@ -27,7 +27,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -40,7 +40,7 @@ UPLOAD_RESPONSE_TYPE = "type.googleapis.com/google.cloud.aiplatform.v1.UploadMod
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _b64decode(segment: str) -> bytes:
@@ -53,9 +53,11 @@ def new_service_account(token_uri: str, project_id: str = "demo-project") -> tup
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     info = {
         "type": "service_account",
         "project_id": project_id,
@@ -116,7 +118,9 @@ class FakeVertexAi:
         latest = self.models[model_id][-1]
         return self._add_version(parent, model_id, {"displayName": latest["displayName"], "artifactUri": artifact_uri})
 
-    def add_endpoint(self, parent: str, display_name: str, deployed: list[tuple[dict[str, Any], int]]) -> dict[str, Any]:
+    def add_endpoint(
+        self, parent: str, display_name: str, deployed: list[tuple[dict[str, Any], int]]
+    ) -> dict[str, Any]:
         """An endpoint serving ``(model version, traffic %)`` pairs."""
         endpoint_id = str(next(self._ids))
         endpoint = {"name": f"{parent}/endpoints/{endpoint_id}", "displayName": display_name, "createTime": _now()}
@@ -214,7 +218,11 @@ class FakeVertexAi:
             if list_versions:
                 return 200, {"models": [self._with_deployments(v) for v in self.models[model_id]]}
             versions = self.models[model_id]
-            version = next((v for v in versions if v["versionId"] == version_id), None) if version_id else self.default_version(model_id)
+            version = (
+                next((v for v in versions if v["versionId"] == version_id), None)
+                if version_id
+                else self.default_version(model_id)
+            )
             if version is None:
                 return _error(404, f"Model version {version_id} not found.", "NOT_FOUND")
             return 200, self._with_deployments(version)
@@ -230,7 +238,8 @@ class FakeVertexAi:
         models = [
             self._with_deployments(self.default_version(model_id))
             for model_id, versions in self.models.items()
-            if versions[0]["name"].startswith(parent + "/") and (wanted is None or versions[-1]["displayName"] == wanted)
+            if versions[0]["name"].startswith(parent + "/")
+            and (wanted is None or versions[-1]["displayName"] == wanted)
         ]
         size = int((query.get("pageSize") or ["100"])[0]) or 100
         start = int((query.get("pageToken") or ["0"])[0] or 0)
@@ -312,7 +321,11 @@ class _Handler(BaseHTTPRequestHandler):
         token = (authorization or "").removeprefix("Bearer ")
         if token not in fake.tokens:
             return self._reply(
-                *_error(401, "Request had invalid authentication credentials. Expected OAuth 2 access token.", "UNAUTHENTICATED")
+                *_error(
+                    401,
+                    "Request had invalid authentication credentials. Expected OAuth 2 access token.",
+                    "UNAUTHENTICATED",
+                )
             )
         with fake.lock:
             status, payload = fake.handle(method, parts.path, parse_qs(parts.query), body)

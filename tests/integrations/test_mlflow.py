@@ -31,7 +31,9 @@ def _seed_model(mlflow_server, name: str, source: str) -> str:
 
 def test_lists_registered_models_with_versions_and_aliases(client, org, mlflow_server, mlflow_integration):
     version = _seed_model(mlflow_server, "listed-model", "s3://bucket/listed/1")
-    mlflow_server.call("POST", "/registered-models/alias", json={"name": "listed-model", "alias": "champion", "version": version})
+    mlflow_server.call(
+        "POST", "/registered-models/alias", json={"name": "listed-model", "alias": "champion", "version": version}
+    )
 
     response = client.get(f"{mlflow_integration}/models?limit=500", headers=org.headers)
 
@@ -81,7 +83,9 @@ def test_register_without_source_names_the_field(client, org, mlflow_integration
 def test_sync_records_new_versions_of_monitored_models(client, org, mlflow_server, mlflow_integration, sqlite_url):
     body = {"name": "synced-model", "source": "s3://bucket/synced/1"}
     first = client.post(f"{mlflow_integration}/register-model", json=body, headers=org.headers).get_json()
-    newer = mlflow_server.call("POST", "/model-versions/create", json={"name": "synced-model", "source": "s3://bucket/synced/2"})
+    newer = mlflow_server.call(
+        "POST", "/model-versions/create", json={"name": "synced-model", "source": "s3://bucket/synced/2"}
+    )
     _seed_model(mlflow_server, "unmonitored-model", "s3://bucket/other/1")
     ensure_sync_deployment()
 
@@ -109,7 +113,9 @@ def test_test_endpoint_reports_the_platform_answer(client, org, mlflow_integrati
 def test_bad_credentials_are_a_502_with_mlflows_message_and_stay_scoped(
     client, org, mlflow_server, mlflow_integration, create_integration
 ):
-    wrong = create_integration("mlflow", {"tracking_uri": mlflow_server.url}, {"username": MLFLOW_ADMIN, "password": "wrong"})
+    wrong = create_integration(
+        "mlflow", {"tracking_uri": mlflow_server.url}, {"username": MLFLOW_ADMIN, "password": "wrong"}
+    )
 
     rejected = client.get(f"{wrong}/models", headers=org.headers)
     accepted = client.post(f"{mlflow_integration}/test", headers=org.headers)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from moto.core.authorization import enable_iam_authentication
@@ -49,7 +49,13 @@ def _serve(aws, model: str, package_arn: str, endpoint: str) -> None:
     sagemaker.create_endpoint_config(
         EndpointConfigName=f"{endpoint}-config",
         ProductionVariants=[
-            {"VariantName": "primary", "ModelName": model, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large", "InitialVariantWeight": 1.0}
+            {
+                "VariantName": "primary",
+                "ModelName": model,
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+                "InitialVariantWeight": 1.0,
+            }
         ],
     )
     sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=f"{endpoint}-config")
@@ -112,8 +118,11 @@ def test_endpoints_show_variants_metrics_and_recorded_status_changes(client, org
         MetricData=[
             {
                 "MetricName": "Invocations",
-                "Dimensions": [{"Name": "EndpointName", "Value": "served-endpoint"}, {"Name": "VariantName", "Value": "primary"}],
-                "Timestamp": datetime.now(timezone.utc),
+                "Dimensions": [
+                    {"Name": "EndpointName", "Value": "served-endpoint"},
+                    {"Name": "VariantName", "Value": "primary"},
+                ],
+                "Timestamp": datetime.now(UTC),
                 "Value": 42.0,
             }
         ],
@@ -134,7 +143,12 @@ def test_endpoints_show_variants_metrics_and_recorded_status_changes(client, org
 
 
 def test_sync_records_new_package_versions(client, org, aws, sagemaker_integration, sqlite_url):
-    body = {"name": "churn", "model_package_group": "synced-group", "image_uri": IMAGE, "model_data_url": "s3://b/1.tar.gz"}
+    body = {
+        "name": "churn",
+        "model_package_group": "synced-group",
+        "image_uri": IMAGE,
+        "model_data_url": "s3://b/1.tar.gz",
+    }
     assert client.post(f"{sagemaker_integration}/register-model", json=body, headers=org.headers).status_code == 201
     newer = _package(aws, "synced-group", "s3://b/2.tar.gz")
     ensure_sync_deployment()

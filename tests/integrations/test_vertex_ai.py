@@ -44,7 +44,12 @@ def test_lists_models_with_versions_and_endpoints(client, org, vertex, vertex_in
 
 
 def test_register_uploads_waits_for_the_operation_and_emits_event(client, org, vertex, vertex_integration, sqlite_url):
-    body = {"name": "fraud", "artifact_uri": "gs://bucket/fraud/1", "serving_container_image_uri": IMAGE, "tags": {"team": "risk"}}
+    body = {
+        "name": "fraud",
+        "artifact_uri": "gs://bucket/fraud/1",
+        "serving_container_image_uri": IMAGE,
+        "tags": {"team": "risk"},
+    }
 
     response = client.post(f"{vertex_integration}/register-model", json=body, headers=org.headers)
 
