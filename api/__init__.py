@@ -32,13 +32,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         meta,
         monitors,
         recommendations,
+        registries,
         thresholds,
         webhooks,
     )
 
     db.init_app(app)
     errors.init_app(app)
-    for module in (meta, integrations, exports, webhooks):
+    for module in (meta, integrations, registries, exports, webhooks):
         app.register_blueprint(module.bp)
     for blueprint in (
         inference_logs.bp,

@@ -7,6 +7,7 @@ from store.models.exports import Export
 from store.models.integrations import Integration
 from store.models.monitoring import DriftCheck, Monitor, Recommendation, Threshold, ThresholdState
 from store.models.organizations import ApiKey, Organization
+from store.models.registry import EndpointStatusChange, MonitoredModel, RegistrySyncState
 from store.models.telemetry import DriftMetric, InferenceLog
 from store.models.webhooks import Webhook
 
@@ -16,13 +17,16 @@ __all__ = [
     "Base",
     "DriftCheck",
     "DriftMetric",
+    "EndpointStatusChange",
     "Event",
     "Export",
     "InferenceLog",
+    "MonitoredModel",
     "Integration",
     "Monitor",
     "Organization",
     "Recommendation",
+    "RegistrySyncState",
     "Threshold",
     "ThresholdState",
     "Webhook",

@@ -1,0 +1,50 @@
+"""Calling a registry platform from a request: a hard deadline and platform errors as problems.
+
+A live read must answer within 30 s whatever the platform does, so the connector runs in a worker
+thread and the request stops waiting at the deadline (app config ``REGISTRY_CALL_DEADLINE_SECONDS``,
+default 25 s); the thread finishes on its own, bounded by each connector's client timeouts.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import current_app
+
+from api.errors import UpstreamError, UpstreamTimeout
+from store.models import Integration
+from tasks.registries import ModelRegistry, RegistryError, RegistryTimeout, open_registry
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+DEFAULT_DEADLINE_SECONDS = 25.0
+_pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="registry-call")
+
+
+def call_registry(integration: Integration, call: Callable[[ModelRegistry], T]) -> T:
+    """``call(connector)`` for the integration, as 502/504 problems when the platform fails."""
+
+    def run() -> T:
+        return call(open_registry(integration.id, integration.type, integration.config))
+
+    deadline = current_app.config.get("REGISTRY_CALL_DEADLINE_SECONDS", DEFAULT_DEADLINE_SECONDS)
+    future = _pool.submit(run)
+    try:
+        return future.result(timeout=deadline)
+    except concurrent.futures.TimeoutError:
+        raise UpstreamTimeout(f"The {integration.type} platform did not answer within {deadline:g} s.") from None
+    except RegistryTimeout as error:
+        raise UpstreamTimeout(str(error)) from None
+    except RegistryError as error:
+        log.info("integration %s: platform call failed", integration.id)
+        raise UpstreamError(str(error)) from None
+    except ValueError as error:  # the integration's block document is missing
+        raise UpstreamError(f"The integration's stored credentials could not be loaded: {error}") from None
+
+
+def platform_dicts(items: list[Any]) -> list[dict[str, Any]]:
+    return [item.as_dict() for item in items]

@@ -1,0 +1,66 @@
+"""Starting the registry flows from a request, and reading how a run is doing.
+
+``register-model`` runs in this process (a worker thread): the caller waits up to a limit for the
+registered model, and a worker's 3-12 s pick-up delay would eat most of that limit. The flow run is
+created first so its id is known even when the answer is 202. ``sync-registry`` goes through its
+deployment (``run_deployment``), like every scheduled run, and the request answers 202 at once.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from typing import Any
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectNotFound
+from prefect.flow_engine import run_flow
+
+from api.errors import NotFound, UpstreamError
+from flows.register_model import register_model
+from flows.sync_registry import sync_registry
+
+SYNC_DEPLOYMENT = f"{sync_registry.name}/registry-sync"
+_registrations = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="register-model")
+
+
+def start_registration(integration_id: str, request: dict[str, Any]) -> tuple[str, concurrent.futures.Future]:
+    """Create a ``register-model`` flow run and start it here; returns its id and its future result."""
+    parameters = {"integration_id": integration_id, "request": request}
+    with get_client(sync_client=True) as client:
+        flow_run = client.create_flow_run(register_model, parameters=parameters)
+    future = _registrations.submit(run_flow, register_model, flow_run=flow_run, parameters=parameters)
+    return str(flow_run.id), future
+
+
+def start_sync(integration_id: str) -> tuple[str, str]:
+    """Create a ``sync-registry`` run of the deployment for this integration; returns id and state."""
+    try:
+        flow_run = run_deployment(SYNC_DEPLOYMENT, parameters={"integration_id": integration_id}, timeout=0)
+    except ObjectNotFound:
+        raise UpstreamError(f"The deployment {SYNC_DEPLOYMENT!r} does not exist; deploy prefect.yaml.") from None
+    return str(flow_run.id), flow_run.state.type.value if flow_run.state else "SCHEDULED"
+
+
+def flow_run_state(flow_run_id: str, flow_name: str, integration_id: str) -> tuple[str, str | None]:
+    """The state of a run of ``flow_name`` for this integration, and its message if it failed.
+
+    Any other id (another flow, another integration, not a run at all) is a 404.
+    """
+    try:
+        run_id = UUID(flow_run_id)
+    except ValueError:
+        raise NotFound(f"No {flow_name} run {flow_run_id!r}.") from None
+    with get_client(sync_client=True) as client:
+        try:
+            flow_run = client.read_flow_run(run_id)
+            flow = client.read_flow(flow_run.flow_id)
+        except ObjectNotFound:
+            raise NotFound(f"No {flow_name} run {flow_run_id!r}.") from None
+    if flow.name != flow_name or flow_run.parameters.get("integration_id") != integration_id:
+        raise NotFound(f"No {flow_name} run {flow_run_id!r}.")
+    state = flow_run.state
+    if state is None:
+        return "PENDING", None
+    return state.type.value, state.message if state.is_failed() or state.is_crashed() else None

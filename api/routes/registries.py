@@ -1,0 +1,184 @@
+"""Registry operations on one integration: live model and endpoint reads, registration, sync, test.
+
+Routes sit under ``/organizations/{organization_id}/integrations/{integration_id}``, beside the
+integration CRUD, with the same key check and the same 404 for another organization's integration.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+from flask import Blueprint, current_app, url_for
+from prefect.settings import PREFECT_UI_URL
+from pydantic import ValidationError
+
+from api.auth import require_organization_key
+from api.db import db
+from api.endpoint import Created, endpoint
+from api.errors import Unprocessable, UpstreamError, validation_problem
+from api.pagination import decode_cursor, encode_cursor
+from api.registry_calls import call_registry, platform_dicts
+from api.registry_runs import flow_run_state, start_registration, start_sync
+from api.routes.integrations import integrations
+from api.schemas.common import Page, PageQuery
+from api.schemas.registries import (
+    REGISTRATION_BODIES,
+    ConnectionTestOut,
+    EndpointOut,
+    ModelVersionOut,
+    RegisteredModelOut,
+    RegistrationBody,
+    RegistrationStatus,
+    RunAccepted,
+    StatusChangeOut,
+)
+from flows.register_model import register_model
+from store.models import Integration
+from store.registry import endpoint_status_history, model_recorded_by
+from tasks.registries import RegistryError
+
+bp = Blueprint("registries", __name__, url_prefix="/organizations/<organization_id>/integrations/<integration_id>")
+require_organization_key(bp, owned={"integration_id": Integration})
+
+ENDPOINT_TYPES = ("sagemaker", "vertex_ai")
+DEFAULT_REGISTER_WAIT_SECONDS = 20.0
+
+
+def _page_of(items: list, query: PageQuery) -> tuple[list, str | None]:
+    """An in-memory page of a live read (the platforms' own page tokens do not span models and versions)."""
+    start = 0
+    if query.cursor:
+        try:
+            start = int(decode_cursor(query.cursor))
+        except ValueError:
+            start = -1
+        if start < 0:
+            raise Unprocessable.field("query.cursor", "not a cursor this API returned")
+    end = start + query.limit
+    return items[start:end], encode_cursor(str(end)) if end < len(items) else None
+
+
+@bp.get("/models")
+@endpoint(query=PageQuery, response=Page[ModelVersionOut], problems=(401, 404, 422, 502, 504))
+def list_models(organization_id: str, integration_id: str, query: PageQuery):
+    """List models from integration.
+
+    A live read of the platform: MLflow registered models and their versions (with aliases);
+    SageMaker model package groups with their versioned packages, and models; Vertex AI models with
+    their versions. Each item lists the endpoints serving it.
+    """
+    integration = integrations.get(db(), organization_id, integration_id)
+    items, cursor = _page_of(platform_dicts(call_registry(integration, lambda r: r.list_models())), query)
+    return Page[ModelVersionOut](items=items, next_cursor=cursor)
+
+
+@bp.post("/register-model")
+@endpoint(body=RegistrationBody, response=RegisteredModelOut, status=201, problems=(401, 404, 422, 502))
+def register_model_view(organization_id: str, integration_id: str, body: dict):
+    """Register a model.
+
+    Runs the `register-model` flow. Answers 201 with the registered model once the platform has it
+    and ModelPulse monitors it (and `model.registered` is emitted), or 202 with a status URL when
+    that takes longer than the wait limit. Fields per type: mlflow `source`; sagemaker
+    `model_package_group`, `image_uri`, `model_data_url`; vertex_ai `artifact_uri`,
+    `serving_container_image_uri`.
+    """
+    integration = integrations.get(db(), organization_id, integration_id)
+    try:
+        request = REGISTRATION_BODIES[integration.type].model_validate(body)
+    except ValidationError as error:
+        raise validation_problem(error) from None
+    flow_run_id, future = start_registration(integration.id, request.model_dump(mode="json"))
+    status_url = url_for(
+        ".registration_status", organization_id=organization_id, integration_id=integration_id, flow_run_id=flow_run_id
+    )
+    wait = current_app.config.get("REGISTER_MODEL_WAIT_SECONDS", DEFAULT_REGISTER_WAIT_SECONDS)
+    try:
+        registered = future.result(timeout=wait)
+    except concurrent.futures.TimeoutError:
+        accepted = RunAccepted(flow_run_id=flow_run_id, status="RUNNING", status_url=status_url)
+        return current_app.response_class(
+            accepted.model_dump_json(), status=202, mimetype="application/json", headers={"Location": status_url}
+        )
+    except RegistryError as error:
+        raise UpstreamError(f"{error} (flow run {flow_run_id})") from None
+    except ValueError as error:  # the integration's block document is missing
+        raise UpstreamError(f"The integration's stored credentials could not be loaded: {error}") from None
+    return Created(RegisteredModelOut(**registered, flow_run_id=flow_run_id), status_url)
+
+
+@bp.get("/registrations/<flow_run_id>")
+@endpoint(response=RegistrationStatus, problems=(401, 404))
+def registration_status(organization_id: str, integration_id: str, flow_run_id: str):
+    """Get the status of a registration (a `register-model` flow run) and its model once recorded."""
+    integrations.get(db(), organization_id, integration_id)
+    status, error = flow_run_state(flow_run_id, register_model.name, integration_id)
+    recorded = model_recorded_by(db(), integration_id, flow_run_id)
+    model = None
+    if recorded is not None:
+        model = RegisteredModelOut(
+            monitored_model_id=recorded.id,
+            flow_run_id=flow_run_id,
+            name=recorded.name,
+            version=recorded.version,
+            external_id=recorded.external_id,
+            source=None,
+            status=None,
+            aliases=[],
+            tags={},
+            created_at=recorded.registered_at,
+            endpoints=[],
+        )
+    return RegistrationStatus(flow_run_id=flow_run_id, status=status, model=model, error=error)
+
+
+@bp.get("/endpoints")
+@endpoint(response=Page[EndpointOut], problems=(401, 404, 422, 502, 504))
+def list_endpoints(organization_id: str, integration_id: str):
+    """List the platform's serving endpoints (SageMaker, Vertex AI).
+
+    Each endpoint's status, its variants or deployed models with model versions and traffic, the
+    last status changes ModelPulse recorded and, for SageMaker, the last hour's CloudWatch
+    invocations, latency and 4xx/5xx errors.
+    """
+    integration = integrations.get(db(), organization_id, integration_id)
+    if integration.type not in ENDPOINT_TYPES:
+        raise Unprocessable.field("integration_id", f"{integration.type} integrations have no endpoints")
+    endpoints = call_registry(integration, lambda r: r.list_endpoints())
+    items = [
+        EndpointOut(
+            **endpoint_info.as_dict(),
+            status_changes=[
+                StatusChangeOut(status=c.status, deployments=c.deployments, observed_at=c.observed_at)
+                for c in endpoint_status_history(db(), integration.id, endpoint_info.external_id)
+            ],
+        )
+        for endpoint_info in endpoints
+    ]
+    return Page[EndpointOut](items=items, next_cursor=None)
+
+
+@bp.post("/sync")
+@endpoint(response=RunAccepted, status=202, problems=(401, 404, 502))
+def sync(organization_id: str, integration_id: str):
+    """Sync the integration's registry now.
+
+    Starts the `sync-registry` flow for this integration: new versions of monitored models are
+    recorded and emit `model.registered` with `"source": "sync"`.
+    """
+    integration = integrations.get(db(), organization_id, integration_id)
+    flow_run_id, state = start_sync(integration.id)
+    return RunAccepted(flow_run_id=flow_run_id, status=state, status_url=_prefect_run_url(flow_run_id))
+
+
+def _prefect_run_url(flow_run_id: str) -> str:
+    base = PREFECT_UI_URL.value() or ""
+    return f"{base.rstrip('/')}/runs/flow-run/{flow_run_id}"
+
+
+@bp.post("/test")
+@endpoint(response=ConnectionTestOut, problems=(401, 404, 502, 504))
+def test_connection(organization_id: str, integration_id: str):
+    """Test the integration: reach the platform with the stored credentials and report its answer."""
+    integration = integrations.get(db(), organization_id, integration_id)
+    return ConnectionTestOut(ok=True, message=call_registry(integration, lambda r: r.test_connection()))

@@ -1,0 +1,158 @@
+"""Prefect tasks for the registry flows: call a platform through its connector, record the outcome.
+
+Platform calls retry with backoff; recording is idempotent (a version already recorded is not
+recorded again), so a retried task never duplicates a monitored model or its ``model.registered``.
+Tasks take record ids and load the integration and its block themselves, so no secret ever becomes
+a task or flow-run parameter.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import task
+from prefect.runtime import flow_run
+from sqlalchemy import select
+
+from store.db import session_scope
+from store.models import Integration, MonitoredModel, utcnow
+from store.registry import (
+    integrations_due_for_sync,
+    monitored_versions,
+    record_endpoint_status,
+    record_model_version,
+    record_sync_outcome,
+)
+from tasks.registries import RegistryError, open_registry
+
+DEFAULT_SYNC_INTERVAL_SECONDS = 900
+ENDPOINT_TYPES = ("sagemaker", "vertex_ai")
+
+
+def _integration(integration_id: str) -> Integration:
+    with session_scope() as session:
+        integration = session.get(Integration, integration_id)
+        if integration is None:
+            raise ValueError(f"no integration {integration_id!r}")
+        session.expunge(integration)
+        return integration
+
+
+def _current_flow_run_id() -> str | None:
+    return flow_run.get_id()
+
+
+@task(name="find-due-integrations")
+def find_due_integrations() -> list[str]:
+    """Ids of the registry integrations whose sync interval has elapsed."""
+    with session_scope() as session:
+        due = integrations_due_for_sync(session, utcnow(), DEFAULT_SYNC_INTERVAL_SECONDS)
+        return [integration.id for integration in due]
+
+
+@task(name="integration-type")
+def integration_type(integration_id: str) -> str:
+    return _integration(integration_id).type
+
+
+@task(name="register-on-platform", retries=2, retry_delay_seconds=[2, 10])
+def register_on_platform(integration_id: str, request: dict[str, Any], registration_id: str) -> dict[str, Any]:
+    """Register the model version on the platform; the same ``registration_id`` on every retry."""
+    integration = _integration(integration_id)
+    registry = open_registry(integration.id, integration.type, integration.config)
+    return registry.register_model({**request, "registration_id": registration_id}).as_dict()
+
+
+@task(name="record-registration", retries=2, retry_delay_seconds=2)
+def record_registration(integration_id: str, version: dict[str, Any]) -> dict[str, Any]:
+    """Record the registered version as monitored and emit ``model.registered`` (source ``api``)."""
+    with session_scope() as session:
+        integration = session.get(Integration, integration_id)
+        recorded = record_model_version(
+            session,
+            integration,
+            version["name"],
+            version["version"],
+            version["external_id"],
+            source="api",
+            flow_run_id=_current_flow_run_id(),
+        ) or session.scalar(
+            select(MonitoredModel).where(
+                MonitoredModel.integration_id == integration_id,
+                MonitoredModel.name == version["name"],
+                MonitoredModel.version == version["version"],
+            )
+        )
+        return {"monitored_model_id": recorded.id, **version}
+
+
+@task(name="sync-versions", retries=2, retry_delay_seconds=[5, 30])
+def sync_versions(integration_id: str) -> int:
+    """Record the versions of monitored models that appeared on the platform; return how many."""
+    integration = _integration(integration_id)
+    with session_scope() as session:
+        known = monitored_versions(session, integration_id)
+    registry = open_registry(integration.id, integration.type, integration.config)
+    found = {name: registry.list_versions(name) for name in known}
+    recorded = 0
+    with session_scope() as session:
+        integration = session.get(Integration, integration_id)
+        for name, versions in found.items():
+            for version in versions:
+                if version.version is None or version.version in known[name]:
+                    continue
+                if record_model_version(
+                    session,
+                    integration,
+                    name,
+                    version.version,
+                    version.external_id,
+                    source="sync",
+                    flow_run_id=_current_flow_run_id(),
+                ):
+                    recorded += 1
+    return recorded
+
+
+@task(name="record-sync-outcome")
+def save_sync_outcome(integration_id: str, started_at: datetime, recorded: int, error: str | None) -> None:
+    with session_scope() as session:
+        record_sync_outcome(session, integration_id, started_at, recorded, error)
+
+
+@task(name="record-endpoint-statuses", retries=2, retry_delay_seconds=[5, 30])
+def record_endpoint_statuses(integration_id: str) -> list[dict[str, Any]]:
+    """Read every endpoint's status and record those that changed; return the changes."""
+    integration = _integration(integration_id)
+    registry = open_registry(integration.id, integration.type, integration.config)
+    endpoints = registry.list_endpoints()
+    changes = []
+    with session_scope() as session:
+        for endpoint in endpoints:
+            change = record_endpoint_status(
+                session, integration_id, endpoint.external_id, endpoint.status, endpoint.deployments
+            )
+            if change is not None:
+                changes.append({"endpoint": endpoint.name, "status": endpoint.status})
+    return changes
+
+
+def platform_message(error: BaseException) -> str:
+    """What to store about a failed platform call: the platform's message, never a traceback."""
+    if isinstance(error, RegistryError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+__all__ = [
+    "ENDPOINT_TYPES",
+    "find_due_integrations",
+    "integration_type",
+    "platform_message",
+    "record_endpoint_statuses",
+    "record_registration",
+    "register_on_platform",
+    "save_sync_outcome",
+    "sync_versions",
+]
