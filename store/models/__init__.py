@@ -2,6 +2,7 @@
 
 from store.models.base import Base, utcnow
 from store.models.events import Event
+from store.models.export_runs import ExportRun, ExportRunStream, ExportWatermark, RejectedRecord
 from store.models.exports import Export
 from store.models.integrations import Integration
 from store.models.organizations import ApiKey, Organization
@@ -14,9 +15,13 @@ __all__ = [
     "DriftMetric",
     "Event",
     "Export",
+    "ExportRun",
+    "ExportRunStream",
+    "ExportWatermark",
     "InferenceLog",
     "Integration",
     "Organization",
+    "RejectedRecord",
     "Webhook",
     "utcnow",
 ]
