@@ -32,8 +32,11 @@ class Request:
     method: str
     path: str
     query: dict[str, list[str]]
-    headers: dict[str, str]
+    headers: dict[str, str]  # names lower-cased (HTTP header names are case-insensitive)
     body: bytes
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -128,7 +131,7 @@ class FakeServer:
                     body = zlib.decompress(body)
                 parts = urlsplit(self.path)
                 request = Request(
-                    self.command, parts.path, parse_qs(parts.query), dict(self.headers.items()), body
+                    self.command, parts.path, parse_qs(parts.query), {k.lower(): v for k, v in self.headers.items()}, body
                 )
                 if fake.record_requests:
                     fake.requests.append(request)
@@ -154,15 +157,5 @@ class FakeServer:
             do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _handle
 
         return Handler
-
-
-def basic_auth_ok(request: Request, username: str | None, password: str | None) -> bool:
-    """Whether the request carries exactly these basic-auth credentials (or none are required)."""
-    import base64
-
-    if username is None:
-        return True
-    expected = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
-    return request.headers.get("Authorization") == expected
 
 
