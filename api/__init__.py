@@ -24,11 +24,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     from api import db, errors
-    from api.routes import exports, integrations, meta, webhooks
+    from api.routes import export_runs, exports, integrations, meta, webhooks
 
     db.init_app(app)
     errors.init_app(app)
-    for module in (meta, integrations, exports, webhooks):
+    for module in (meta, integrations, exports, export_runs, webhooks):
         app.register_blueprint(module.bp)
     app.url_map.strict_slashes = False
     return app

@@ -66,3 +66,47 @@ def hec() -> Iterator[SplunkHecFake]:
 def datadog() -> Iterator[DatadogFake]:
     with DatadogFake(api_key="dd-secret-api-key-c0ffee") as fake:
         yield fake
+
+
+WORK_POOL = "modelpulse-exports-tests"  # its own pool: no other suite's worker picks up these runs
+
+
+@pytest.fixture(scope="session")
+def export_template(exports_database) -> str:
+    """``prefect deploy`` of this repository's ``prefect.yaml`` (the ``export`` template) to a test pool."""
+    import subprocess
+    import sys
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    from tests.conftest import ROOT
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name=WORK_POOL, type="process"))
+        except ObjectAlreadyExists:
+            pass
+    subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--name", "export", "--pool", WORK_POOL],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=240,
+    )
+    return WORK_POOL
+
+
+@pytest.fixture
+def api(exports_database, export_template, org_id):
+    """A Flask test client on the exports database, and headers with a key of ``org_id``."""
+    from api import create_app
+    from store.db import session_scope
+    from store.organizations import create_api_key
+
+    with session_scope() as session:
+        key = create_api_key(session, org_id)
+    client = create_app({"TESTING": True, "DATABASE_URL": exports_database}).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    return client
