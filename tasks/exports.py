@@ -7,7 +7,7 @@ Page tasks neither cache nor persist results (a page can hold thousands of recor
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -54,12 +54,18 @@ class ExportPlan:
     until: datetime | None = None
 
 
-@dataclass
 class Page:
-    """Records of one stream in id order, and the watermark value that acknowledges them all."""
+    """Records of one stream in id order, and the watermark value that acknowledges them all.
 
-    stream: str
-    records: list[dict[str, Any]] = field(default_factory=list)
+    Deliberately not a dataclass (nor a list): Prefect walks dataclasses and collections passed to
+    tasks looking for futures, which for 5,000 nested records costs more than shipping them.
+    """
+
+    __slots__ = ("stream", "records")
+
+    def __init__(self, stream: str, records: list[dict[str, Any]]):
+        self.stream = stream
+        self.records = records
 
     @property
     def last_position(self) -> str | None:
@@ -67,6 +73,9 @@ class Page:
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def __repr__(self) -> str:
+        return f"Page({self.stream!r}, {len(self)} records through {self.last_position})"
 
 
 class ExportNotFound(LookupError):
