@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.orm import Session
+
 from api.connected_records import PREFECT_ERRORS
 from api.errors import UpstreamError
 from flows.export_deployments import TemplateMissing, remove_export_deployment, sync_export_deployment
-from sqlalchemy.orm import Session
 from store.models import Export
 
 log = logging.getLogger(__name__)

@@ -81,11 +81,11 @@ def seed(database_url: str, count: int) -> str:
 
 def run_modelpulse(es_url: str, org_id: str) -> dict[str, float]:
     """Child mode: the ``export`` flow end to end."""
+    from blocks.connections import register_block_types, save_connection
+    from flows.export import export
     from store.db import session_scope
     from store.ids import new_id
     from store.models import Export
-    from blocks.connections import register_block_types, save_connection
-    from flows.export import export
 
     register_block_types()
     export_id = new_id("exp")

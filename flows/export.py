@@ -34,10 +34,12 @@ def export(export_id: str, run_id: str | None = None, backfill: dict[str, Any] |
     plan = begin_run(export_id, run_id, backfill)
     try:
         for stream in plan.streams:
-            position = starting_position(plan, stream)
-            while page := read_page(plan, stream, position):
+            upcoming = read_page.submit(plan, stream, starting_position(plan, stream))
+            while page := upcoming.result():
+                # Read ahead while this page ships; only record_page_outcome moves the watermark.
+                upcoming = read_page.submit(plan, stream, page.last_position)
                 result = ship_page(plan, page)
-                position = record_page_outcome(plan, page, result)
+                record_page_outcome(plan, page, result)
     except Exception as error:
         publish_summary(plan, close_run(plan, error=f"{type(error).__name__}: {error}"))
         raise

@@ -186,7 +186,7 @@ def ship_page(plan: ExportPlan, page: Page) -> ShipResult:
 def record_page_outcome(plan: ExportPlan, page: Page, result: ShipResult) -> str | None:
     """Add the page's counters and rejections to the run and move the watermark, in one transaction.
 
-    Returns the position the next page starts after.
+    Returns the new watermark position (the page's last record).
     """
     outcome = PageOutcome(shipped=result.shipped, rejected=tuple(result.rejected), retried=result.retried)
     position = page.last_position

@@ -13,6 +13,7 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
 from blocks.elasticsearch import ElasticsearchConnection
+from store.export_runs import Rejection
 from tasks.sinks.base import (
     Check,
     CredentialsRejected,
@@ -23,7 +24,6 @@ from tasks.sinks.base import (
     pause,
 )
 from tasks.sinks.records import DATASETS, iso, model_labels, modelpulse_fields, record_time
-from store.export_runs import Rejection
 
 DEFAULT_INDICES = {
     "inference_logs": "modelpulse-inference-logs",

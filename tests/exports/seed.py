@@ -109,3 +109,37 @@ def export(
         )
     save_connection("export", export_id, type_, config, credentials)
     return export_id
+
+
+def record_ids(org_id: str, stream: str = "inference_logs") -> list[str]:
+    """The record ids (``inf_1``...) of an organization's stream, in export order."""
+    from store.export_streams import PageQuery, read_page
+
+    with session_scope() as session:
+        return [r["record_id"] for r in read_page(session, PageQuery(stream, org_id), 100_000)]
+
+
+def only_run(export_id: str):
+    """The one run record of an export."""
+    from sqlalchemy import select
+
+    from store.models import ExportRun
+
+    with session_scope() as session:
+        return session.scalars(select(ExportRun).where(ExportRun.export_id == export_id)).one()
+
+
+def rejected(run_id: str) -> list:
+    """The rejected records of a run, in order."""
+    from store.export_runs import rejected_of_run
+
+    with session_scope() as session:
+        return list(session.scalars(rejected_of_run(run_id)))
+
+
+def watermark(export_id: str, stream: str = "inference_logs") -> str | None:
+    """The export's watermark of ``stream`` (None before its first acknowledged page)."""
+    from store.export_runs import read_watermark
+
+    with session_scope() as session:
+        return read_watermark(session, export_id, stream)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
 
 from flows.export import export
 from store.db import session_scope
-from store.export_runs import read_watermark
-from store.models import ExportRun, RejectedRecord
+from store.models import ExportRun
 from tests.exports import seed
 
 LOGS = "modelpulse-inference-logs"
@@ -48,10 +46,8 @@ def test_incremental_runs_ship_each_record_once_and_only_new_ones(org_id, es):
     assert second["streams"]["drift_metrics"]["shipped"] == 0
     assert len(es.ids(LOGS)) == 32
     assert set(es.index_operations.values()) == {1}, "no record was shipped twice"
-    with session_scope() as session:
-        assert read_watermark(session, export_id, "inference_logs") == max(
-            doc_id.removeprefix("inf_") for doc_id in es.ids(LOGS)
-        ) or True
+    newest = max(int(doc_id.removeprefix("inf_")) for doc_id in es.ids(LOGS))
+    assert seed.watermark(export_id) == str(newest)
 
 
 def test_documents_are_ecs_shaped_with_modelpulse_fields_and_a_template(org_id, es):
@@ -77,8 +73,7 @@ def test_backfill_reships_a_time_range_and_leaves_the_watermark(org_id, es):
     seed.inference_logs(org_id, 20)
     export_id = make_es_export(org_id, es)
     export(export_id)
-    with session_scope() as session:
-        mark = read_watermark(session, export_id, "inference_logs")
+    mark = seed.watermark(export_id)
 
     summary = export(
         export_id,
@@ -88,32 +83,26 @@ def test_backfill_reships_a_time_range_and_leaves_the_watermark(org_id, es):
     assert summary["streams"] == {"inference_logs": {"shipped": 5, "rejected": 0, "retried": 0}}
     assert sorted(es.index_operations.values()).count(2) == 5, "exactly the five records in range re-shipped"
     assert run_record(summary["run_id"]).mode == "backfill"
-    with session_scope() as session:
-        assert read_watermark(session, export_id, "inference_logs") == mark
+    assert seed.watermark(export_id) == mark
 
 
 def test_rejected_items_are_recorded_with_the_reason_and_429s_retried(org_id, es):
     seed.inference_logs(org_id, 12)
     export_id = make_es_export(org_id, es)
-    ids = None
-    with session_scope() as session:
-        from store.export_streams import PageQuery, read_page
-
-        ids = [r["record_id"] for r in read_page(session, PageQuery("inference_logs", org_id), 100)]
+    ids = seed.record_ids(org_id)
     es.reject(ids[3])
     es.throttle(ids[5], times=2)
 
-    summary = export(export_id, backfill=None)
+    summary = export(export_id)
 
     assert summary["status"] == "completed_with_errors"
     assert summary["streams"]["inference_logs"] == {"shipped": 11, "rejected": 1, "retried": 2}
     assert ids[5] in es.ids(LOGS) and ids[3] not in es.ids(LOGS)
-    with session_scope() as session:
-        rejected = session.scalars(select(RejectedRecord).where(RejectedRecord.run_id == summary["run_id"])).all()
-        assert [(r.record_id, r.status) for r in rejected] == [(ids[3], 400)]
-        assert "mapper_parsing_exception" in rejected[0].reason
-        # The rejected record is accounted for, so the watermark moves past it.
-        assert read_watermark(session, export_id, "inference_logs") == ids[-1].removeprefix("inf_")
+    rejected = seed.rejected(summary["run_id"])
+    assert [(r.record_id, r.status) for r in rejected] == [(ids[3], 400)]
+    assert "mapper_parsing_exception" in rejected[0].reason
+    # The rejected record is accounted for, so the watermark moves past it.
+    assert seed.watermark(export_id) == ids[-1].removeprefix("inf_")
 
 
 def test_wrong_password_fails_the_run_at_once(org_id, es):
@@ -124,10 +113,9 @@ def test_wrong_password_fails_the_run_at_once(org_id, es):
         export(export_id)
 
     assert len(es.requests) == 1, "no retry after the credentials were refused"
-    with session_scope() as session:
-        run = session.scalars(select(ExportRun).where(ExportRun.export_id == export_id)).one()
-        assert run.status == "failed" and "rejected the credentials (401)" in run.error
-        assert read_watermark(session, export_id, "inference_logs") is None
+    run = seed.only_run(export_id)
+    assert run.status == "failed" and "rejected the credentials (401)" in run.error
+    assert seed.watermark(export_id) is None
 
 
 def test_dropped_connections_and_whole_request_429s_lose_and_duplicate_nothing(org_id, es):

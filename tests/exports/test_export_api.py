@@ -67,11 +67,7 @@ def test_trigger_starts_a_flow_run_with_ids_only_then_runs_and_rejected_are_read
     assert api.get(body["status_url"]).json["status"] == "scheduled"
 
     # Execute that run in process (the worker path is covered by test_export_worker.py).
-    from store.db import session_scope
-    from store.export_streams import PageQuery, read_page
-
-    with session_scope() as session:
-        ids = [r["record_id"] for r in read_page(session, PageQuery("inference_logs", org_id), 10)]
+    ids = seed.record_ids(org_id)
     es.reject(ids[1], reason="failed to parse field [modelpulse.prediction]")
     export(export_id, run_id=body["run_id"])
 

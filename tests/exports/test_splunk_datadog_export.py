@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
 
 from flows.export import export
-from store.db import session_scope
-from store.export_runs import read_watermark
-from store.models import ExportRun, RejectedRecord
 from tests.exports import seed
 
 
@@ -46,19 +42,15 @@ def test_splunk_events_carry_time_sourcetype_index_and_ids(org_id, hec):
 def test_splunk_invalid_event_is_rejected_and_the_rest_of_the_batch_shipped(org_id, hec):
     seed.inference_logs(org_id, 10)
     export_id = splunk_export(org_id, hec)
-    with session_scope() as session:
-        from store.export_streams import PageQuery, read_page
-
-        ids = [r["record_id"] for r in read_page(session, PageQuery("inference_logs", org_id), 100)]
+    ids = seed.record_ids(org_id)
     hec.invalid(ids[4])
 
     summary = export(export_id)
 
     assert summary["streams"]["inference_logs"] == {"shipped": 9, "rejected": 1, "retried": 0}
     assert set(hec.ids()) == set(ids) - {ids[4]}
-    with session_scope() as session:
-        (rejected,) = session.scalars(select(RejectedRecord).where(RejectedRecord.run_id == summary["run_id"]))
-        assert rejected.record_id == ids[4] and "code 6" in rejected.reason
+    (rejected,) = seed.rejected(summary["run_id"])
+    assert rejected.record_id == ids[4] and "code 6" in rejected.reason
 
 
 def test_splunk_bad_token_fails_the_run_at_once_saying_the_token_was_rejected(org_id, hec):
@@ -69,10 +61,9 @@ def test_splunk_bad_token_fails_the_run_at_once_saying_the_token_was_rejected(or
         export(export_id)
 
     assert len(hec.requests) == 1
-    with session_scope() as session:
-        run = session.scalars(select(ExportRun).where(ExportRun.export_id == export_id)).one()
-        assert run.status == "failed" and "Splunk HEC rejected the token (code 4" in run.error
-        assert read_watermark(session, export_id, "inference_logs") is None
+    run = seed.only_run(export_id)
+    assert run.status == "failed" and "Splunk HEC rejected the token (code 4" in run.error
+    assert seed.watermark(export_id) is None
 
 
 def test_datadog_logs_series_and_events(org_id, datadog):
@@ -103,6 +94,5 @@ def test_datadog_403_fails_naming_the_api_key(org_id, datadog):
         export(export_id)
 
     assert len(datadog.requests) == 1
-    with session_scope() as session:
-        run = session.scalars(select(ExportRun).where(ExportRun.export_id == export_id)).one()
-        assert run.status == "failed" and "api_key" in run.error
+    run = seed.only_run(export_id)
+    assert run.status == "failed" and "api_key" in run.error
