@@ -24,8 +24,8 @@ from tests.conftest import ROOT, SESSION_DIR
 from tests.exports import seed
 from tests.support.servers import start_process, stop_process
 
-RECORDS = 1200
-PAGE = 50
+RECORDS = 600
+PAGE = 30
 SECRET = "es-secret-pw-7f3a"
 
 
