@@ -26,6 +26,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from api import db, errors
     from api.routes import (
         drift,
+        export_runs,
         exports,
         inference_logs,
         integrations,
@@ -39,7 +40,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     errors.init_app(app)
-    for module in (meta, integrations, registries, exports, webhooks):
+    for module in (meta, integrations, registries, exports, export_runs, webhooks):
         app.register_blueprint(module.bp)
     for blueprint in (
         inference_logs.bp,

@@ -8,6 +8,7 @@ from api.auth import require_organization_key
 from api.connected_records import ConnectedRecords
 from api.db import db
 from api.endpoint import Created, endpoint
+from api.export_schedules import apply_schedule, drop_schedule
 from api.schemas.common import Page, PageQuery, masked
 from api.schemas.exports import ExportIn, ExportOut, ExportUpdate
 from store.models import Export
@@ -60,6 +61,7 @@ def create_export(organization_id: str, body):
     Credentials are stored in a Prefect block document, never in the ModelPulse database.
     """
     record = exports.create(db(), organization_id, body)
+    apply_schedule(db(), record)
     location = url_for(".get_export", organization_id=organization_id, export_id=record.id)
     return Created(export_out(record), location)
 
@@ -71,12 +73,15 @@ def update_export(organization_id: str, export_id: str, body):
 
     A full replace of the non-secret fields; a credential left out, or sent as "********", keeps its value.
     """
-    record = exports.get(db(), organization_id, export_id)
-    return export_out(exports.replace(db(), record, body))
+    record = exports.replace(db(), exports.get(db(), organization_id, export_id), body)
+    apply_schedule(db(), record)
+    return export_out(record)
 
 
 @bp.delete("/<export_id>")
 @endpoint(status=204, problems=(401, 404, 502))
 def delete_export(organization_id: str, export_id: str):
     """Delete an export configuration and its stored credentials."""
-    exports.delete(db(), exports.get(db(), organization_id, export_id))
+    record = exports.get(db(), organization_id, export_id)
+    drop_schedule(record)
+    exports.delete(db(), record)

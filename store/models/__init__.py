@@ -3,6 +3,7 @@
 from store.models.base import Base, utcnow
 from store.models.connection import ConnectionRecord
 from store.models.events import Event
+from store.models.export_runs import ExportRun, ExportRunStream, ExportWatermark, RejectedRecord
 from store.models.exports import Export
 from store.models.integrations import Integration
 from store.models.monitoring import DriftCheck, Monitor, Recommendation, Threshold, ThresholdState
@@ -13,20 +14,24 @@ from store.models.webhooks import Webhook
 
 __all__ = [
     "ApiKey",
-    "ConnectionRecord",
     "Base",
+    "ConnectionRecord",
     "DriftCheck",
     "DriftMetric",
     "EndpointStatusChange",
     "Event",
     "Export",
+    "ExportRun",
+    "ExportRunStream",
+    "ExportWatermark",
     "InferenceLog",
-    "MonitoredModel",
     "Integration",
     "Monitor",
+    "MonitoredModel",
     "Organization",
     "Recommendation",
     "RegistrySyncState",
+    "RejectedRecord",
     "Threshold",
     "ThresholdState",
     "Webhook",

@@ -1,0 +1,151 @@
+"""``/organizations/{organization_id}/exports/{export_id}/...``: trigger, run history, rejected records, test."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, request, url_for
+from pydantic import ValidationError
+
+from api.auth import require_organization_key
+from api.connected_records import PREFECT_ERRORS
+from api.db import db
+from api.endpoint import endpoint
+from api.errors import Conflict, NotFound, Unprocessable, UpstreamError, validation_problem
+from api.pagination import paginate
+from api.routes.exports import exports
+from api.schemas.common import Page, PageQuery
+from api.schemas.export_runs import ConnectionTestOut, RejectedOut, RunOut, StreamCounters, TriggerIn, TriggerOut
+from blocks.connections import load_connection
+from flows.export_deployments import TemplateMissing, start_export_run
+from store.export_runs import create_run, finish_run, get_run, rejected_of_run, runs_of_export, stream_counters
+from store.models import ExportRun, RejectedRecord
+from tasks.sinks import sink_module
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("export_runs", __name__, url_prefix="/organizations/<organization_id>/exports/<export_id>")
+require_organization_key(bp)
+
+
+def run_out(run: ExportRun) -> RunOut:
+    counters = stream_counters(db(), run.id)
+    return RunOut(
+        id=run.id,
+        export_id=run.export_id,
+        flow_run_id=run.flow_run_id,
+        mode=run.mode,
+        status=run.status,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        error=run.error,
+        streams={
+            stream: StreamCounters(shipped=c.shipped, rejected=c.rejected, retried=c.retried)
+            for stream, c in counters.items()
+        },
+    )
+
+
+def _run_of(organization_id: str, export_id: str, run_id: str) -> ExportRun:
+    export = exports.get(db(), organization_id, export_id)
+    run = get_run(db(), export.id, run_id)
+    if run is None:
+        raise NotFound(f"No run {run_id!r} of export {export_id!r}.")
+    return run
+
+
+def _trigger_body() -> TriggerIn:
+    """The optional trigger body (``@endpoint`` requires a body when one is declared)."""
+    if not request.get_data():
+        return TriggerIn()
+    payload = request.get_json(force=True, silent=True)
+    if not isinstance(payload, dict):
+        raise Unprocessable.field("body", "the request body must be a JSON object")
+    try:
+        return TriggerIn.model_validate(payload)
+    except ValidationError as error:
+        raise validation_problem(error) from None
+
+
+@bp.post("/trigger")
+@endpoint(response=TriggerOut, status=202, problems=(401, 404, 409, 422, 502))
+def trigger_export(organization_id: str, export_id: str):
+    """Trigger an export.
+
+    Starts a flow run of the export's deployment and answers at once. No body ships what is past
+    the watermarks; `{"streams", "from", "to"}` makes it a backfill that leaves the watermarks alone.
+    """
+    body = _trigger_body()
+    export = exports.get(db(), organization_id, export_id)
+    if not export.enabled:
+        raise Conflict(f"Export {export_id!r} is disabled; enable it before triggering it.")
+    unknown = [s for s in body.streams or () if s not in export.streams]
+    if unknown:
+        raise Unprocessable.field("streams", f"not exported by this export: {', '.join(unknown)}")
+    backfill = body.backfill()
+    run = create_run(db(), export.id, organization_id, backfill)
+    db().commit()
+    try:
+        flow_run_id = start_export_run(export, run.id, backfill)
+    except (TemplateMissing, *PREFECT_ERRORS) as error:
+        log.error("could not start export run %s: %s", run.id, type(error).__name__)
+        finish_run(db(), run.id, error=f"could not start a flow run: {error}")
+        db().commit()
+        raise UpstreamError(f"The export's flow run could not be started: {error}") from None
+    run.flow_run_id = str(flow_run_id)
+    db().commit()
+    status_url = url_for(
+        ".get_export_run", organization_id=organization_id, export_id=export.id, run_id=run.id
+    )
+    return TriggerOut(run_id=run.id, flow_run_id=str(flow_run_id), status=run.status, status_url=status_url)
+
+
+@bp.get("/runs")
+@endpoint(query=PageQuery, response=Page[RunOut], problems=(401, 404, 422))
+def list_export_runs(organization_id: str, export_id: str, query: PageQuery):
+    """List an export's runs, newest first, with counters per stream."""
+    export = exports.get(db(), organization_id, export_id)
+    runs, cursor = paginate(db(), runs_of_export(export.id).order_by(None), ExportRun.id, query, descending=True)
+    return Page[RunOut](items=[run_out(run) for run in runs], next_cursor=cursor)
+
+
+@bp.get("/runs/<run_id>")
+@endpoint(response=RunOut, problems=(401, 404))
+def get_export_run(organization_id: str, export_id: str, run_id: str):
+    """Get one run: status, timing, error and shipped/rejected/retried per stream."""
+    return run_out(_run_of(organization_id, export_id, run_id))
+
+
+@bp.get("/runs/<run_id>/rejected")
+@endpoint(query=PageQuery, response=Page[RejectedOut], problems=(401, 404, 422))
+def list_rejected_records(organization_id: str, export_id: str, run_id: str, query: PageQuery):
+    """List the records the sink refused in a run, with the sink's reason for each."""
+    run = _run_of(organization_id, export_id, run_id)
+    rows, cursor = paginate(db(), rejected_of_run(run.id).order_by(None), RejectedRecord.id, query)
+    return Page[RejectedOut](
+        items=[
+            RejectedOut(
+                id=r.id, stream=r.stream, record_id=r.record_id, status=r.status, reason=r.reason,
+                rejected_at=r.rejected_at,
+            )
+            for r in rows
+        ],
+        next_cursor=cursor,
+    )
+
+
+@bp.post("/test")
+@endpoint(response=ConnectionTestOut, problems=(401, 404, 502))
+def test_export_connection(organization_id: str, export_id: str):
+    """Check that the sink is reachable and accepts the stored credentials; says what failed."""
+    export = exports.get(db(), organization_id, export_id)
+    try:
+        connection = load_connection("export", export.id, export.type)
+    except (ValueError, *PREFECT_ERRORS) as error:
+        raise UpstreamError(f"The export's credentials could not be loaded: {type(error).__name__}") from None
+    checks = sink_module(export.type).check_connection(connection)
+    return ConnectionTestOut(
+        ok=all(check.ok for check in checks),
+        checks=[{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
+    )

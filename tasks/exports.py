@@ -1,0 +1,256 @@
+"""The export's steps as Prefect tasks: open a run, read a page past the watermark, ship it,
+record it (counters, rejections and the watermark in one transaction), close the run, summarize.
+
+Tasks take ids and small plans, never secrets: the sink's block is loaded here, by export id.
+Page tasks neither cache nor persist results (a page can hold thousands of records).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run, task_run
+from prefect.tasks import exponential_backoff
+
+from blocks.connections import load_connection
+from store.db import session_scope
+from store.export_runs import (
+    PageOutcome,
+    abandon_unfinished_runs,
+    create_run,
+    finish_run,
+    read_watermark,
+    record_page,
+    start_run,
+    stream_counters,
+)
+from store.export_streams import STREAMS, PageQuery
+from store.export_streams import read_page as read_stream_page
+from store.models import Export
+from tasks.sinks import CredentialsRejected, ExportTarget, ShipResult, SinkMisconfigured, sink_module
+
+DEFAULT_PAGE_SIZE = 5000
+MAX_PAGE_SIZE = 50_000
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """What one run does. Holds no secret: the sink's credentials stay in its block."""
+
+    run_id: str
+    target: ExportTarget
+    type: str
+    streams: tuple[str, ...]
+    page_size: int
+    # A backfill re-ships a time range and never moves a watermark.
+    is_backfill: bool = False
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class Page:
+    """Records of one stream in id order, and the watermark value that acknowledges them all.
+
+    Deliberately not a dataclass (nor a list): Prefect walks dataclasses and collections passed to
+    tasks looking for futures, which for 5,000 nested records costs more than shipping them.
+    """
+
+    __slots__ = ("stream", "records")
+
+    def __init__(self, stream: str, records: list[dict[str, Any]]):
+        self.stream = stream
+        self.records = records
+
+    @property
+    def last_position(self) -> str | None:
+        return self.records[-1]["position"] if self.records else None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __repr__(self) -> str:
+        return f"Page({self.stream!r}, {len(self)} records through {self.last_position})"
+
+
+class ExportNotFound(LookupError):
+    """The export was deleted (or never existed)."""
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+@task(name="begin-export-run", retries=2, retry_delay_seconds=1)
+def begin_run(export_id: str, run_id: str | None, backfill: dict[str, Any] | None) -> ExportPlan:
+    """Open (or adopt the triggered) run record, mark it running, and plan the streams.
+
+    A backfill (``{"streams", "from", "to"}``) ships only the given streams and time range and never
+    moves a watermark.
+    """
+    with session_scope() as session:
+        export = session.get(Export, export_id)
+        if export is None:
+            raise ExportNotFound(f"export {export_id} does not exist")
+        if run_id is None:
+            run_id = create_run(session, export.id, export.organization_id, backfill).id
+            session.flush()
+        start_run(session, run_id, str(flow_run.id) if flow_run.id else None)
+        abandoned = abandon_unfinished_runs(session, export.id, run_id)
+        streams = tuple(s for s in export.streams if s in STREAMS)
+        if backfill and backfill.get("streams"):
+            streams = tuple(s for s in backfill["streams"] if s in streams)
+        page_size = min(int(export.config.get("page_size") or DEFAULT_PAGE_SIZE), MAX_PAGE_SIZE)
+        plan = ExportPlan(
+            run_id=run_id,
+            target=ExportTarget(export.id, export.organization_id, export.project_id, dict(export.config)),
+            type=export.type,
+            streams=streams,
+            page_size=page_size,
+            since=_parse_time((backfill or {}).get("from")),
+            until=_parse_time((backfill or {}).get("to")),
+            is_backfill=backfill is not None,
+        )
+    if abandoned:
+        get_run_logger().warning("marked %d unfinished earlier run(s) of this export as failed", abandoned)
+    return plan
+
+
+@task(name="starting-position", retries=2, retry_delay_seconds=1)
+def starting_position(plan: ExportPlan, stream: str) -> str | None:
+    """Where the stream resumes: its watermark, or the beginning for a backfill."""
+    if plan.is_backfill:
+        return None
+    with session_scope() as session:
+        return read_watermark(session, plan.target.export_id, stream)
+
+
+@task(name="read-page", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE, persist_result=False)
+def read_page(plan: ExportPlan, stream: str, after: str | None) -> Page:
+    """Up to ``plan.page_size`` records of ``stream`` past ``after`` (within the backfill range)."""
+    query = PageQuery(
+        stream=stream,
+        organization_id=plan.target.organization_id,
+        project_id=plan.target.project_id,
+        after=after,
+        since=plan.since,
+        until=plan.until,
+    )
+    with session_scope() as session:
+        return Page(stream, read_stream_page(session, query, plan.page_size))
+
+
+@lru_cache(maxsize=32)
+def _connection(export_id: str, export_type: str, flow_run_id: str | None) -> Any:
+    # One block load per flow run (not per page); a new run sees re-saved credentials.
+    return load_connection("export", export_id, export_type)
+
+
+def _retry_unless_final(_task: Any, _task_run: Any, state: Any) -> bool:
+    """Retry a failed page unless the sink refused our credentials or settings."""
+    try:
+        state.result(raise_on_failure=True)
+    except (CredentialsRejected, SinkMisconfigured):
+        return False
+    except Exception:
+        return True
+    return True
+
+
+@task(
+    name="ship-page",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=_retry_unless_final,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def ship_page(plan: ExportPlan, page: Page) -> ShipResult:
+    """Send a page to the export's sink; a retried attempt counts the whole page as re-sent."""
+    connection = _connection(plan.target.export_id, plan.type, str(flow_run.id) if flow_run.id else None)
+    result = sink_module(plan.type).ship_page(connection, plan.target, page.stream, page.records)
+    if (task_run.run_count or 1) > 1:
+        result.retried += len(page)
+    return result
+
+
+@task(name="record-page", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE, persist_result=False)
+def record_page_outcome(plan: ExportPlan, page: Page, result: ShipResult) -> str | None:
+    """Add the page's counters and rejections to the run and move the watermark, in one transaction.
+
+    Returns the new watermark position (the page's last record).
+    """
+    outcome = PageOutcome(shipped=result.shipped, rejected=tuple(result.rejected), retried=result.retried)
+    position = page.last_position
+    with session_scope() as session:
+        record_page(
+            session,
+            plan.run_id,
+            plan.target.export_id,
+            page.stream,
+            outcome,
+            None if plan.is_backfill else position,
+        )
+    get_run_logger().info(
+        "%s: %d shipped, %d rejected, %d retried (through %s)",
+        page.stream,
+        result.shipped,
+        len(result.rejected),
+        result.retried,
+        position,
+    )
+    return position
+
+
+@task(name="finish-export-run", retries=2, retry_delay_seconds=1)
+def close_run(plan: ExportPlan, error: str | None = None) -> dict[str, Any]:
+    """Close the run record and return its summary (status, error, counters per stream)."""
+    with session_scope() as session:
+        run = finish_run(session, plan.run_id, error)
+        counters = stream_counters(session, plan.run_id)
+        return {
+            "run_id": run.id,
+            "status": run.status,
+            "error": run.error,
+            "started_at": run.started_at.isoformat() if run.started_at else None,
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "streams": {
+                stream: {
+                    "shipped": counters[stream].shipped if stream in counters else 0,
+                    "rejected": counters[stream].rejected if stream in counters else 0,
+                    "retried": counters[stream].retried if stream in counters else 0,
+                }
+                for stream in plan.streams
+            },
+        }
+
+
+@task(name="publish-export-summary")
+def publish_summary(plan: ExportPlan, summary: dict[str, Any]) -> None:
+    """A markdown artifact on the flow run: status, counters per stream, the error if any."""
+    lines = [
+        f"# Export {plan.target.export_id} ({plan.type})",
+        "",
+        f"Run `{summary['run_id']}`: **{summary['status']}**"
+        + (" (backfill, watermarks untouched)" if plan.is_backfill else ""),
+        "",
+        "| stream | shipped | rejected | retried |",
+        "|---|---:|---:|---:|",
+    ]
+    for stream, counts in summary["streams"].items():
+        lines.append(f"| {stream} | {counts['shipped']} | {counts['rejected']} | {counts['retried']} |")
+    if summary["error"]:
+        lines += ["", f"Error: {summary['error']}"]
+    create_markdown_artifact(
+        markdown="\n".join(lines),
+        key=f"export-{plan.target.export_id.replace('_', '-').lower()}",
+        description=f"Export run {summary['run_id']}",
+    )

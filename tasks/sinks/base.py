@@ -1,0 +1,65 @@
+"""The types every sink shares: what it ships to, what it reports back, what it raises."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from store.export_runs import Rejection
+
+
+class SinkError(Exception):
+    """Base class of every error a sink raises on purpose."""
+
+
+class CredentialsRejected(SinkError):
+    """The sink refused the export's credentials; retrying cannot help."""
+
+
+class SinkMisconfigured(SinkError):
+    """The export's settings are wrong for this sink (unknown index, bad channel, ...)."""
+
+
+class SinkUnavailable(SinkError):
+    """The sink stayed busy or unreachable through the sink's own retries."""
+
+
+@dataclass(frozen=True)
+class ExportTarget:
+    """The non-secret half of an export: where its documents go and how they are labelled."""
+
+    export_id: str
+    organization_id: str
+    project_id: str | None
+    config: dict[str, Any]
+
+
+@dataclass
+class ShipResult:
+    """What happened to one page: acknowledged, refused for good, and re-sent record attempts."""
+
+    shipped: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    retried: int = 0
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of a connection test (``reachable``, ``credentials``, ...)."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def backoff_delay(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
+    """Exponential backoff with full jitter for the ``attempt``-th retry (0-based)."""
+    return random.uniform(0, min(cap, base * 2**attempt))
+
+
+def pause(seconds: float) -> None:
+    """Sleep between retries (one place, so the retry loops read plainly)."""
+    if seconds > 0:
+        time.sleep(seconds)

@@ -1,0 +1,112 @@
+"""Export tests share one migrated SQLite database (each test has its own organization) that this
+process and every worker it starts reach through ``MODELPULSE_DATABASE_URL``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import SESSION_DIR
+from tests.fakes.datadog import DatadogFake
+from tests.fakes.elasticsearch import ElasticsearchFake
+from tests.fakes.splunk import SplunkHecFake
+
+
+def _forget_cached_settings() -> None:
+    from store.db import get_engine, get_sessionmaker
+    from store.settings import get_settings
+
+    get_settings.cache_clear()
+    get_sessionmaker.cache_clear()
+    get_engine.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def exports_database(prefect_server) -> Iterator[str]:
+    from store.migrate import upgrade
+
+    url = f"sqlite:///{SESSION_DIR / 'exports.db'}"
+    upgrade(url)
+    previous = os.environ.get("MODELPULSE_DATABASE_URL")
+    os.environ["MODELPULSE_DATABASE_URL"] = url
+    _forget_cached_settings()
+    from blocks.connections import register_block_types
+
+    register_block_types()
+    yield url
+    if previous is None:
+        os.environ.pop("MODELPULSE_DATABASE_URL", None)
+    else:
+        os.environ["MODELPULSE_DATABASE_URL"] = previous
+    _forget_cached_settings()
+
+
+@pytest.fixture
+def org_id(exports_database) -> str:
+    from tests.exports import seed
+
+    return seed.organization()
+
+
+@pytest.fixture
+def es() -> Iterator[ElasticsearchFake]:
+    with ElasticsearchFake(username="elastic", password="es-secret-pw-7f3a") as fake:
+        yield fake
+
+
+@pytest.fixture
+def hec() -> Iterator[SplunkHecFake]:
+    with SplunkHecFake(token="hec-secret-token-91bd") as fake:
+        yield fake
+
+
+@pytest.fixture
+def datadog() -> Iterator[DatadogFake]:
+    with DatadogFake(api_key="dd-secret-api-key-c0ffee") as fake:
+        yield fake
+
+
+WORK_POOL = "modelpulse-exports-tests"  # its own pool: no other suite's worker picks up these runs
+
+
+@pytest.fixture(scope="session")
+def export_template(exports_database) -> str:
+    """``prefect deploy`` of this repository's ``prefect.yaml`` (the ``export`` template) to a test pool."""
+    import subprocess
+    import sys
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    from tests.conftest import ROOT
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name=WORK_POOL, type="process"))
+        except ObjectAlreadyExists:
+            pass
+    subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--name", "export", "--pool", WORK_POOL],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=240,
+    )
+    return WORK_POOL
+
+
+@pytest.fixture
+def api(exports_database, export_template, org_id):
+    """A Flask test client on the exports database, and headers with a key of ``org_id``."""
+    from api import create_app
+    from store.db import session_scope
+    from store.organizations import create_api_key
+
+    with session_scope() as session:
+        key = create_api_key(session, org_id)
+    client = create_app({"TESTING": True, "DATABASE_URL": exports_database}).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    return client

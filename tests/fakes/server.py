@@ -1,0 +1,166 @@
+"""A threaded loopback HTTP server base for the wire-level fakes, with fault injection.
+
+A fake subclasses `FakeServer` and implements ``route(request) -> Reply``. Shared faults:
+
+- ``latency``: seconds to sleep before answering every request;
+- ``script(*faults)``: the next requests get these faults in order, each either an HTTP status
+  (answered with the fake's error body for it) or ``"drop"`` (the connection is closed without an
+  answer, as when a load balancer or the node dies mid-request).
+
+Example:
+    >>> with ElasticsearchFake() as es:  # doctest: +SKIP
+    ...     es.script(429, "drop")
+    ...     ...
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # names lower-cased (HTTP header names are case-insensitive)
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that vanished mid-answer (a killed worker, a dropped connection) is expected here.
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
+class FakeServer:
+    """Owns the listening socket and the serving thread; subclasses answer requests."""
+
+    default_headers: dict[str, str] = {}
+
+    def __init__(self) -> None:
+        self.latency = 0.0
+        self.requests: list[Request] = []
+        self.record_requests = True
+        self._script: list[int | str] = []
+        self._lock = threading.Lock()
+        handler = self._handler_class()
+        self._server = _Server(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def script(self, *faults: int | str) -> None:
+        """Give the next ``len(faults)`` requests these faults (a status, or ``"drop"``)."""
+        with self._lock:
+            self._script.extend(faults)
+
+    def next_fault(self, request: Request) -> int | str | None:
+        """The scripted fault for this request, if any (only requests ``scriptable`` accepts)."""
+        if not self.scriptable(request):
+            return None
+        with self._lock:
+            return self._script.pop(0) if self._script else None
+
+    def scriptable(self, request: Request) -> bool:
+        """Which requests scripted faults apply to (default: all)."""
+        return True
+
+    def error_reply(self, status: int) -> Reply:
+        return Reply(status, {"error": f"injected {status}"})
+
+    def route(self, request: Request) -> Reply:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                encoding = (self.headers.get("Content-Encoding") or "").lower()
+                if encoding == "gzip":
+                    body = gzip.decompress(body)
+                elif encoding == "deflate":
+                    body = zlib.decompress(body)
+                parts = urlsplit(self.path)
+                request = Request(
+                    self.command, parts.path, parse_qs(parts.query), {k.lower(): v for k, v in self.headers.items()}, body
+                )
+                if fake.record_requests:
+                    fake.requests.append(request)
+                if fake.latency:
+                    time.sleep(fake.latency)
+                fault = fake.next_fault(request)
+                if fault == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                reply = fake.error_reply(fault) if isinstance(fault, int) else fake.route(request)
+                payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
+                self.send_response(reply.status)
+                for name, value in {**fake.default_headers, **reply.headers}.items():
+                    self.send_header(name, value)
+                if reply.raw is None:
+                    self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload) if self.command != "HEAD" else 0))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _handle
+
+        return Handler
+
+
