@@ -1,0 +1,23 @@
+# `make up` brings the whole stack up; `make test` runs the whole suite. Both install first.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install up test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q --disable-pip-version-check uv
+	$(VENV)/bin/uv pip install -q --python $(PYTHON) -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+up: install
+	$(VENV)/bin/modelpulse up
+
+test: install
+	$(PYTHON) -m pytest
+
+clean:
+	rm -rf $(VENV) .modelpulse .pytest_cache

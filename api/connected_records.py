@@ -1,0 +1,149 @@
+"""Create, read, replace and delete records whose secrets live in a Prefect block.
+
+Integrations and exports (and, with their own twists, webhooks) share one life cycle: the record's
+non-secret fields go to our database, its credentials to a block document named after it, and the two
+are written so that a failure on either side leaves neither half behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from prefect.exceptions import PrefectHTTPStatusError
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.errors import Conflict, NotFound, UpstreamError, validation_problem
+from api.pagination import paginate
+from api.schemas.common import MASK, PageQuery
+from blocks.connections import delete_connection, read_credentials, save_connection
+from store.ids import new_id
+
+log = logging.getLogger(__name__)
+
+PREFECT_ERRORS = (httpx.HTTPError, PrefectHTTPStatusError, RuntimeError)
+
+
+def secrets_store_unavailable(error: Exception) -> UpstreamError:
+    log.error("Prefect block storage failed: %s", type(error).__name__)
+    return UpstreamError("The secret store (Prefect server) could not be reached; nothing was changed.")
+
+
+def merge_credentials(stored: dict[str, Any], given: BaseModel | None) -> dict[str, Any]:
+    """Stored secrets overlaid with the given ones; an omitted or masked field keeps its value, null clears it."""
+    merged = {k: v for k, v in stored.items() if v is not None}
+    if given is None:
+        return merged
+    for name in given.model_fields_set:
+        value = getattr(given, name)
+        if value == MASK:
+            continue
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    return merged
+
+
+def commit_or_conflict(session: Session, name: str) -> None:
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"A resource named {name!r} already exists in this organization.") from None
+
+
+@dataclass(frozen=True)
+class ConnectedRecords:
+    """The life cycle of one kind of record (``integration``, ``export``) and its block."""
+
+    kind: str
+    model: type[Any]
+    id_prefix: str
+    create_schema: Any
+    extra_fields: tuple[str, ...] = ()
+
+    def get(self, session: Session, organization_id: str, record_id: str) -> Any:
+        record = session.get(self.model, record_id)
+        if record is None or record.organization_id != organization_id:
+            raise NotFound(f"No {self.kind} {record_id!r} in this organization.")
+        return record
+
+    def list(self, session: Session, organization_id: str, page: PageQuery) -> tuple[list[Any], str | None]:
+        statement = select(self.model).where(self.model.organization_id == organization_id)
+        return paginate(session, statement, self.model.id, page)
+
+    def create(self, session: Session, organization_id: str, body: Any) -> Any:
+        credentials = body.credentials.model_dump(exclude_none=True)
+        record = self.model(
+            id=new_id(self.id_prefix),
+            organization_id=organization_id,
+            **self._columns(body, credentials),
+        )
+        session.add(record)
+        try:
+            session.flush()
+        except IntegrityError:
+            session.rollback()
+            raise Conflict(f"A resource named {body.name!r} already exists in this organization.") from None
+        self._save_block(session, record, body, credentials)
+        try:
+            commit_or_conflict(session, body.name)
+        except Exception:
+            delete_connection(self.kind, record.id)
+            raise
+        return record
+
+    def replace(self, session: Session, record: Any, body: Any) -> Any:
+        stored = read_credentials(self.kind, record.id, record.type) if body.type == record.type else {}
+        credentials = merge_credentials(stored, body.credentials)
+        document = body.model_dump(mode="json", exclude={"credentials"}) | {"credentials": credentials}
+        try:
+            full = TypeAdapter(self.create_schema).validate_python(document)
+        except ValidationError as error:
+            raise validation_problem(error, union_tag=body.type) from None
+        credentials = full.credentials.model_dump(exclude_none=True)
+        for column, value in self._columns(full, credentials).items():
+            setattr(record, column, value)
+        try:
+            session.flush()
+        except IntegrityError:
+            session.rollback()
+            raise Conflict(f"A resource named {body.name!r} already exists in this organization.") from None
+        self._save_block(session, record, full, credentials)
+        commit_or_conflict(session, full.name)
+        return record
+
+    def delete(self, session: Session, record: Any) -> None:
+        """The block (the secret) goes first: a failure leaves the record whole, never a dangling secret."""
+        try:
+            delete_connection(self.kind, record.id)
+        except PREFECT_ERRORS as error:
+            raise secrets_store_unavailable(error) from None
+        session.delete(record)
+        session.commit()
+
+    def _columns(self, body: Any, credentials: dict[str, Any]) -> dict[str, Any]:
+        columns = {
+            "name": body.name,
+            "type": body.type,
+            "project_id": body.project_id,
+            "config": body.config.model_dump(mode="json"),
+            "secret_fields": sorted(credentials),
+        }
+        for name in self.extra_fields:
+            value = getattr(body, name)
+            columns[name] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+        return columns
+
+    def _save_block(self, session: Session, record: Any, body: Any, credentials: dict[str, Any]) -> None:
+        try:
+            save_connection(self.kind, record.id, body.type, record.config, credentials)
+        except PREFECT_ERRORS as error:
+            session.rollback()
+            raise secrets_store_unavailable(error) from None

@@ -1,0 +1,154 @@
+"""Every error the API returns is RFC 9457 ``application/problem+json``.
+
+Exception tree (catch the base to catch them all)::
+
+    Problem                      any status, title, detail, optional per-field errors
+    ├── Unauthorized       401   missing/invalid bearer key (adds WWW-Authenticate)
+    ├── NotFound           404   unknown id, or another organization's resource
+    ├── Conflict           409   duplicate name within an organization
+    ├── Unprocessable      422   a failed validation, with ``errors`` naming each field
+    ├── UpstreamError      502   a platform or sink answered with an error during a synchronous call
+    └── UpstreamTimeout    504   ... or did not answer in time
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, json
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    status = 500
+    title = "Internal Server Error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        status: int | None = None,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.errors = errors
+        self.status = status or self.status
+        self.title = title or self.title
+        self.headers = headers or {}
+
+    def to_response(self) -> Response:
+        body: dict[str, Any] = {
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status,
+        }
+        if self.detail:
+            body["detail"] = self.detail
+        if self.errors is not None:
+            body["errors"] = self.errors
+        response = Response(json.dumps(body), status=self.status, mimetype=PROBLEM_JSON)
+        response.headers.update(self.headers)
+        return response
+
+
+class Unauthorized(Problem):
+    status = 401
+    title = "Unauthorized"
+
+    def __init__(self, detail: str = "A valid API key is required: 'Authorization: Bearer <key>'."):
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="modelpulse"'})
+
+
+class NotFound(Problem):
+    status = 404
+    title = "Not Found"
+
+
+class Conflict(Problem):
+    status = 409
+    title = "Conflict"
+
+
+class Unprocessable(Problem):
+    status = 422
+    title = "Unprocessable Content"
+
+    @classmethod
+    def field(cls, path: str, message: str) -> Unprocessable:
+        """One invalid field, e.g. ``Unprocessable.field("config.url", "must be http(s)")``."""
+        return cls(f"{path}: {message}", errors=[{"field": path, "message": message}])
+
+
+class UpstreamError(Problem):
+    status = 502
+    title = "Bad Gateway"
+
+
+class UpstreamTimeout(Problem):
+    status = 504
+    title = "Gateway Timeout"
+
+
+def field_path(location: tuple[Any, ...]) -> str:
+    """``("records", 1, "features")`` -> ``records[1].features``."""
+    path = ""
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "body"
+
+
+def validation_problem(
+    error: ValidationError, prefix: tuple[Any, ...] = (), union_tag: str | None = None
+) -> Unprocessable:
+    """Turn a pydantic error into a 422 naming each field.
+
+    ``union_tag``: the discriminator value of a tagged union, which pydantic puts first in each
+    location; it is dropped so the path names the body's own field (``config.url``).
+    """
+    errors = []
+    for item in error.errors(include_url=False, include_input=False):
+        location = tuple(item["loc"])
+        if union_tag is not None and location[:1] == (union_tag,):
+            location = location[1:]
+        location = prefix + location
+        errors.append({"field": field_path(location), "message": item["msg"]})
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return Unprocessable(detail, errors=errors)
+
+
+def init_app(app: Flask) -> None:
+    """Register one handler per family so every error leaves as problem+json."""
+
+    @app.errorhandler(Problem)
+    def _problem(error: Problem) -> Response:
+        return error.to_response()
+
+    @app.errorhandler(ValidationError)
+    def _validation(error: ValidationError) -> Response:
+        return validation_problem(error).to_response()
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException) -> Response:
+        problem = Problem(error.description, status=error.code or 500, title=error.name)
+        response = problem.to_response()
+        if error.code == 405 and error.valid_methods:  # type: ignore[attr-defined]
+            response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        log.exception("unhandled error")
+        detail = repr(error) if app.debug else "An unexpected error occurred."
+        return Problem(detail).to_response()

@@ -1,0 +1,133 @@
+"""OpenAPI 3.1 generated from the routes and the pydantic models that validate them."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Flask
+from pydantic import BaseModel, TypeAdapter
+
+from api.endpoint import EndpointSpec
+
+REF = "#/components/schemas/{model}"
+_PATH_PARAM = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "RFC 9457 problem details.",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+    "required": ["type", "title", "status"],
+}
+PROBLEM_TITLES = {
+    400: "Bad request",
+    401: "Missing or invalid API key",
+    404: "Not found (or another organization's)",
+    409: "Duplicate name in the organization",
+    422: "Validation failed",
+    502: "Upstream platform or secret store error",
+    504: "Upstream platform timed out",
+}
+
+
+class _Schemas:
+    def __init__(self) -> None:
+        self.components: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
+
+    def ref(self, annotation: Any, mode: str) -> dict[str, Any]:
+        schema = TypeAdapter(annotation).json_schema(ref_template=REF, mode=mode)  # type: ignore[arg-type]
+        self.components.update(schema.pop("$defs", {}))
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel) and "title" in schema:
+            name = schema["title"].replace("[", "_").replace("]", "").replace(",", "_")
+            self.components[name] = schema
+            return {"$ref": REF.format(model=name)}
+        return schema
+
+
+def _parameters(rule_arguments: set[str], path: str, spec: EndpointSpec, schemas: _Schemas) -> list[dict]:
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _PATH_PARAM.findall(path)
+        if name in rule_arguments
+    ]
+    if spec.query is not None:
+        query_schema = TypeAdapter(spec.query).json_schema(ref_template=REF)
+        schemas.components.update(query_schema.pop("$defs", {}))
+        required = set(query_schema.get("required", []))
+        for name, prop in query_schema.get("properties", {}).items():
+            parameter = {"name": name, "in": "query", "required": name in required, "schema": prop}
+            if "description" in prop:
+                parameter["description"] = prop["description"]
+            if prop.get("type") == "array" or any(p.get("type") == "array" for p in prop.get("anyOf", [])):
+                parameter["explode"] = True
+            parameters.append(parameter)
+    return parameters
+
+
+def openapi_document(app: Flask) -> dict[str, Any]:
+    schemas = _Schemas()
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in app.url_map.iter_rules():
+        spec: EndpointSpec | None = getattr(app.view_functions[rule.endpoint], "endpoint_spec", None)
+        if spec is None:
+            continue
+        path = _PATH_PARAM.sub(r"{\1}", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            operation: dict[str, Any] = {
+                "operationId": rule.endpoint.replace(".", "_"),
+                "summary": spec.summary,
+                "tags": [rule.endpoint.split(".")[0]],
+                "parameters": _parameters(set(rule.arguments), rule.rule, spec, schemas),
+                "responses": {},
+            }
+            if spec.description:
+                operation["description"] = spec.description
+            if spec.body is not None:
+                operation["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": schemas.ref(spec.body, "validation")}},
+                }
+            success: dict[str, Any] = {"description": "OK" if spec.status != 201 else "Created"}
+            if spec.response is not None and spec.status != 204:
+                success["content"] = {"application/json": {"schema": schemas.ref(spec.response, "serialization")}}
+            if spec.status == 204:
+                success["description"] = "No Content"
+            if spec.status == 201:
+                success["headers"] = {"Location": {"schema": {"type": "string"}}}
+            operation["responses"][str(spec.status)] = success
+            problems = set(spec.problems) | ({422} if spec.body is not None or spec.query is not None else set())
+            for status in sorted(problems):
+                operation["responses"][str(status)] = {
+                    "description": PROBLEM_TITLES.get(status, "Error"),
+                    "content": {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}},
+                }
+            if spec.public:
+                operation["security"] = []
+            paths.setdefault(path, {})[method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "ModelPulse Integrations API",
+            "version": "1.0.0",
+            "description": "Model registries, log and metric exports, and webhooks for ModelPulse.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas.components,
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        },
+    }

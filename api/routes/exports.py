@@ -1,0 +1,82 @@
+"""``/organizations/{organization_id}/exports``: where inference logs, drift metrics and events are exported."""
+
+from __future__ import annotations
+
+from flask import Blueprint, url_for
+
+from api.auth import require_organization_key
+from api.connected_records import ConnectedRecords
+from api.db import db
+from api.endpoint import Created, endpoint
+from api.schemas.common import Page, PageQuery, masked
+from api.schemas.exports import ExportIn, ExportOut, ExportUpdate
+from store.models import Export
+
+bp = Blueprint("exports", __name__, url_prefix="/organizations/<organization_id>/exports")
+require_organization_key(bp)
+
+exports = ConnectedRecords("export", Export, "exp", ExportIn, extra_fields=("streams", "schedule", "enabled"))
+
+
+def export_out(record: Export) -> ExportOut:
+    return ExportOut(
+        id=record.id,
+        organization_id=record.organization_id,
+        name=record.name,
+        type=record.type,
+        project_id=record.project_id,
+        config=record.config,
+        credentials=masked(record.secret_fields),
+        streams=record.streams,
+        schedule=record.schedule,
+        enabled=record.enabled,
+        status=record.status,
+        status_detail=record.status_detail,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+@bp.get("")
+@endpoint(query=PageQuery, response=Page[ExportOut], problems=(401, 404, 422))
+def list_exports(organization_id: str, query: PageQuery):
+    """List all export configurations."""
+    records, cursor = exports.list(db(), organization_id, query)
+    return Page[ExportOut](items=[export_out(r) for r in records], next_cursor=cursor)
+
+
+@bp.get("/<export_id>")
+@endpoint(response=ExportOut, problems=(401, 404))
+def get_export(organization_id: str, export_id: str):
+    """Get export configuration details."""
+    return export_out(exports.get(db(), organization_id, export_id))
+
+
+@bp.post("")
+@endpoint(body=ExportIn, response=ExportOut, status=201, problems=(401, 404, 409, 422, 502))
+def create_export(organization_id: str, body):
+    """Create a new export configuration.
+
+    Credentials are stored in a Prefect block document, never in the ModelPulse database.
+    """
+    record = exports.create(db(), organization_id, body)
+    location = url_for(".get_export", organization_id=organization_id, export_id=record.id)
+    return Created(export_out(record), location)
+
+
+@bp.put("/<export_id>")
+@endpoint(body=ExportUpdate, response=ExportOut, problems=(401, 404, 409, 422, 502))
+def update_export(organization_id: str, export_id: str, body):
+    """Update an export configuration.
+
+    A full replace of the non-secret fields; a credential left out, or sent as "********", keeps its value.
+    """
+    record = exports.get(db(), organization_id, export_id)
+    return export_out(exports.replace(db(), record, body))
+
+
+@bp.delete("/<export_id>")
+@endpoint(status=204, problems=(401, 404, 502))
+def delete_export(organization_id: str, export_id: str):
+    """Delete an export configuration and its stored credentials."""
+    exports.delete(db(), exports.get(db(), organization_id, export_id))

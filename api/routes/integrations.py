@@ -1,0 +1,79 @@
+"""``/organizations/{organization_id}/integrations``: connections to model registries."""
+
+from __future__ import annotations
+
+from flask import Blueprint, url_for
+
+from api.auth import require_organization_key
+from api.connected_records import ConnectedRecords
+from api.db import db
+from api.endpoint import Created, endpoint
+from api.schemas.common import Page, PageQuery, masked
+from api.schemas.integrations import IntegrationIn, IntegrationOut, IntegrationUpdate
+from store.models import Integration
+
+bp = Blueprint("integrations", __name__, url_prefix="/organizations/<organization_id>/integrations")
+require_organization_key(bp)
+
+integrations = ConnectedRecords("integration", Integration, "int", IntegrationIn)
+
+
+def integration_out(record: Integration) -> IntegrationOut:
+    return IntegrationOut(
+        id=record.id,
+        organization_id=record.organization_id,
+        name=record.name,
+        type=record.type,
+        project_id=record.project_id,
+        config=record.config,
+        credentials=masked(record.secret_fields),
+        status=record.status,
+        status_detail=record.status_detail,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+@bp.get("")
+@endpoint(query=PageQuery, response=Page[IntegrationOut], problems=(401, 404, 422))
+def list_integrations(organization_id: str, query: PageQuery):
+    """List all integrations."""
+    records, cursor = integrations.list(db(), organization_id, query)
+    return Page[IntegrationOut](items=[integration_out(r) for r in records], next_cursor=cursor)
+
+
+@bp.get("/<integration_id>")
+@endpoint(response=IntegrationOut, problems=(401, 404))
+def get_integration(organization_id: str, integration_id: str):
+    """Get integration details."""
+    return integration_out(integrations.get(db(), organization_id, integration_id))
+
+
+@bp.post("")
+@endpoint(body=IntegrationIn, response=IntegrationOut, status=201, problems=(401, 404, 409, 422, 502))
+def create_integration(organization_id: str, body):
+    """Create a new integration.
+
+    Credentials are stored in a Prefect block document, never in the ModelPulse database.
+    """
+    record = integrations.create(db(), organization_id, body)
+    location = url_for(".get_integration", organization_id=organization_id, integration_id=record.id)
+    return Created(integration_out(record), location)
+
+
+@bp.put("/<integration_id>")
+@endpoint(body=IntegrationUpdate, response=IntegrationOut, problems=(401, 404, 409, 422, 502))
+def update_integration(organization_id: str, integration_id: str, body):
+    """Update an integration.
+
+    A full replace of the non-secret fields; a credential left out, or sent as "********", keeps its value.
+    """
+    record = integrations.get(db(), organization_id, integration_id)
+    return integration_out(integrations.replace(db(), record, body))
+
+
+@bp.delete("/<integration_id>")
+@endpoint(status=204, problems=(401, 404, 502))
+def delete_integration(organization_id: str, integration_id: str):
+    """Delete an integration and its stored credentials."""
+    integrations.delete(db(), integrations.get(db(), organization_id, integration_id))

@@ -1,0 +1,51 @@
+"""Public endpoints about the API itself: health, the OpenAPI document and its docs page."""
+
+from __future__ import annotations
+
+import html
+
+from flask import Blueprint, Response, current_app, json
+
+from api.endpoint import endpoint
+from api.openapi import openapi_document
+
+bp = Blueprint("meta", __name__)
+
+
+@bp.get("/health")
+@endpoint(public=True)
+def health():
+    """Liveness: the API process answers."""
+    return Response(json.dumps({"status": "ok"}), mimetype="application/json")
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3.1 document of this API."""
+    if "openapi_document" not in current_app.extensions:
+        current_app.extensions["openapi_document"] = openapi_document(current_app)
+    return Response(json.dumps(current_app.extensions["openapi_document"]), mimetype="application/json")
+
+
+@bp.get("/docs")
+def docs():
+    """A self-contained reference page rendered from the OpenAPI document (no CDN needed)."""
+    document = openapi_document(current_app)
+    rows = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            statuses = ", ".join(operation["responses"])
+            description = html.escape(operation.get("description", ""))
+            rows.append(
+                f"<tr><td class=m>{method.upper()}</td><td><code>{html.escape(path)}</code></td>"
+                f"<td><b>{html.escape(operation['summary'])}</b><br>{description}</td><td>{statuses}</td></tr>"
+            )
+    page = f"""<!doctype html><html><head><meta charset=utf-8><title>ModelPulse Integrations API</title>
+<style>body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;width:100%}}
+td,th{{border-bottom:1px solid #ddd;padding:.4em;text-align:left;vertical-align:top}}.m{{font-weight:bold}}</style>
+</head><body><h1>ModelPulse Integrations API</h1>
+<p>Authenticate with <code>Authorization: Bearer &lt;key&gt;</code>. Errors are
+<code>application/problem+json</code>. Machine-readable: <a href="openapi.json">openapi.json</a>.</p>
+<table><tr><th>Method</th><th>Path</th><th>What it does</th><th>Statuses</th></tr>{''.join(rows)}</table>
+</body></html>"""
+    return Response(page, mimetype="text/html")

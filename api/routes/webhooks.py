@@ -1,0 +1,79 @@
+"""``/organizations/{organization_id}/webhooks``: subscriptions to ModelPulse events."""
+
+from __future__ import annotations
+
+from flask import Blueprint, url_for
+
+from api.auth import require_organization_key
+from api.db import db
+from api.endpoint import Created, endpoint
+from api.schemas.common import Page, PageQuery, masked
+from api.schemas.webhooks import WebhookCreated, WebhookIn, WebhookOut
+from api.webhook_records import create_webhook, replace_webhook, webhooks
+from store.models import Webhook
+
+bp = Blueprint("webhooks", __name__, url_prefix="/organizations/<organization_id>/webhooks")
+require_organization_key(bp)
+
+
+def webhook_out(record: Webhook) -> WebhookOut:
+    return WebhookOut(
+        id=record.id,
+        organization_id=record.organization_id,
+        name=record.name,
+        url=record.url,
+        events=record.events,
+        headers=masked(record.header_names),
+        project_id=record.project_id,
+        enabled=record.enabled,
+        disabled_reason=record.disabled_reason,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+@bp.get("")
+@endpoint(query=PageQuery, response=Page[WebhookOut], problems=(401, 404, 422))
+def list_webhooks(organization_id: str, query: PageQuery):
+    """List all webhooks."""
+    records, cursor = webhooks.list(db(), organization_id, query)
+    return Page[WebhookOut](items=[webhook_out(r) for r in records], next_cursor=cursor)
+
+
+@bp.get("/<webhook_id>")
+@endpoint(response=WebhookOut, problems=(401, 404))
+def get_webhook(organization_id: str, webhook_id: str):
+    """Get webhook details."""
+    return webhook_out(webhooks.get(db(), organization_id, webhook_id))
+
+
+@bp.post("")
+@endpoint(body=WebhookIn, response=WebhookCreated, status=201, problems=(401, 404, 409, 422, 502))
+def create(organization_id: str, body: WebhookIn):
+    """Create a new webhook.
+
+    The answer carries the `signing_secret` (whsec_...) once; deliveries are signed with it
+    (Standard Webhooks).
+    """
+    record, signing_secret = create_webhook(db(), organization_id, body)
+    location = url_for(".get_webhook", organization_id=organization_id, webhook_id=record.id)
+    created = WebhookCreated(**webhook_out(record).model_dump(), signing_secret=signing_secret)
+    return Created(created, location)
+
+
+@bp.put("/<webhook_id>")
+@endpoint(body=WebhookIn, response=WebhookOut, problems=(401, 404, 409, 422, 502))
+def update_webhook(organization_id: str, webhook_id: str, body: WebhookIn):
+    """Update a webhook.
+
+    Header values left out, or sent as "********", keep their stored values.
+    """
+    record = webhooks.get(db(), organization_id, webhook_id)
+    return webhook_out(replace_webhook(db(), record, body))
+
+
+@bp.delete("/<webhook_id>")
+@endpoint(status=204, problems=(401, 404, 502))
+def delete_webhook(organization_id: str, webhook_id: str):
+    """Delete a webhook and its secrets."""
+    webhooks.delete(db(), webhooks.get(db(), organization_id, webhook_id))

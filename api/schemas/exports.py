@@ -1,0 +1,163 @@
+"""Export bodies: one model per sink type, chosen by ``type``; streams and schedule are shared."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from cronsim import CronSim, CronSimError
+from pydantic import Field, field_validator
+
+from api.schemas.common import HttpURL, Name, ProjectId, RecordOut, SecretText, StrictModel, optional_fields
+
+Stream = Literal["inference_logs", "drift_metrics", "events"]
+IndexName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[a-z0-9][a-z0-9._+-]*$",
+        description="Lower-case Elasticsearch index or data stream name.",
+    ),
+]
+
+
+class IntervalSchedule(StrictModel):
+    interval_seconds: int = Field(ge=60, le=31 * 86400)
+
+
+class CronSchedule(StrictModel):
+    cron: str = Field(min_length=9, max_length=200, description="Five-field cron, e.g. '*/15 * * * *'.")
+    timezone: str = Field(default="UTC", max_length=64)
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from datetime import datetime, timezone
+
+        try:
+            CronSim(value, datetime.now(timezone.utc))
+        except (CronSimError, ValueError) as error:
+            raise ValueError(f"not a valid cron expression: {error}") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+Schedule = IntervalSchedule | CronSchedule
+
+
+class ElasticsearchIndices(StrictModel):
+    inference_logs: IndexName = "modelpulse-inference-logs"
+    drift_metrics: IndexName = "modelpulse-drift-metrics"
+    events: IndexName = "modelpulse-events"
+
+
+class ElasticsearchConfig(StrictModel):
+    url: HttpURL
+    verify_ssl: bool = True
+    indices: ElasticsearchIndices = Field(default_factory=ElasticsearchIndices)
+
+
+class ElasticsearchCredentials(StrictModel):
+    username: SecretText
+    password: SecretText
+
+
+class SplunkConfig(StrictModel):
+    hec_url: HttpURL = Field(description="e.g. https://splunk.example.com:8088")
+    verify_ssl: bool = True
+    index: str | None = Field(default=None, max_length=80)
+    source: str | None = Field(default=None, max_length=200)
+
+
+class SplunkCredentials(StrictModel):
+    hec_token: SecretText
+
+
+class DatadogConfig(StrictModel):
+    site: str = Field(
+        default="datadoghq.com",
+        pattern=r"^([a-z0-9-]+\.)*(datadoghq\.com|datadoghq\.eu|ddog-gov\.com)$",
+        description="datadoghq.com, us3.datadoghq.com, us5.datadoghq.com, datadoghq.eu, ap1.datadoghq.com, ddog-gov.com",
+    )
+    api_url: HttpURL | None = Field(default=None, description="Send every request here (a proxy).")
+
+
+class DatadogCredentials(StrictModel):
+    api_key: SecretText
+    app_key: SecretText
+
+
+class _ExportBase(StrictModel):
+    name: Name
+    project_id: ProjectId | None = None
+    streams: list[Stream] = Field(default_factory=lambda: ["inference_logs", "drift_metrics"], min_length=1)
+    schedule: Schedule | None = None
+    enabled: bool = True
+
+    @field_validator("streams")
+    @classmethod
+    def _no_repeats(cls, streams: list[str]) -> list[str]:
+        if len(set(streams)) != len(streams):
+            raise ValueError("each stream may appear once")
+        return streams
+
+
+class ElasticsearchExport(_ExportBase):
+    type: Literal["elasticsearch"]
+    config: ElasticsearchConfig
+    credentials: ElasticsearchCredentials
+
+
+class SplunkExport(_ExportBase):
+    type: Literal["splunk"]
+    config: SplunkConfig
+    credentials: SplunkCredentials
+
+
+class DatadogExport(_ExportBase):
+    type: Literal["datadog"]
+    config: DatadogConfig = Field(default_factory=DatadogConfig)
+    credentials: DatadogCredentials
+
+
+ExportIn = Annotated[ElasticsearchExport | SplunkExport | DatadogExport, Field(discriminator="type")]
+
+
+class ElasticsearchExportUpdate(ElasticsearchExport):
+    credentials: optional_fields(ElasticsearchCredentials) = None  # type: ignore[valid-type]
+
+
+class SplunkExportUpdate(SplunkExport):
+    credentials: optional_fields(SplunkCredentials) = None  # type: ignore[valid-type]
+
+
+class DatadogExportUpdate(DatadogExport):
+    credentials: optional_fields(DatadogCredentials) = None  # type: ignore[valid-type]
+
+
+ExportUpdate = Annotated[
+    ElasticsearchExportUpdate | SplunkExportUpdate | DatadogExportUpdate, Field(discriminator="type")
+]
+
+
+class ExportOut(RecordOut):
+    name: str
+    type: str
+    project_id: str | None
+    config: dict[str, Any]
+    credentials: dict[str, str] = Field(description='Each stored secret as "********".')
+    streams: list[str]
+    schedule: dict[str, Any] | None
+    enabled: bool
+    status: str
+    status_detail: str | None

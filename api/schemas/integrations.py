@@ -1,0 +1,117 @@
+"""Integration bodies: one model per registry type, chosen by ``type``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from api.schemas.common import HttpURL, Name, ProjectId, RecordOut, SecretText, StrictModel, optional_fields
+
+SyncInterval = Annotated[int, Field(ge=60, le=7 * 86400, description="Seconds between registry syncs.")]
+
+
+class MlflowConfig(StrictModel):
+    tracking_uri: HttpURL = Field(description="e.g. http://mlflow-server:5000")
+    sync_interval_seconds: SyncInterval = 900
+
+
+class MlflowCredentials(StrictModel):
+    username: str | None = Field(default=None, max_length=200)
+    password: SecretText | None = None
+    token: SecretText | None = None
+
+
+class SagemakerConfig(StrictModel):
+    region_name: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$", description="e.g. us-east-1")
+    endpoint_url: HttpURL | None = Field(default=None, description="A VPC endpoint, if any.")
+    sync_interval_seconds: SyncInterval = 900
+
+
+class SagemakerCredentials(StrictModel):
+    aws_access_key_id: SecretText
+    aws_secret_access_key: SecretText
+    aws_session_token: SecretText | None = None
+
+
+class VertexAiConfig(StrictModel):
+    project_id: str = Field(min_length=1, max_length=100, description="Google Cloud project id.")
+    location: str = Field(pattern=r"^[a-z]+(-[a-z0-9]+)+$", description="e.g. us-central1")
+    api_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^(https?://)?[A-Za-z0-9.-]+(:\d{1,5})?/?$",
+        description="Regional API host, e.g. us-central1-aiplatform.googleapis.com",
+    )
+    sync_interval_seconds: SyncInterval = 900
+
+
+class VertexAiCredentials(StrictModel):
+    service_account_info: dict[str, Any] = Field(
+        description="The service account key JSON (type, client_email, private_key, token_uri...).",
+        json_schema_extra={"writeOnly": True},
+    )
+
+    @field_validator("service_account_info")
+    @classmethod
+    def _looks_like_a_key(cls, info: dict[str, Any]) -> dict[str, Any]:
+        missing = [k for k in ("client_email", "private_key") if not isinstance(info.get(k), str)]
+        if missing:
+            raise ValueError(f"a service account key needs {', '.join(missing)}")
+        return info
+
+
+class _IntegrationBase(StrictModel):
+    name: Name
+    project_id: ProjectId | None = None
+
+
+class MlflowIntegration(_IntegrationBase):
+    type: Literal["mlflow"]
+    config: MlflowConfig
+    credentials: MlflowCredentials = Field(default_factory=MlflowCredentials)
+
+
+class SagemakerIntegration(_IntegrationBase):
+    type: Literal["sagemaker"]
+    config: SagemakerConfig
+    credentials: SagemakerCredentials
+
+
+class VertexAiIntegration(_IntegrationBase):
+    type: Literal["vertex_ai"]
+    config: VertexAiConfig
+    credentials: VertexAiCredentials
+
+
+IntegrationIn = Annotated[
+    MlflowIntegration | SagemakerIntegration | VertexAiIntegration, Field(discriminator="type")
+]
+
+
+class MlflowIntegrationUpdate(MlflowIntegration):
+    credentials: optional_fields(MlflowCredentials) = None  # type: ignore[valid-type]
+
+
+class SagemakerIntegrationUpdate(SagemakerIntegration):
+    credentials: optional_fields(SagemakerCredentials) = None  # type: ignore[valid-type]
+
+
+class VertexAiIntegrationUpdate(VertexAiIntegration):
+    credentials: optional_fields(VertexAiCredentials) = None  # type: ignore[valid-type]
+
+
+IntegrationUpdate = Annotated[
+    MlflowIntegrationUpdate | SagemakerIntegrationUpdate | VertexAiIntegrationUpdate,
+    Field(discriminator="type"),
+]
+
+
+class IntegrationOut(RecordOut):
+    name: str
+    type: str
+    project_id: str | None
+    config: dict[str, Any]
+    credentials: dict[str, str] = Field(description='Each stored secret as "********".')
+    status: str
+    status_detail: str | None

@@ -1,0 +1,156 @@
+"""Shared fixtures: a real Prefect server for the session, a fresh database per test, API clients.
+
+The Prefect settings are set in the environment here, at import time, before anything imports
+Prefect, so this process, the Flask app under test and every subprocess talk to the same server.
+Set ``MODELPULSE_TEST_POSTGRES_URL`` (``.ci/run`` does) to run the database-backed tests on
+PostgreSQL as well as SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.support.servers import free_port, start_process, stop_process, wait_until_ready
+
+ROOT = Path(__file__).resolve().parent.parent
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="modelpulse-tests-"))
+PREFECT_PORT = free_port()
+os.environ.update(
+    {
+        "PREFECT_HOME": str(SESSION_DIR / "prefect"),
+        "PREFECT_API_URL": f"http://127.0.0.1:{PREFECT_PORT}/api",
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
+        "PREFECT_SERVER_API_PORT": str(PREFECT_PORT),
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{SESSION_DIR / 'prefect.db'}",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
+        "MODELPULSE_HOME": str(SESSION_DIR / "home"),
+        "MODELPULSE_ROOT": str(ROOT),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+    }
+)
+
+import pytest  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from store.migrate import upgrade  # noqa: E402
+
+POSTGRES_URL = os.environ.get("MODELPULSE_TEST_POSTGRES_URL")
+
+
+def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
+    shutil.rmtree(SESSION_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """A real Prefect server (SQLite) on a free loopback port; yields its API URL."""
+    process = start_process(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(PREFECT_PORT)],
+        SESSION_DIR / "prefect-server.log",
+    )
+    try:
+        wait_until_ready(f"http://127.0.0.1:{PREFECT_PORT}/api/health", process, timeout=120)
+        yield os.environ["PREFECT_API_URL"]
+    finally:
+        stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template() -> Path:
+    path = SESSION_DIR / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def _postgres_template() -> str:
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")  # type: ignore[arg-type]
+    with admin.connect() as connection:
+        connection.execute(text("DROP DATABASE IF EXISTS modelpulse_template"))
+        connection.execute(text("CREATE DATABASE modelpulse_template"))
+    upgrade(_database_url(POSTGRES_URL, "modelpulse_template"))  # type: ignore[arg-type]
+    admin.dispose()
+    return "modelpulse_template"
+
+
+def _database_url(base: str, name: str) -> str:
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> Iterator[str]:
+    """A freshly migrated database per test: SQLite always, PostgreSQL when configured."""
+    if request.param == "sqlite":
+        path = tmp_path / "modelpulse.db"
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("MODELPULSE_TEST_POSTGRES_URL is not set")
+    template = request.getfixturevalue("_postgres_template")
+    name = f"mp_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE {template}'))
+    try:
+        yield _database_url(POSTGRES_URL, name)
+    finally:
+        from store.db import get_engine
+
+        for url in [_database_url(POSTGRES_URL, name)]:
+            get_engine(url).dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path, _sqlite_template) -> str:
+    """A fresh SQLite database, for tests that need not run on both backends."""
+    path = tmp_path / "modelpulse.db"
+    shutil.copyfile(_sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def app(database_url, prefect_server):
+    from api import create_app
+
+    return create_app({"TESTING": True, "DATABASE_URL": database_url})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def make_key(database_url):
+    """``make_key("acme")`` -> a bearer key of organization acme (created if missing)."""
+    from store.db import session_scope
+    from store.organizations import create_api_key
+
+    def _make(organization_id: str) -> str:
+        with session_scope(database_url) as session:
+            return create_api_key(session, organization_id)
+
+    return _make
+
+
+@pytest.fixture
+def org(make_key):
+    """Organization ``acme`` and headers carrying its key."""
+
+    class Org:
+        id = "acme"
+        key = make_key("acme")
+        headers = {"Authorization": f"Bearer {key}"}
+
+    return Org
