@@ -24,11 +24,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     from api import db, errors
-    from api.routes import exports, integrations, meta, webhooks
+    from api.routes import events, exports, integrations, meta, webhook_deliveries, webhooks
+    from flows.dispatch import register_event_dispatch
 
     db.init_app(app)
     errors.init_app(app)
-    for module in (meta, integrations, exports, webhooks):
+    register_event_dispatch()
+    for module in (meta, integrations, exports, webhooks, webhook_deliveries, events):
         app.register_blueprint(module.bp)
     app.url_map.strict_slashes = False
     return app

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from store.ids import new_id
@@ -200,25 +200,16 @@ def get_delivery(session: Session, webhook_id: str, delivery_id: str) -> Deliver
     return delivery if delivery is not None and delivery.webhook_id == webhook_id else None
 
 
-def list_deliveries(
-    session: Session,
-    webhook_id: str,
-    limit: int,
-    cursor: str | None = None,
-    status: str | None = None,
-    event_type: str | None = None,
-) -> tuple[list[Delivery], str | None]:
-    """A page of a webhook's deliveries, newest first, and the cursor of the next page."""
+def deliveries_query(
+    webhook_id: str, status: str | None = None, event_type: str | None = None
+) -> Select[tuple[Delivery]]:
+    """The deliveries of a webhook, optionally of one status and event type (unordered)."""
     query = select(Delivery).where(Delivery.webhook_id == webhook_id)
     if status:
         query = query.where(Delivery.status == status)
     if event_type:
         query = query.where(Delivery.event_type == event_type)
-    if cursor:
-        query = query.where(Delivery.id < cursor)
-    rows = list(session.scalars(query.order_by(Delivery.id.desc()).limit(limit + 1)))
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return query
 
 
 def attempts_by_delivery(

@@ -65,7 +65,7 @@ class SendSummary:
         return self
 
 
-async def fan_out_event(event_id: str) -> SendSummary:
+async def fan_out_event(event_id: str, database_url: str | None = None) -> SendSummary:
     """Create and send the deliveries of one outbox event, unless another run already took it.
 
     Example:
@@ -75,16 +75,18 @@ async def fan_out_event(event_id: str) -> SendSummary:
         ```
     """
     settings = get_webhook_settings()
-    planned = await asyncio.to_thread(_plan_fan_out, event_id, settings)
+    planned = await asyncio.to_thread(_plan_fan_out, event_id, settings, database_url)
     if not planned:
         return SendSummary()
     targets = await _with_secrets(planned)
-    return SendSummary().add(await _send_all(targets, "initial", settings))
+    return SendSummary().add(await _send_all(targets, "initial", settings, database_url))
 
 
-def _plan_fan_out(event_id: str, settings: WebhookSettings) -> list[tuple[Target, list[str]]]:
+def _plan_fan_out(
+    event_id: str, settings: WebhookSettings, database_url: str | None
+) -> list[tuple[Target, list[str]]]:
     now = utcnow()
-    with session_scope() as session:
+    with session_scope(database_url) as session:
         event = store.claim_event(session, event_id, now)
         if event is None:
             return []
@@ -98,19 +100,23 @@ def _plan_fan_out(event_id: str, settings: WebhookSettings) -> list[tuple[Target
         ]
 
 
-async def retry_due_deliveries(now: datetime | None = None, limit: int = 1000) -> SendSummary:
+async def retry_due_deliveries(
+    now: datetime | None = None, limit: int = 1000, database_url: str | None = None
+) -> SendSummary:
     """Lease and send every open delivery whose next attempt is due at ``now`` (default: now).
 
     A delivery whose webhook was disabled meanwhile is failed instead of sent.
     """
     settings = get_webhook_settings()
-    planned = await asyncio.to_thread(_plan_retries, now or utcnow(), limit, settings)
+    planned = await asyncio.to_thread(_plan_retries, now or utcnow(), limit, settings, database_url)
     targets = await _with_secrets(planned)
-    return SendSummary().add(await _send_all(targets, "retry", settings))
+    return SendSummary().add(await _send_all(targets, "retry", settings, database_url))
 
 
-def _plan_retries(now: datetime, limit: int, settings: WebhookSettings) -> list[tuple[Target, list[str]]]:
-    with session_scope() as session:
+def _plan_retries(
+    now: datetime, limit: int, settings: WebhookSettings, database_url: str | None
+) -> list[tuple[Target, list[str]]]:
+    with session_scope(database_url) as session:
         due = store.due_delivery_ids(session, now, limit)
         lease = _lease_until(now, len(due), settings)
         planned = []
@@ -126,15 +132,17 @@ def _plan_retries(now: datetime, limit: int, settings: WebhookSettings) -> list[
         return planned
 
 
-def stranded_event_ids(limit: int = 1000) -> list[str]:
+def stranded_event_ids(limit: int = 1000, database_url: str | None = None) -> list[str]:
     """Outbox events whose dispatch never happened and is overdue."""
     settings = get_webhook_settings()
     older_than = utcnow() - timedelta(seconds=settings.stranded_after_seconds)
-    with session_scope() as session:
+    with session_scope(database_url) as session:
         return store.stranded_event_ids(session, older_than, limit)
 
 
-async def redeliver(delivery_id: str, trigger: str = "redeliver") -> AttemptResult:
+async def redeliver(
+    delivery_id: str, trigger: str = "redeliver", database_url: str | None = None
+) -> AttemptResult:
     """Send one more attempt of a delivery now (same ``webhook-id``) and record it.
 
     Success settles the delivery as ``succeeded``; a failure leaves a scheduled retry in place and
@@ -142,14 +150,14 @@ async def redeliver(delivery_id: str, trigger: str = "redeliver") -> AttemptResu
     checks that a receiver is back.
     """
     settings = get_webhook_settings()
-    planned = await asyncio.to_thread(_plan_redelivery, delivery_id)
+    planned = await asyncio.to_thread(_plan_redelivery, delivery_id, database_url)
     targets = await _with_secrets([planned])
-    (result,) = await _send_all(targets, trigger, settings, manual=True)
+    (result,) = await _send_all(targets, trigger, settings, database_url, manual=True)
     return result
 
 
-def _plan_redelivery(delivery_id: str) -> tuple[Target, list[str]]:
-    with session_scope() as session:
+def _plan_redelivery(delivery_id: str, database_url: str | None) -> tuple[Target, list[str]]:
+    with session_scope(database_url) as session:
         delivery, webhook, event = store.delivery_with_context(session, delivery_id)
         body = encode_payload(event_payload(event))
         target = _target(delivery, webhook, event, body)
@@ -157,15 +165,15 @@ def _plan_redelivery(delivery_id: str) -> tuple[Target, list[str]]:
         return target, webhook.header_names
 
 
-async def send_test_event(webhook_id: str) -> str:
+async def send_test_event(webhook_id: str, database_url: str | None = None) -> str:
     """Send a ``webhook.test`` event to one webhook now; return the id of its delivery."""
-    delivery_id = await asyncio.to_thread(_create_test_delivery, webhook_id)
-    await redeliver(delivery_id, trigger="test")
+    delivery_id = await asyncio.to_thread(_create_test_delivery, webhook_id, database_url)
+    await redeliver(delivery_id, trigger="test", database_url=database_url)
     return delivery_id
 
 
-def _create_test_delivery(webhook_id: str) -> str:
-    with session_scope() as session:
+def _create_test_delivery(webhook_id: str, database_url: str | None) -> str:
+    with session_scope(database_url) as session:
         webhook = session.get(Webhook, webhook_id)
         return store.create_test_delivery(session, webhook, utcnow()).id
 
@@ -211,7 +219,11 @@ def _ssl_context() -> Any:
 
 
 async def _send_all(
-    targets: Sequence[Target], trigger: str, settings: WebhookSettings, manual: bool = False
+    targets: Sequence[Target],
+    trigger: str,
+    settings: WebhookSettings,
+    database_url: str | None,
+    manual: bool = False,
 ) -> list[AttemptResult]:
     if not targets:
         return []
@@ -223,7 +235,7 @@ async def _send_all(
         limits=limits,
         verify=_ssl_context(),
     )
-    recorder = AttemptRecorder(settings)
+    recorder = AttemptRecorder(settings, database_url)
     writer = asyncio.create_task(recorder.run())
     slots = asyncio.Semaphore(settings.concurrency)
     try:
@@ -308,8 +320,9 @@ def _manual_settlement(result: AttemptResult, target: Target) -> Settlement:
 class AttemptRecorder:
     """Writes attempts as they complete; whatever completed together is one transaction."""
 
-    def __init__(self, settings: WebhookSettings) -> None:
+    def __init__(self, settings: WebhookSettings, database_url: str | None) -> None:
         self._settings = settings
+        self._database_url = database_url
         self._queue: asyncio.Queue[tuple[AttemptResult, Settlement] | None] = asyncio.Queue()
 
     def put(self, result: AttemptResult, settlement: Settlement) -> None:
@@ -330,16 +343,18 @@ class AttemptRecorder:
                 item = self._queue.get_nowait()
             done = item is None
             if batch:
-                await asyncio.to_thread(record_attempts, batch, self._settings)
+                await asyncio.to_thread(record_attempts, batch, self._settings, self._database_url)
 
 
 def record_attempts(
-    batch: Sequence[tuple[AttemptResult, Settlement]], settings: WebhookSettings
+    batch: Sequence[tuple[AttemptResult, Settlement]],
+    settings: WebhookSettings,
+    database_url: str | None = None,
 ) -> None:
     """Store attempts and their deliveries' new state; disable webhooks that are gone or dead."""
     now = utcnow()
     failing_webhooks = set()
-    with session_scope() as session:
+    with session_scope(database_url) as session:
         for result, settlement in batch:
             store.add_attempt(session, result.delivery_id, **result.record_fields())
             store.settle_delivery(session, result.delivery_id, **settlement.changes)

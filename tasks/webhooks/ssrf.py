@@ -78,6 +78,9 @@ def refusal_reason(address: IPAddress) -> str | None:
 def check_webhook_url(url: str, allow_private: bool = False) -> None:
     """Refuse a webhook URL that is not http(s) or whose host resolves to a non-public address.
 
+    A host that does not resolve at all is accepted: it reaches nothing, and every delivery
+    checks the address it connects to anyway.
+
     Raises:
         UnsafeWebhookUrl: with a message meant for the API user.
     """
@@ -102,9 +105,10 @@ def check_webhook_url(url: str, allow_private: bool = False) -> None:
 def _resolve(host: str, port: int) -> list[IPAddress]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise UnsafeWebhookUrl(f"the host {host} does not resolve") from exc
-    return [_ip(info[4][0]) for info in infos]
+    except (socket.gaierror, UnicodeError):
+        # A name that does not resolve yet reaches nothing; each delivery checks it again.
+        return []
+    return [_ip(str(info[4][0])) for info in infos]
 
 
 def _ip(text: str) -> IPAddress:
