@@ -101,7 +101,10 @@ def build_headers(target: Target, timestamp: int, user_agent: str) -> dict[str, 
 
 def masked(headers: dict[str, str]) -> dict[str, str]:
     """The headers as the history shows them: custom header values hidden."""
-    return {name: value if name in PROTECTED_HEADERS else MASK for name, value in headers.items()}
+    return {
+        name.lower(): value if name.lower() in PROTECTED_HEADERS else MASK
+        for name, value in headers.items()
+    }
 
 
 async def send_attempt(

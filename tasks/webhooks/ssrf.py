@@ -66,10 +66,10 @@ def refusal_reason(address: IPAddress) -> str | None:
         return "multicast"
     if isinstance(address, ipaddress.IPv4Address) and address in _CGNAT:
         return "carrier-grade NAT"
+    if address.is_reserved:  # before "private": Python counts 240.0.0.0/4 as both
+        return "reserved"
     if address.is_private:
         return "private"
-    if address.is_reserved:
-        return "reserved"
     if not address.is_global:
         return "not globally routable"
     return None
