@@ -26,6 +26,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from api import db, errors
     from api.routes import (
         drift,
+        events,
         export_runs,
         exports,
         inference_logs,
@@ -35,12 +36,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         recommendations,
         registries,
         thresholds,
+        webhook_deliveries,
         webhooks,
     )
+    from flows.dispatch import register_event_dispatch
 
     db.init_app(app)
     errors.init_app(app)
-    for module in (meta, integrations, registries, exports, export_runs, webhooks):
+    register_event_dispatch()
+    for module in (meta, integrations, registries, exports, export_runs, webhooks, webhook_deliveries, events):
         app.register_blueprint(module.bp)
     for blueprint in (
         inference_logs.bp,

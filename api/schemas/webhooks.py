@@ -8,6 +8,8 @@ from pydantic import Field, field_validator
 
 from api.schemas.common import HttpURL, Name, ProjectId, RecordOut, StrictModel
 from store.events import EVENT_TYPES
+from store.settings import get_settings
+from tasks.webhooks.ssrf import UnsafeWebhookUrl, check_webhook_url
 
 EventType = Literal["drift.detected", "threshold.breached", "recommendation.created", "model.registered"]
 assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
@@ -40,6 +42,16 @@ class WebhookIn(StrictModel):
     )
     project_id: ProjectId | None = None
     enabled: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _public_target(cls, url: str) -> str:
+        # Refused again at delivery time against the address actually connected to (DNS rebinding).
+        try:
+            check_webhook_url(url, allow_private=get_settings().allow_private_webhook_targets)
+        except UnsafeWebhookUrl as error:
+            raise ValueError(str(error)) from None
+        return url
 
     @field_validator("events")
     @classmethod

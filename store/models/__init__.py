@@ -2,6 +2,7 @@
 
 from store.models.base import Base, utcnow
 from store.models.connection import ConnectionRecord
+from store.models.deliveries import Delivery, DeliveryAttempt
 from store.models.events import Event
 from store.models.export_runs import ExportRun, ExportRunStream, ExportWatermark, RejectedRecord
 from store.models.exports import Export
@@ -16,6 +17,8 @@ __all__ = [
     "ApiKey",
     "Base",
     "ConnectionRecord",
+    "Delivery",
+    "DeliveryAttempt",
     "DriftCheck",
     "DriftMetric",
     "EndpointStatusChange",

@@ -1,0 +1,71 @@
+"""A webhook's delivery history and the actions on it: redeliver, test, rotate the secret."""
+
+from __future__ import annotations
+
+from flask import Blueprint, url_for
+
+from api.auth import require_organization_key
+from api.db import db
+from api.endpoint import Created, endpoint
+from api.schemas.common import Page
+from api.schemas.deliveries import DeliveryOut, HistoryQuery, RotatedSecret
+from api.webhook_actions import history_page, one_delivery, redeliver_now, rotate_secret, send_test
+from api.webhook_records import webhooks
+
+bp = Blueprint(
+    "webhook_deliveries", __name__, url_prefix="/organizations/<organization_id>/webhooks/<webhook_id>"
+)
+require_organization_key(bp)
+
+
+@bp.get("/history")
+@endpoint(query=HistoryQuery, response=Page[DeliveryOut], problems=(401, 404, 422))
+def history(organization_id: str, webhook_id: str, query: HistoryQuery):
+    """Get webhook invocation history.
+
+    Deliveries newest first, each with its attempts; filter with `status` and `event_type`.
+    """
+    webhook = webhooks.get(db(), organization_id, webhook_id)
+    items, cursor = history_page(db(), webhook, query)
+    return Page[DeliveryOut](items=items, next_cursor=cursor)
+
+
+@bp.get("/history/<delivery_id>")
+@endpoint(response=DeliveryOut, problems=(401, 404))
+def get_delivery(organization_id: str, webhook_id: str, delivery_id: str):
+    """Get one delivery with its attempts."""
+    return one_delivery(db(), webhooks.get(db(), organization_id, webhook_id), delivery_id)
+
+
+@bp.post("/history/<delivery_id>/redeliver")
+@endpoint(response=DeliveryOut, problems=(401, 404, 502))
+def redeliver(organization_id: str, webhook_id: str, delivery_id: str):
+    """Redeliver a delivery now.
+
+    One new attempt with the same `webhook-id`, freshly signed; answers with the delivery.
+    """
+    return redeliver_now(db(), webhooks.get(db(), organization_id, webhook_id), delivery_id)
+
+
+@bp.post("/test")
+@endpoint(response=DeliveryOut, status=201, problems=(401, 404, 502))
+def test(organization_id: str, webhook_id: str):
+    """Send a test event.
+
+    A `webhook.test` event goes to this webhook only, now; answers with its delivery.
+    """
+    delivery = send_test(db(), webhooks.get(db(), organization_id, webhook_id))
+    location = url_for(
+        ".get_delivery", organization_id=organization_id, webhook_id=webhook_id, delivery_id=delivery.id
+    )
+    return Created(delivery, location)
+
+
+@bp.post("/rotate-secret")
+@endpoint(response=RotatedSecret, problems=(401, 404, 502))
+def rotate(organization_id: str, webhook_id: str):
+    """Rotate the signing secret.
+
+    Answers with the new secret once; for 24 hours deliveries are signed with both.
+    """
+    return rotate_secret(webhooks.get(db(), organization_id, webhook_id))

@@ -1,0 +1,49 @@
+"""Webhook delivery history, redelivery, test events and secret rotation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from api.schemas.common import PageQuery
+
+DeliveryStatus = Literal["pending", "retrying", "succeeded", "failed"]
+
+
+class HistoryQuery(PageQuery):
+    status: DeliveryStatus | None = Field(default=None, description="Only deliveries in this status.")
+    event_type: str | None = Field(default=None, max_length=64, description="Only this event type.")
+
+
+class AttemptOut(BaseModel):
+    attempted_at: datetime
+    trigger: Literal["initial", "retry", "redeliver", "test"]
+    request_headers: dict[str, str] = Field(description='Custom header values shown as "********".')
+    response_status: int | None
+    response_body: str | None = Field(description="The first KiB of the response body.")
+    duration_ms: float
+    error: str | None
+    succeeded: bool
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    webhook_id: str
+    event_id: str = Field(description="Sent as `webhook-id` on every attempt.")
+    event_type: str
+    status: DeliveryStatus
+    attempt_count: int
+    next_attempt_at: datetime | None = Field(description="When the next retry is due (open deliveries).")
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    attempts: list[AttemptOut]
+
+
+class RotatedSecret(BaseModel):
+    signing_secret: str = Field(description="The new whsec_... secret, shown once.")
+    previous_secret_expires_at: datetime = Field(
+        description="Until then deliveries carry signatures by both the new and the previous secret."
+    )

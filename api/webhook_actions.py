@@ -1,0 +1,90 @@
+"""What the webhook history endpoints do: read deliveries, send again, send a test, rotate the secret."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from flask import current_app
+from pydantic import SecretStr
+from sqlalchemy.orm import Session
+
+from api.connected_records import PREFECT_ERRORS, secrets_store_unavailable
+from api.errors import NotFound
+from api.pagination import paginate
+from api.schemas.deliveries import AttemptOut, DeliveryOut, HistoryQuery, RotatedSecret
+from blocks.connections import block_document_name, load_connection
+from blocks.webhook import WebhookSecrets, new_signing_secret
+from store import deliveries as store
+from store.models import Delivery, Webhook, utcnow
+from tasks.webhooks import fanout
+
+# Long enough for every receiver to deploy the new secret; both sign meanwhile.
+ROTATION_OVERLAP = timedelta(hours=24)
+
+
+def delivery_out(delivery: Delivery, attempts: list) -> DeliveryOut:
+    return DeliveryOut(
+        id=delivery.id,
+        webhook_id=delivery.webhook_id,
+        event_id=delivery.event_id,
+        event_type=delivery.event_type,
+        status=delivery.status,  # type: ignore[arg-type]
+        attempt_count=delivery.attempt_count,
+        next_attempt_at=delivery.next_attempt_at,
+        last_error=delivery.last_error,
+        created_at=delivery.created_at,
+        updated_at=delivery.updated_at,
+        attempts=[AttemptOut.model_validate(attempt, from_attributes=True) for attempt in attempts],
+    )
+
+
+def history_page(session: Session, webhook: Webhook, query: HistoryQuery) -> tuple[list[DeliveryOut], str | None]:
+    """A page of the webhook's deliveries, newest first, each with its attempts."""
+    statement = store.deliveries_query(webhook.id, query.status, query.event_type)
+    rows, cursor = paginate(session, statement, Delivery.id, query, descending=True)
+    attempts = store.attempts_by_delivery(session, [row.id for row in rows])
+    return [delivery_out(row, attempts[row.id]) for row in rows], cursor
+
+
+def one_delivery(session: Session, webhook: Webhook, delivery_id: str) -> DeliveryOut:
+    session.expire_all()  # attempts may have been written by another session meanwhile
+    delivery = store.get_delivery(session, webhook.id, delivery_id)
+    if delivery is None:
+        raise NotFound("No such delivery.")
+    return delivery_out(delivery, store.attempts_by_delivery(session, [delivery.id])[delivery.id])
+
+
+def redeliver_now(session: Session, webhook: Webhook, delivery_id: str) -> DeliveryOut:
+    """Send one more attempt of the delivery now (same `webhook-id`) and return the delivery."""
+    one_delivery(session, webhook, delivery_id)  # 404 before sending anything
+    _run(fanout.redeliver(delivery_id, database_url=current_app.config["DATABASE_URL"]))
+    return one_delivery(session, webhook, delivery_id)
+
+
+def send_test(session: Session, webhook: Webhook) -> DeliveryOut:
+    """Send a `webhook.test` event to this webhook only and return its delivery."""
+    delivery_id = _run(fanout.send_test_event(webhook.id, database_url=current_app.config["DATABASE_URL"]))
+    return one_delivery(session, webhook, delivery_id)
+
+
+def rotate_secret(webhook: Webhook) -> RotatedSecret:
+    """A new signing secret; the current one keeps signing for ``ROTATION_OVERLAP``."""
+    try:
+        secrets: WebhookSecrets = load_connection("webhook", webhook.id, "webhook")
+        expires_at = utcnow() + ROTATION_OVERLAP
+        signing_secret = new_signing_secret()
+        secrets.previous_signing_secret = secrets.signing_secret
+        secrets.previous_expires_at = expires_at
+        secrets.signing_secret = SecretStr(signing_secret)
+        secrets.save(block_document_name("webhook", webhook.id), overwrite=True)
+    except PREFECT_ERRORS as error:
+        raise secrets_store_unavailable(error) from None
+    return RotatedSecret(signing_secret=signing_secret, previous_secret_expires_at=expires_at)
+
+
+def _run(coroutine):
+    try:
+        return asyncio.run(coroutine)
+    except PREFECT_ERRORS as error:  # the signing secrets could not be read
+        raise secrets_store_unavailable(error) from None

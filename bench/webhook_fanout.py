@@ -1,0 +1,353 @@
+"""Webhook fan-out benchmark: ModelPulse beside a plain asyncio + httpx loop, in the same run.
+
+1. One event to N loopback receivers (default 1,000): wall time of ModelPulse's fan-out unit
+   (claim the event, match webhooks, create deliveries, load the signing secrets from Prefect,
+   send concurrently, record every attempt) against a plain loop that only signs and posts the
+   same payloads with the same concurrency bound. Goal: ratio <= 1.5.
+2. Event accepted -> first attempt at the receiver, at R events/s (default 20) to 5 receivers each,
+   through the real stack: gunicorn-served API, outbox, after-commit dispatch, ``fan-out-event``
+   background task on a task worker. Goal: p50 < 250 ms, p99 < 1 s.
+
+Everything runs on loopback: a Prefect server (SQLite), the API under gunicorn, the task worker and a
+receiver process listening on N ports. Usage::
+
+    PYTHONPATH=. python bench/webhook_fanout.py [--receivers 1000] [--rate 20] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- the receiver process ---------------------------------------------------------------------
+
+
+async def _serve_receivers(count: int) -> None:
+    arrivals: list[tuple[str, int, float]] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        port = writer.get_extra_info("sockname")[1]
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                now = time.time()
+                lines = head.split(b"\r\n")
+                path = lines[0].split()[1]
+                headers = dict(
+                    (name.strip().lower(), value.strip())
+                    for name, _, value in (line.partition(b":") for line in lines[1:] if line)
+                )
+                length = int(headers.get(b"content-length", b"0"))
+                if length:
+                    await reader.readexactly(length)
+                body = b"ok"
+                if path == b"/__dump":
+                    body = json.dumps(arrivals).encode()
+                    arrivals.clear()
+                else:
+                    arrivals.append((headers.get(b"webhook-id", b"").decode(), port, now))
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    servers = [await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024) for _ in range(count)]
+    print(json.dumps([s.sockets[0].getsockname()[1] for s in servers]), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the parent closes stdin
+
+
+# --- setup ------------------------------------------------------------------------------------
+
+
+def _environment(workdir: Path) -> dict[str, str]:
+    from tests.support.servers import free_port
+
+    prefect_port, api_port = free_port(), free_port()
+    env = {
+        "PREFECT_HOME": str(workdir / "prefect"),
+        "PREFECT_API_URL": f"http://127.0.0.1:{prefect_port}/api",
+        "PREFECT_SERVER_API_HOST": "127.0.0.1",
+        "PREFECT_SERVER_API_PORT": str(prefect_port),
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{workdir / 'prefect.db'}",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOCAL_STORAGE_PATH": str(workdir / "prefect" / "storage"),
+        "MODELPULSE_HOME": str(workdir),
+        "MODELPULSE_DATABASE_URL": f"sqlite:///{workdir / 'modelpulse.db'}",
+        "MODELPULSE_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
+        "MODELPULSE_API_PORT": str(api_port),
+        "PYTHONPATH": str(ROOT),
+    }
+    os.environ.update(env)
+    return dict(os.environ)
+
+
+class Stack:
+    """The processes of the run; stopped in reverse order whatever happens."""
+
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.workdir, self.env, self.processes = workdir, env, []
+
+    def start(self, name: str, argv: list[str], ready_url: str | None = None) -> subprocess.Popen:
+        from tests.support.servers import start_process, wait_until_ready
+
+        process = start_process(argv, self.workdir / f"{name}.log", env=self.env, cwd=ROOT)
+        self.processes.append(process)
+        if ready_url:
+            wait_until_ready(ready_url, process, timeout=300)
+        return process
+
+    def stop(self) -> None:
+        from tests.support.servers import stop_process
+
+        for process in reversed(self.processes):
+            stop_process(process)
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def _create_webhooks(api: str, key: str, organization: str, urls: list[str], event_type: str) -> list[str]:
+    """Create one webhook per URL through the API; returns their signing secrets in URL order."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {key}"}
+
+    def create(index_url: tuple[int, str]) -> str:
+        index, url = index_url
+        body = {"name": f"receiver-{index}", "url": url, "events": [event_type]}
+        response = httpx.post(f"{api}/organizations/{organization}/webhooks", json=body, headers=headers, timeout=60)
+        response.raise_for_status()
+        return response.json()["signing_secret"]
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(create, enumerate(urls)))
+
+
+# --- part 1: one event to N receivers ---------------------------------------------------------
+
+
+def _new_event(organization: str, event_type: str) -> tuple[str, bytes]:
+    from store.db import session_scope
+    from store.events import event_payload, record_event
+    from tasks.webhooks.delivery import encode_payload
+
+    # No dispatch listener is registered in this process, so the event waits for us.
+    with session_scope() as session:
+        event = record_event(session, organization, event_type, {"model": "churn", "metric": "psi", "value": 0.4})
+    return event.id, encode_payload(event_payload(event))
+
+
+async def _plain_loop(urls: list[str], secrets: list[str], event_id: str, body: bytes, concurrency: int) -> int:
+    """The baseline: sign and POST with httpx, bounded like ModelPulse, nothing recorded."""
+    import httpx
+
+    from tasks.webhooks.signing import signature_header
+
+    slots = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def post(client: httpx.AsyncClient, url: str, secret: str) -> bool:
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": event_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature_header([secret], event_id, timestamp, body),
+        }
+        async with slots:
+            response = await client.post(url, content=body, headers=headers, timeout=15)
+        return response.is_success
+
+    async with httpx.AsyncClient(limits=limits, trust_env=False) as client:
+        results = await asyncio.gather(*(post(client, u, s) for u, s in zip(urls, secrets)))
+    return sum(results)
+
+
+def bench_fan_out(api: str, key: str, urls: list[str], repeats: int) -> dict[str, object]:
+    from tasks.webhooks.fanout import fan_out_event
+    from tasks.webhooks.settings import get_webhook_settings
+
+    organization = "bench-fanout"
+    secrets = _create_webhooks(api, key, organization, urls, "threshold.breached")
+    concurrency = get_webhook_settings().concurrency
+    ours, plain = [], []
+    for round_ in range(repeats + 1):  # round 0 warms both up and is not counted
+        event_id, _ = _new_event(organization, "threshold.breached")
+        started = time.perf_counter()
+        summary = asyncio.run(fan_out_event(event_id))
+        elapsed = time.perf_counter() - started
+        assert summary.succeeded == len(urls), summary
+        event_id, body = _new_event(organization, "threshold.breached")
+        started = time.perf_counter()
+        delivered = asyncio.run(_plain_loop(urls, secrets, event_id, body, concurrency))
+        plain_elapsed = time.perf_counter() - started
+        assert delivered == len(urls)
+        if round_:
+            ours.append(elapsed)
+            plain.append(plain_elapsed)
+    return {
+        "receivers": len(urls),
+        "concurrency": concurrency,
+        "modelpulse_s": statistics.median(ours),
+        "plain_s": statistics.median(plain),
+        "modelpulse_all": ours,
+        "plain_all": plain,
+    }
+
+
+# --- part 2: latency at a steady event rate ---------------------------------------------------
+
+
+def bench_latency(api: str, key: str, urls: list[str], rate: float, seconds: float) -> dict[str, object]:
+    import httpx
+
+    organization = "bench-latency"
+    _create_webhooks(api, key, organization, urls, "drift.detected")
+    headers = {"Authorization": f"Bearer {key}"}
+    dump_url = f"{urls[0].rsplit('/', 1)[0]}/__dump"
+    # Warm-up (not counted): the task worker is up and subscribed once this event arrives.
+    warm_up = httpx.post(
+        f"{api}/organizations/{organization}/events", json={"type": "drift.detected"}, headers=headers, timeout=30
+    ).json()["id"]
+    seen: list = []
+    deadline = time.monotonic() + 300
+    while len([a for a in seen if a[0] == warm_up]) < len(urls) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        seen += httpx.get(dump_url, timeout=30).json()
+    sent: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def publish(_: int) -> None:
+        started = time.time()
+        response = httpx.post(
+            f"{api}/organizations/{organization}/events",
+            json={"type": "drift.detected", "data": {"model": "churn", "value": 0.4}},
+            headers=headers,
+            timeout=30,
+        )
+        response.raise_for_status()
+        with lock:
+            sent[response.json()["id"]] = started
+
+    total = int(rate * seconds)
+    begin = time.monotonic()
+    with ThreadPoolExecutor(16) as pool:
+        for index in range(total):
+            delay = begin + index / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(publish, index)
+    expected = total * len(urls)
+    arrivals: list[tuple[str, int, float]] = []
+    deadline = time.monotonic() + 120
+    while len(arrivals) < expected and time.monotonic() < deadline:
+        time.sleep(1)
+        arrivals += httpx.get(dump_url, timeout=30).json()
+    first: dict[tuple[str, int], float] = {}
+    for event_id, port, at in arrivals:
+        if event_id in sent:
+            first[(event_id, port)] = min(at, first.get((event_id, port), at))
+    latencies = [(at - sent[event_id]) * 1000 for (event_id, _), at in first.items()]
+    return {
+        "events": total,
+        "rate": rate,
+        "deliveries": len(first),
+        "expected": expected,
+        "p50_ms": _percentile(latencies, 0.50),
+        "p90_ms": _percentile(latencies, 0.90),
+        "p99_ms": _percentile(latencies, 0.99),
+        "max_ms": max(latencies),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--receivers", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--serve-receivers", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_receivers:
+        asyncio.run(_serve_receivers(args.serve_receivers))
+        return
+
+    workdir = Path(tempfile.mkdtemp(prefix="modelpulse-bench-"))
+    env = _environment(workdir)
+    stack = Stack(workdir, env)
+    receivers = subprocess.Popen(
+        [sys.executable, __file__, "--serve-receivers", str(args.receivers)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=ROOT,
+    )
+    try:
+        ports = json.loads(receivers.stdout.readline())  # type: ignore[union-attr]
+        urls = [f"http://127.0.0.1:{port}/hook" for port in ports]
+        stack.start(
+            "prefect-server",
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+             "--port", env["PREFECT_SERVER_API_PORT"]],
+            ready_url=env["PREFECT_API_URL"] + "/health",
+        )
+        from blocks.connections import register_block_types
+        from store.db import session_scope
+        from store.migrate import upgrade
+        from store.organizations import create_api_key
+
+        upgrade()
+        register_block_types()
+        with session_scope() as session:
+            key = create_api_key(session, "bench-fanout")
+            latency_key = create_api_key(session, "bench-latency")
+        api = f"http://127.0.0.1:{env['MODELPULSE_API_PORT']}"
+        stack.start(
+            "api",
+            [sys.executable, "-m", "gunicorn", "api.wsgi:app", "--bind", api.removeprefix("http://"),
+             "--workers", "2", "--threads", "4"],
+            ready_url=f"{api}/health",
+        )
+        stack.start("fan-out-worker", [sys.executable, "-m", "flows.fan_out"])
+
+        fan_out = bench_fan_out(api, key, urls, args.repeats)
+        latency = bench_latency(api, latency_key, urls[:5], args.rate, args.seconds)
+    finally:
+        stack.stop()
+        receivers.stdin.close()  # type: ignore[union-attr]
+        receivers.wait(timeout=30)
+
+    ratio = fan_out["modelpulse_s"] / fan_out["plain_s"]
+    print(f"\nWebhook fan-out, {os.cpu_count()} CPUs, Prefect server on SQLite, all on loopback\n")
+    print("| measurement | ModelPulse | plain asyncio + httpx | goal |")
+    print("|---|---|---|---|")
+    print(
+        f"| one event to {fan_out['receivers']} receivers (concurrency {fan_out['concurrency']}), "
+        f"median of {args.repeats} | {fan_out['modelpulse_s']:.2f} s | {fan_out['plain_s']:.2f} s "
+        f"| ratio {ratio:.2f} (goal <= 1.5) |"
+    )
+    print(
+        f"| event accepted -> first attempt, {latency['rate']:g} events/s x 5 receivers, "
+        f"{latency['deliveries']}/{latency['expected']} deliveries | p50 {latency['p50_ms']:.0f} ms, "
+        f"p90 {latency['p90_ms']:.0f} ms, p99 {latency['p99_ms']:.0f} ms, max {latency['max_ms']:.0f} ms "
+        f"| - | p50 < 250 ms, p99 < 1 s |"
+    )
+    print("\nraw:", json.dumps({"fan_out": fan_out, "latency": latency}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""``retry-due-deliveries``: the scheduled sweep that keeps webhook deliveries durable.
+
+It sends every delivery whose retry is due (the schedule lives in the database, so a restart
+loses nothing), takes over deliveries whose sender died mid-attempt (their lease expired), and
+fans out outbox events whose dispatch never happened.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+
+from flows.fan_out import fan_out_event
+from tasks.webhooks import fanout
+
+
+@task(name="find-stranded-events")
+def find_stranded_events() -> list[str]:
+    """Outbox events still undispatched well after they were written."""
+    return fanout.stranded_event_ids()
+
+
+@task(name="send-due-retries", retries=1, retry_delay_seconds=5)
+async def send_due_retries() -> dict[str, int]:
+    """Send the deliveries whose next attempt is due."""
+    summary = await fanout.retry_due_deliveries()
+    return {"deliveries": summary.deliveries, "succeeded": summary.succeeded, "failed": summary.failed}
+
+
+@flow(name="retry-due-deliveries")
+async def retry_due_deliveries() -> dict[str, int]:
+    """Dispatch stranded events, then send due retries."""
+    stranded = find_stranded_events()
+    for event_id in stranded:
+        await fan_out_event(event_id)
+    retried = await send_due_retries()
+    get_run_logger().info("dispatched %d stranded events; retries: %s", len(stranded), retried)
+    return {"stranded_events": len(stranded), **retried}

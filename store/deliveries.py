@@ -1,0 +1,229 @@
+"""Data access for webhook deliveries: fan-out bookkeeping, the retry schedule and the history.
+
+Every function takes the session; the caller owns the transaction. Claims are single ``UPDATE``
+statements guarded by their ``WHERE`` clause, so two processes racing for one event or one due
+delivery cannot both win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from store.ids import new_id
+from store.models import Delivery, DeliveryAttempt, Event, Webhook
+
+OPEN_STATUSES = ("pending", "retrying")
+
+
+def claim_event(session: Session, event_id: str, now: datetime) -> Event | None:
+    """Mark an outbox event dispatched; return it if this caller won it, else ``None``."""
+    claimed = session.execute(
+        update(Event)
+        .where(Event.id == event_id, Event.dispatched_at.is_(None))
+        .values(dispatched_at=now)
+    ).rowcount
+    return session.get(Event, event_id) if claimed else None
+
+
+def matching_webhooks(session: Session, event: Event) -> list[Webhook]:
+    """Enabled webhooks of the event's organization subscribed to its type and project."""
+    candidates = session.scalars(
+        select(Webhook)
+        .where(Webhook.organization_id == event.organization_id, Webhook.enabled.is_(True))
+        .where((Webhook.project_id.is_(None)) | (Webhook.project_id == event.project_id))
+        .order_by(Webhook.id)
+    )
+    # `events` is a JSON list; filtering it in Python keeps SQLite and PostgreSQL alike.
+    return [webhook for webhook in candidates if event.type in webhook.events]
+
+
+def create_deliveries(
+    session: Session, event: Event, webhooks: Sequence[Webhook], lease_until: datetime
+) -> list[Delivery]:
+    """One ``pending`` delivery per webhook, leased to the caller until ``lease_until``."""
+    deliveries = [
+        Delivery(
+            id=new_id("dlv"),
+            organization_id=event.organization_id,
+            webhook_id=webhook.id,
+            event_id=event.id,
+            event_type=event.type,
+            status="pending",
+            attempt_count=0,
+            next_attempt_at=lease_until,
+        )
+        for webhook in webhooks
+    ]
+    session.add_all(deliveries)
+    session.flush()
+    return deliveries
+
+
+def due_delivery_ids(session: Session, now: datetime, limit: int) -> list[str]:
+    """Open deliveries whose next attempt (or expired lease) is due, oldest due first."""
+    return list(
+        session.scalars(
+            select(Delivery.id)
+            .where(Delivery.status.in_(OPEN_STATUSES), Delivery.next_attempt_at <= now)
+            .order_by(Delivery.next_attempt_at)
+            .limit(limit)
+        )
+    )
+
+
+def claim_delivery(session: Session, delivery_id: str, now: datetime, lease_until: datetime) -> bool:
+    """Lease a due open delivery to the caller; ``False`` when someone else holds it."""
+    return bool(
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id == delivery_id,
+                Delivery.status.in_(OPEN_STATUSES),
+                Delivery.next_attempt_at <= now,
+            )
+            .values(next_attempt_at=lease_until)
+        ).rowcount
+    )
+
+
+def delivery_with_context(session: Session, delivery_id: str) -> tuple[Delivery, Webhook, Event] | None:
+    """A delivery with its webhook and event, or ``None``."""
+    row = session.execute(
+        select(Delivery, Webhook, Event)
+        .join(Webhook, Webhook.id == Delivery.webhook_id)
+        .join(Event, Event.id == Delivery.event_id)
+        .where(Delivery.id == delivery_id)
+    ).first()
+    return (row[0], row[1], row[2]) if row else None
+
+
+def add_attempt(session: Session, delivery_id: str, **fields: Any) -> None:
+    """Record one attempt (``attempted_at``, ``trigger``, ``request_headers``, ``response_*``...)."""
+    session.execute(insert(DeliveryAttempt).values(delivery_id=delivery_id, **fields))
+
+
+def settle_delivery(
+    session: Session, delivery_id: str, attempts_made: int = 1, **changes: Any
+) -> None:
+    """Count ``attempts_made`` more attempts and apply ``changes`` (``status``,
+    ``next_attempt_at``, ``last_error``); a column left out keeps its value."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id)
+        .values(attempt_count=Delivery.attempt_count + attempts_made, **changes)
+    )
+
+
+def create_test_delivery(session: Session, webhook: Webhook, now: datetime) -> Delivery:
+    """A ``webhook.test`` event for one webhook and its delivery, outside the fan-out.
+
+    The event is stored already dispatched, so neither the fan-out nor the sweep sends it to
+    anyone else.
+    """
+    event = Event(
+        id=new_id("evt"),
+        organization_id=webhook.organization_id,
+        project_id=webhook.project_id,
+        type="webhook.test",
+        data={"webhook_id": webhook.id, "message": "This is a test event from ModelPulse."},
+        timestamp=now,
+        dispatched_at=now,
+    )
+    delivery = Delivery(
+        id=new_id("dlv"),
+        organization_id=webhook.organization_id,
+        webhook_id=webhook.id,
+        event_id=event.id,
+        event_type=event.type,
+        status="pending",
+        attempt_count=0,
+    )
+    session.add(event)
+    session.flush()
+    session.add(delivery)
+    session.flush()
+    return delivery
+
+
+def fail_open_deliveries(session: Session, webhook_id: str, reason: str) -> None:
+    """Give up every open delivery of a webhook (it was disabled)."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.webhook_id == webhook_id, Delivery.status.in_(OPEN_STATUSES))
+        .values(status="failed", next_attempt_at=None, last_error=reason)
+    )
+
+
+def disable_webhook(session: Session, webhook_id: str, reason: str) -> None:
+    """Turn a webhook off with the reason shown to its owner, and stop its pending retries."""
+    session.execute(
+        update(Webhook).where(Webhook.id == webhook_id).values(enabled=False, disabled_reason=reason)
+    )
+    fail_open_deliveries(session, webhook_id, reason)
+
+
+def failing_since(session: Session, webhook_id: str) -> datetime | None:
+    """When the webhook's current unbroken run of failed attempts began (``None`` if none)."""
+    last_success = session.scalar(
+        select(func.max(DeliveryAttempt.attempted_at))
+        .join(Delivery, Delivery.id == DeliveryAttempt.delivery_id)
+        .where(Delivery.webhook_id == webhook_id, DeliveryAttempt.succeeded.is_(True))
+    )
+    first_failure = select(func.min(DeliveryAttempt.attempted_at)).join(
+        Delivery, Delivery.id == DeliveryAttempt.delivery_id
+    ).where(Delivery.webhook_id == webhook_id, DeliveryAttempt.succeeded.is_(False))
+    if last_success is not None:
+        first_failure = first_failure.where(DeliveryAttempt.attempted_at > last_success)
+    return session.scalar(first_failure)
+
+
+def stranded_event_ids(session: Session, older_than: datetime, limit: int) -> list[str]:
+    """Outbox events whose dispatch never happened (the process died or the worker was down)."""
+    return list(
+        session.scalars(
+            select(Event.id)
+            .where(Event.dispatched_at.is_(None), Event.timestamp <= older_than)
+            .order_by(Event.id)
+            .limit(limit)
+        )
+    )
+
+
+def get_delivery(session: Session, webhook_id: str, delivery_id: str) -> Delivery | None:
+    """The delivery if it belongs to the webhook."""
+    delivery = session.get(Delivery, delivery_id)
+    return delivery if delivery is not None and delivery.webhook_id == webhook_id else None
+
+
+def deliveries_query(
+    webhook_id: str, status: str | None = None, event_type: str | None = None
+) -> Select[tuple[Delivery]]:
+    """The deliveries of a webhook, optionally of one status and event type (unordered)."""
+    query = select(Delivery).where(Delivery.webhook_id == webhook_id)
+    if status:
+        query = query.where(Delivery.status == status)
+    if event_type:
+        query = query.where(Delivery.event_type == event_type)
+    return query
+
+
+def attempts_by_delivery(
+    session: Session, delivery_ids: Iterable[str]
+) -> dict[str, list[DeliveryAttempt]]:
+    """Every attempt of the given deliveries, oldest first, keyed by delivery id."""
+    ids = list(delivery_ids)
+    grouped: dict[str, list[DeliveryAttempt]] = {delivery_id: [] for delivery_id in ids}
+    if not ids:
+        return grouped
+    for attempt in session.scalars(
+        select(DeliveryAttempt)
+        .where(DeliveryAttempt.delivery_id.in_(ids))
+        .order_by(DeliveryAttempt.id)
+    ):
+        grouped[attempt.delivery_id].append(attempt)
+    return grouped

@@ -1,0 +1,1 @@
+"""Webhook deliveries: signing, the SSRF guard, single attempts and batched sending."""

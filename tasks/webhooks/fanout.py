@@ -1,0 +1,375 @@
+"""Sending deliveries: an event's first attempts, due retries, redeliveries and test events.
+
+All four go through ``_send_all``: one httpx client for the batch, at most
+``WebhookSettings.concurrency`` requests in flight, every delivery on its own coroutine (so a slow or
+dead receiver only holds its own slot), and attempts written to the database as they complete by one
+writer that batches whatever finished together.
+
+Database work runs in a thread (``asyncio.to_thread``) so the event loop keeps sending meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+import httpx
+
+from blocks.webhook import WebhookSecrets
+from store import deliveries as store
+from store.db import session_scope
+from store.events import event_payload
+from store.models import Delivery, Event, Webhook, utcnow
+from store.settings import get_settings
+from tasks.webhooks.delivery import (
+    AttemptResult,
+    Target,
+    encode_payload,
+    retry_delay,
+    send_attempt,
+)
+from tasks.webhooks.secrets import load_webhook_secrets
+from tasks.webhooks.settings import WebhookSettings, get_webhook_settings
+from tasks.webhooks.ssrf import GuardedTransport
+
+@dataclass
+class Settlement:
+    """What an attempt changes on its delivery (columns not named here keep their value)."""
+
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SendSummary:
+    """Counts for the Prefect run's log and return value."""
+
+    deliveries: int = 0
+    succeeded: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+    def add(self, results: Sequence[AttemptResult]) -> SendSummary:
+        for result in results:
+            self.deliveries += 1
+            if result.outcome == "succeeded":
+                self.succeeded += 1
+            elif result.outcome == "retry":
+                self.retrying += 1
+            else:
+                self.failed += 1
+        return self
+
+
+async def fan_out_event(event_id: str, database_url: str | None = None) -> SendSummary:
+    """Create and send the deliveries of one outbox event, unless another run already took it.
+
+    Example:
+        ```python
+        summary = await fan_out_event("evt_01jdx3k8v5c8m2y7q4n6t9w0ab")
+        summary.succeeded
+        ```
+    """
+    settings = get_webhook_settings()
+    planned = await asyncio.to_thread(_plan_fan_out, event_id, settings, database_url)
+    if not planned:
+        return SendSummary()
+    targets = await _with_secrets(planned)
+    return SendSummary().add(await _send_all(targets, "initial", settings, database_url))
+
+
+def _plan_fan_out(
+    event_id: str, settings: WebhookSettings, database_url: str | None
+) -> list[tuple[Target, list[str]]]:
+    now = utcnow()
+    with session_scope(database_url) as session:
+        event = store.claim_event(session, event_id, now)
+        if event is None:
+            return []
+        webhooks = store.matching_webhooks(session, event)
+        lease = _lease_until(now, len(webhooks), settings)
+        deliveries = store.create_deliveries(session, event, webhooks, lease)
+        body = encode_payload(event_payload(event))
+        return [
+            (_target(delivery, webhook, event, body), webhook.header_names)
+            for delivery, webhook in zip(deliveries, webhooks)
+        ]
+
+
+async def retry_due_deliveries(
+    now: datetime | None = None, limit: int = 1000, database_url: str | None = None
+) -> SendSummary:
+    """Lease and send every open delivery whose next attempt is due at ``now`` (default: now).
+
+    A delivery whose webhook was disabled meanwhile is failed instead of sent.
+    """
+    settings = get_webhook_settings()
+    planned = await asyncio.to_thread(_plan_retries, now or utcnow(), limit, settings, database_url)
+    targets = await _with_secrets(planned)
+    return SendSummary().add(await _send_all(targets, "retry", settings, database_url))
+
+
+def _plan_retries(
+    now: datetime, limit: int, settings: WebhookSettings, database_url: str | None
+) -> list[tuple[Target, list[str]]]:
+    with session_scope(database_url) as session:
+        due = store.due_delivery_ids(session, now, limit)
+        lease = _lease_until(now, len(due), settings)
+        planned = []
+        for delivery_id in due:
+            if not store.claim_delivery(session, delivery_id, now, lease):
+                continue
+            delivery, webhook, event = store.delivery_with_context(session, delivery_id)
+            if not webhook.enabled:
+                store.fail_open_deliveries(session, webhook.id, "the webhook is disabled")
+                continue
+            body = encode_payload(event_payload(event))
+            planned.append((_target(delivery, webhook, event, body), webhook.header_names))
+        return planned
+
+
+def stranded_event_ids(limit: int = 1000, database_url: str | None = None) -> list[str]:
+    """Outbox events whose dispatch never happened and is overdue."""
+    settings = get_webhook_settings()
+    older_than = utcnow() - timedelta(seconds=settings.stranded_after_seconds)
+    with session_scope(database_url) as session:
+        return store.stranded_event_ids(session, older_than, limit)
+
+
+async def redeliver(
+    delivery_id: str, trigger: str = "redeliver", database_url: str | None = None
+) -> AttemptResult:
+    """Send one more attempt of a delivery now (same ``webhook-id``) and record it.
+
+    Success settles the delivery as ``succeeded``; a failure leaves a scheduled retry in place and
+    otherwise marks it ``failed``. Disabled webhooks are sent to as well: this is how an operator
+    checks that a receiver is back.
+    """
+    settings = get_webhook_settings()
+    planned = await asyncio.to_thread(_plan_redelivery, delivery_id, database_url)
+    targets = await _with_secrets([planned])
+    (result,) = await _send_all(targets, trigger, settings, database_url, manual=True)
+    return result
+
+
+def _plan_redelivery(delivery_id: str, database_url: str | None) -> tuple[Target, list[str]]:
+    with session_scope(database_url) as session:
+        delivery, webhook, event = store.delivery_with_context(session, delivery_id)
+        body = encode_payload(event_payload(event))
+        target = _target(delivery, webhook, event, body)
+        target.scheduled = delivery.status == "retrying" and delivery.next_attempt_at is not None
+        return target, webhook.header_names
+
+
+async def send_test_event(webhook_id: str, database_url: str | None = None) -> str:
+    """Send a ``webhook.test`` event to one webhook now; return the id of its delivery."""
+    delivery_id = await asyncio.to_thread(_create_test_delivery, webhook_id, database_url)
+    await redeliver(delivery_id, trigger="test", database_url=database_url)
+    return delivery_id
+
+
+def _create_test_delivery(webhook_id: str, database_url: str | None) -> str:
+    with session_scope(database_url) as session:
+        webhook = session.get(Webhook, webhook_id)
+        return store.create_test_delivery(session, webhook, utcnow()).id
+
+
+def _target(delivery: Delivery, webhook: Webhook, event: Event, body: bytes) -> Target:
+    return Target(
+        delivery_id=delivery.id,
+        webhook_id=webhook.id,
+        url=webhook.url,
+        message_id=event.id,
+        body=body,
+        secrets=[],
+        attempts_made=delivery.attempt_count,
+    )
+
+
+def _lease_until(now: datetime, count: int, settings: WebhookSettings) -> datetime:
+    # Long enough for every delivery of the batch to time out in turn, plus an inline retry;
+    # a crashed sender's deliveries become due again once it passes.
+    rounds = max(1, math.ceil(count / settings.concurrency))
+    seconds = rounds * settings.timeout_seconds + settings.inline_retry_seconds + 60
+    return now + timedelta(seconds=seconds)
+
+
+async def _with_secrets(planned: Sequence[tuple[Target, list[str]]]) -> list[Target]:
+    secrets = await load_webhook_secrets(sorted({target.webhook_id for target, _ in planned}))
+    now = utcnow()
+    targets = []
+    for target, header_names in planned:
+        block: WebhookSecrets | None = secrets.get(target.webhook_id)
+        if block is not None:
+            target.secrets = block.active_signing_secrets(now)
+            values = block.header_values()
+            target.headers = {name: values[name] for name in header_names if name in values}
+        targets.append(target)
+    return targets
+
+
+@lru_cache
+def _ssl_context() -> Any:
+    # Loading the CA bundle takes tens of milliseconds; one context serves every client.
+    return httpx.create_ssl_context()
+
+
+async def _send_all(
+    targets: Sequence[Target],
+    trigger: str,
+    settings: WebhookSettings,
+    database_url: str | None,
+    manual: bool = False,
+) -> list[AttemptResult]:
+    if not targets:
+        return []
+    limits = httpx.Limits(
+        max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
+    )
+    transport = GuardedTransport(
+        allow_private=get_settings().allow_private_webhook_targets,
+        limits=limits,
+        verify=_ssl_context(),
+    )
+    recorder = AttemptRecorder(settings, database_url)
+    writer = asyncio.create_task(recorder.run())
+    slots = asyncio.Semaphore(settings.concurrency)
+    try:
+        async with httpx.AsyncClient(transport=transport, trust_env=False) as client:
+            results = await asyncio.gather(
+                *(
+                    _deliver(client, slots, target, trigger, settings, recorder, manual)
+                    for target in targets
+                )
+            )
+    finally:
+        await recorder.close()
+        await writer
+    return list(results)
+
+
+async def _deliver(
+    client: httpx.AsyncClient,
+    slots: asyncio.Semaphore,
+    target: Target,
+    trigger: str,
+    settings: WebhookSettings,
+    recorder: AttemptRecorder,
+    manual: bool,
+) -> AttemptResult:
+    while True:
+        if not target.secrets:
+            result = _missing_secrets(target, trigger)
+        else:
+            async with slots:
+                result = await send_attempt(
+                    client, target, trigger, settings.timeout_seconds, settings.user_agent
+                )
+        target.attempts_made += 1
+        if manual:
+            recorder.put(result, _manual_settlement(result, target))
+            return result
+        delay = retry_delay(target.attempts_made, result.retry_after, settings.retry_schedule)
+        settlement = _settlement(result, delay, settings)
+        recorder.put(result, settlement)
+        if result.outcome == "retry" and delay is not None and delay <= settings.inline_retry_seconds:
+            # A short wait is cheaper than a trip through the sweep; the lease set in the
+            # settlement keeps the sweep away meanwhile and takes over if this process dies.
+            await asyncio.sleep(delay)
+            trigger = "retry"
+            continue
+        return result
+
+
+def _missing_secrets(target: Target, trigger: str) -> AttemptResult:
+    return AttemptResult(
+        delivery_id=target.delivery_id,
+        webhook_id=target.webhook_id,
+        trigger=trigger,
+        attempted_at=utcnow(),
+        request_headers={},
+        duration_ms=0.0,
+        outcome="failed",
+        error="the webhook's signing secret is missing (its secrets block was not found)",
+    )
+
+
+def _settlement(result: AttemptResult, delay: float | None, settings: WebhookSettings) -> Settlement:
+    if result.outcome == "succeeded":
+        return Settlement({"status": "succeeded", "next_attempt_at": None, "last_error": None})
+    if result.outcome == "retry" and delay is not None:
+        due = result.attempted_at + timedelta(seconds=delay)
+        if delay <= settings.inline_retry_seconds:
+            due += timedelta(seconds=settings.timeout_seconds + 60)  # the lease of the inline retry
+        return Settlement({"status": "retrying", "next_attempt_at": due, "last_error": result.error})
+    return Settlement({"status": "failed", "next_attempt_at": None, "last_error": result.error})
+
+
+def _manual_settlement(result: AttemptResult, target: Target) -> Settlement:
+    if result.outcome == "succeeded":
+        return Settlement({"status": "succeeded", "next_attempt_at": None, "last_error": None})
+    if target.scheduled:
+        return Settlement({"last_error": result.error})  # the scheduled retry stays
+    return Settlement({"status": "failed", "next_attempt_at": None, "last_error": result.error})
+
+
+class AttemptRecorder:
+    """Writes attempts as they complete; whatever completed together is one transaction."""
+
+    def __init__(self, settings: WebhookSettings, database_url: str | None) -> None:
+        self._settings = settings
+        self._database_url = database_url
+        self._queue: asyncio.Queue[tuple[AttemptResult, Settlement] | None] = asyncio.Queue()
+
+    def put(self, result: AttemptResult, settlement: Settlement) -> None:
+        self._queue.put_nowait((result, settlement))
+
+    async def close(self) -> None:
+        await self._queue.put(None)
+
+    async def run(self) -> None:
+        done = False
+        while not done:
+            batch = []
+            item = await self._queue.get()
+            while item is not None:
+                batch.append(item)
+                if self._queue.empty():
+                    break
+                item = self._queue.get_nowait()
+            done = item is None
+            if batch:
+                await asyncio.to_thread(record_attempts, batch, self._settings, self._database_url)
+
+
+def record_attempts(
+    batch: Sequence[tuple[AttemptResult, Settlement]],
+    settings: WebhookSettings,
+    database_url: str | None = None,
+) -> None:
+    """Store attempts and their deliveries' new state; disable webhooks that are gone or dead."""
+    now = utcnow()
+    failing_webhooks = set()
+    with session_scope(database_url) as session:
+        for result, settlement in batch:
+            store.add_attempt(session, result.delivery_id, **result.record_fields())
+            store.settle_delivery(session, result.delivery_id, **settlement.changes)
+            if result.outcome == "gone":
+                store.disable_webhook(
+                    session, result.webhook_id, "the receiver answered 410 Gone"
+                )
+            elif result.outcome != "succeeded":
+                failing_webhooks.add(result.webhook_id)
+        limit = timedelta(days=settings.disable_after_days)
+        for webhook_id in failing_webhooks:
+            since = store.failing_since(session, webhook_id)
+            if since is not None and now - since >= limit:
+                store.disable_webhook(
+                    session,
+                    webhook_id,
+                    f"only failed deliveries for {settings.disable_after_days:g} days",
+                )

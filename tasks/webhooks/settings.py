@@ -1,0 +1,42 @@
+"""Delivery knobs (``MODELPULSE_WEBHOOK_*``), separate from the store's settings."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Svix's schedule: the delay before each retry, after the first attempt failed.
+DEFAULT_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000]
+
+
+class WebhookSettings(BaseSettings):
+    """How deliveries are sent and retried; each field maps to ``MODELPULSE_WEBHOOK_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELPULSE_WEBHOOK_", extra="ignore")
+
+    timeout_seconds: float = Field(default=15.0, description="A 2xx must arrive within this time.")
+    retry_schedule: list[float] = Field(
+        default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE),
+        description="Seconds before each retry (JSON list); its length is the number of retries.",
+    )
+    disable_after_days: float = Field(
+        default=5.0, description="Disable a webhook after this many days of nothing but failures."
+    )
+    concurrency: int = Field(default=100, description="Deliveries in flight at once per fan-out.")
+    inline_retry_seconds: float = Field(
+        default=30.0,
+        description="A retry due within this many seconds is made by the same unit of work "
+        "(after a short wait); later ones are parked in the database for the retry sweep.",
+    )
+    stranded_after_seconds: float = Field(
+        default=30.0,
+        description="An outbox event still undispatched after this long is dispatched by the sweep.",
+    )
+    user_agent: str = Field(default="ModelPulse-Webhooks/1.0")
+
+
+@lru_cache
+def get_webhook_settings() -> WebhookSettings:
+    return WebhookSettings()
