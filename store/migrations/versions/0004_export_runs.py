@@ -1,7 +1,7 @@
 """Export progress: watermarks, export runs with per-stream counters, rejected records.
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-11-26 07:19:36.915813
 """
 
@@ -11,7 +11,7 @@ import store.models.base
 from sqlalchemy.dialects import postgresql
 
 revision = '0004'
-down_revision = '0001'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Registries: monitored model versions, endpoint status history, sync state.
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0004
 Create Date: 2026-11-26
 """
 
@@ -11,7 +11,7 @@ import store.models.base
 from sqlalchemy.dialects import postgresql
 
 revision = '0005'
-down_revision = '0001'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Monitoring: drift checks, monitors, thresholds with their episode state, recommendations.
 
 Revision ID: 0006
-Revises: 0001
+Revises: 0005
 Create Date: 2026-11-26 07:19:27.535479
 """
 
@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql
 import store.models.base
 
 revision = '0006'
-down_revision = '0001'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
