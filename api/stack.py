@@ -60,7 +60,8 @@ def stack_environment(settings: Settings) -> dict[str, str]:
 
 
 def services(settings: Settings) -> tuple[Service, list[Service]]:
-    """The Prefect server, then what runs once it is prepared."""
+    """The Prefect server, then what runs once it is prepared: the process worker for deployments,
+    the task worker for webhook fan-out, and the API."""
     python = sys.executable
     server = Service(
         "prefect-server",
@@ -72,6 +73,8 @@ def services(settings: Settings) -> tuple[Service, list[Service]]:
             "prefect-worker",
             [python, "-m", "prefect", "worker", "start", "--pool", settings.work_pool, "--type", "process"],
         ),
+        # Serves the `fan-out-event` background task: an event reaches its webhooks ~0.1 s after commit.
+        Service("fan-out-worker", [python, "-m", "flows.fan_out"]),
         Service(
             "api",
             [
