@@ -36,6 +36,8 @@ def require_organization_key(blueprint: Blueprint, owned: dict[str, type] | None
     def _check_key() -> None:
         organization_id = authenticated_organization()
         view_args = request.view_args or {}
+        if any("\x00" in str(value) for value in view_args.values()):
+            raise NotFound("No such resource.")  # PostgreSQL cannot even compare a NUL-bearing string
         if view_args.get("organization_id") != organization_id:
             raise NotFound("No such organization.")
         for parameter, model in (owned or {}).items():

@@ -23,7 +23,7 @@ from typing import Any
 from flask import Response, json, request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from api.errors import Unprocessable, validation_problem
+from api.errors import Unprocessable, field_path, validation_problem
 
 
 @dataclass(frozen=True)
@@ -62,17 +62,39 @@ def _render(value: Any, status: int) -> Response:
     return Response(json.dumps(payload), status=status, mimetype="application/json", headers=headers)
 
 
+def _nul_path(value: Any, path: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+    """Where a NUL character hides in a JSON document (no database column can store one)."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return (*path, key)
+        found = _nul_path(item, (*path, key))
+        if found is not None:
+            return found
+    return None
+
+
 def _json_body() -> Any:
-    if not request.get_data():
+    raw = request.get_data()
+    if not raw:
         raise Unprocessable.field("body", "a JSON request body is required")
     payload = request.get_json(force=True, silent=True)
     if payload is None:
         raise Unprocessable.field("body", "the request body is not valid JSON")
+    if b"\\u0000" in raw:  # JSON can only carry NUL escaped, so the walk is rarely needed
+        location = _nul_path(payload)
+        if location is not None:
+            raise Unprocessable.field(field_path(location), "must not contain the NUL character")
     return payload
 
 
 def _query_args(model: type[BaseModel]) -> dict[str, Any]:
     args: dict[str, Any] = {}
+    for key, value in request.args.items(multi=True):
+        if "\x00" in value or "\x00" in key:
+            raise Unprocessable.field(f"query.{key}", "must not contain the NUL character")
     for name, info in model.model_fields.items():
         key = info.alias or name
         values = request.args.getlist(key)

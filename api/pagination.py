@@ -22,7 +22,7 @@ def decode_cursor(cursor: str) -> str:
         value = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         value = ""
-    if not value:
+    if not value or "\x00" in value:
         raise Unprocessable.field("query.cursor", "not a cursor this API returned")
     return value
 

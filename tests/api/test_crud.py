@@ -297,3 +297,16 @@ def test_secrets_never_in_responses_database_or_logs(client, org, database_url, 
         assert any("mlflow-registry" in row for row in dump)
         for secret in SECRET_VALUES:
             assert not any(secret in row for row in dump), secret
+
+
+def test_nul_characters_are_refused_not_500(client, org):
+    """PostgreSQL cannot store or even compare NUL: refuse it at the door on every backend."""
+    base = f"/organizations/{org.id}/webhooks"
+    response = client.post(base, json=body("webhooks", name="bad\x00name"), headers=org.headers)
+    assert response.status_code == 422
+    assert response.get_json()["errors"][0]["field"] == "name"
+    response = client.post(base, json=body("webhooks", headers={"X-Token": "a\x00b"}), headers=org.headers)
+    assert response.status_code == 422
+    assert response.get_json()["errors"][0]["field"] == "headers.X-Token"
+    assert client.get(f"{base}/wh_%00", headers=org.headers).status_code == 404
+    assert client.get(base, query_string={"cursor": "\x00"}, headers=org.headers).status_code == 422
