@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 up: install
-	$(VENV)/bin/modelpulse up
+	$(PYTHON) -m api.cli up
 
 test: install
 	$(PYTHON) -m pytest

@@ -17,7 +17,7 @@ import pytest
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
 
 
 def _read_until(process: subprocess.Popen, pattern: str, timeout: float) -> tuple[re.Match, str]:
@@ -85,6 +85,9 @@ def test_make_up_serves_everything_and_stops_on_ctrl_c(tmp_path):
         assert ui.status_code == 200 and "<html" in ui.text.lower()
         pools = httpx.post(f"http://127.0.0.1:{prefect_port}/api/work_pools/filter", json={}).json()
         assert "modelpulse" in [pool["name"] for pool in pools]
+        deployments = httpx.post(f"http://127.0.0.1:{prefect_port}/api/deployments/filter", json={}).json()
+        names = {deployment["name"] for deployment in deployments}
+        assert {"export", "registry-sync", "run-monitors", "retry-due-deliveries"} <= names, names
         assert (tmp_path / "home" / "default-api-key").stat().st_mode & 0o077 == 0
     finally:
         if process.poll() is None:
