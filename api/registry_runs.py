@@ -20,6 +20,7 @@ from prefect.flow_engine import run_flow
 from api.errors import NotFound, UpstreamError
 from flows.register_model import register_model
 from flows.sync_registry import sync_registry
+from tasks.registries import RegistryError
 
 SYNC_DEPLOYMENT = f"{sync_registry.name}/registry-sync"
 _registrations = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="register-model")
@@ -32,6 +33,23 @@ def start_registration(integration_id: str, request: dict[str, Any]) -> tuple[st
         flow_run = client.create_flow_run(register_model, parameters=parameters)
     future = _registrations.submit(run_flow, register_model, flow_run=flow_run, parameters=parameters)
     return str(flow_run.id), future
+
+
+def await_registration(
+    future: concurrent.futures.Future, flow_run_id: str, wait_seconds: float
+) -> dict[str, Any] | None:
+    """The registered model if the run ends within ``wait_seconds``, else ``None`` (it keeps running).
+
+    A platform that refused the registration (after the task's retries) is a 502 with its message.
+    """
+    try:
+        return future.result(timeout=wait_seconds)
+    except concurrent.futures.TimeoutError:
+        return None
+    except RegistryError as error:
+        raise UpstreamError(f"{error} (flow run {flow_run_id})") from None
+    except ValueError as error:  # the integration's block document is missing
+        raise UpstreamError(f"The integration's stored credentials could not be loaded: {error}") from None
 
 
 def start_sync(integration_id: str) -> tuple[str, str]:
