@@ -9,6 +9,8 @@ deployment (``run_deployment``), like every scheduled run, and the request answe
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -17,6 +19,7 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_engine import run_flow
 
+from api.connected_records import PREFECT_ERRORS
 from api.errors import NotFound, UpstreamError
 from flows.register_model import register_model
 from flows.sync_registry import sync_registry
@@ -26,10 +29,19 @@ SYNC_DEPLOYMENT = f"{sync_registry.name}/registry-sync"
 _registrations = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="register-model")
 
 
+@contextmanager
+def _prefect_reachable() -> Iterator[None]:
+    """A Prefect server that cannot be reached is a 502, like the platforms themselves."""
+    try:
+        yield
+    except PREFECT_ERRORS as error:
+        raise UpstreamError(f"The Prefect server could not be reached: {type(error).__name__}") from None
+
+
 def start_registration(integration_id: str, request: dict[str, Any]) -> tuple[str, concurrent.futures.Future]:
     """Create a ``register-model`` flow run and start it here; returns its id and its future result."""
     parameters = {"integration_id": integration_id, "request": request}
-    with get_client(sync_client=True) as client:
+    with _prefect_reachable(), get_client(sync_client=True) as client:
         flow_run = client.create_flow_run(register_model, parameters=parameters)
     future = _registrations.submit(run_flow, register_model, flow_run=flow_run, parameters=parameters)
     return str(flow_run.id), future
@@ -55,7 +67,8 @@ def await_registration(
 def start_sync(integration_id: str) -> tuple[str, str]:
     """Create a ``sync-registry`` run of the deployment for this integration; returns id and state."""
     try:
-        flow_run = run_deployment(SYNC_DEPLOYMENT, parameters={"integration_id": integration_id}, timeout=0)
+        with _prefect_reachable():
+            flow_run = run_deployment(SYNC_DEPLOYMENT, parameters={"integration_id": integration_id}, timeout=0)
     except ObjectNotFound:
         raise UpstreamError(f"The deployment {SYNC_DEPLOYMENT!r} does not exist; deploy prefect.yaml.") from None
     return str(flow_run.id), flow_run.state.type.value if flow_run.state else "SCHEDULED"
@@ -70,7 +83,7 @@ def flow_run_state(flow_run_id: str, flow_name: str, integration_id: str) -> tup
         run_id = UUID(flow_run_id)
     except ValueError:
         raise NotFound(f"No {flow_name} run {flow_run_id!r}.") from None
-    with get_client(sync_client=True) as client:
+    with _prefect_reachable(), get_client(sync_client=True) as client:
         try:
             flow_run = client.read_flow_run(run_id)
             flow = client.read_flow(flow_run.flow_id)
