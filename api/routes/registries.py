@@ -6,8 +6,6 @@ integration CRUD, with the same key check and the same 404 for another organizat
 
 from __future__ import annotations
 
-import concurrent.futures
-
 from flask import Blueprint, current_app, url_for
 from prefect.settings import PREFECT_UI_URL
 from pydantic import ValidationError
@@ -15,10 +13,10 @@ from pydantic import ValidationError
 from api.auth import require_organization_key
 from api.db import db
 from api.endpoint import Created, endpoint
-from api.errors import Unprocessable, UpstreamError, validation_problem
+from api.errors import Unprocessable, validation_problem
 from api.pagination import decode_cursor, encode_cursor
 from api.registry_calls import call_registry, platform_dicts
-from api.registry_runs import flow_run_state, start_registration, start_sync
+from api.registry_runs import await_registration, flow_run_state, start_registration, start_sync
 from api.routes.integrations import integrations
 from api.schemas.common import Page, PageQuery
 from api.schemas.registries import (
@@ -35,12 +33,11 @@ from api.schemas.registries import (
 from flows.register_model import register_model
 from store.models import Integration
 from store.registry import endpoint_status_history, model_recorded_by
-from tasks.registries import RegistryError
+from tasks.registry_tasks import ENDPOINT_TYPES
 
 bp = Blueprint("registries", __name__, url_prefix="/organizations/<organization_id>/integrations/<integration_id>")
 require_organization_key(bp, owned={"integration_id": Integration})
 
-ENDPOINT_TYPES = ("sagemaker", "vertex_ai")
 DEFAULT_REGISTER_WAIT_SECONDS = 20.0
 
 
@@ -93,17 +90,12 @@ def register_model_view(organization_id: str, integration_id: str, body: dict):
         ".registration_status", organization_id=organization_id, integration_id=integration_id, flow_run_id=flow_run_id
     )
     wait = current_app.config.get("REGISTER_MODEL_WAIT_SECONDS", DEFAULT_REGISTER_WAIT_SECONDS)
-    try:
-        registered = future.result(timeout=wait)
-    except concurrent.futures.TimeoutError:
+    registered = await_registration(future, flow_run_id, wait)
+    if registered is None:
         accepted = RunAccepted(flow_run_id=flow_run_id, status="RUNNING", status_url=status_url)
         return current_app.response_class(
             accepted.model_dump_json(), status=202, mimetype="application/json", headers={"Location": status_url}
         )
-    except RegistryError as error:
-        raise UpstreamError(f"{error} (flow run {flow_run_id})") from None
-    except ValueError as error:  # the integration's block document is missing
-        raise UpstreamError(f"The integration's stored credentials could not be loaded: {error}") from None
     return Created(RegisteredModelOut(**registered, flow_run_id=flow_run_id), status_url)
 
 

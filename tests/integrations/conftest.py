@@ -5,8 +5,9 @@
 - ``moto``: moto's ``ThreadedMotoServer`` (SageMaker, CloudWatch, IAM) on a free loopback port.
 - ``vertex``: the wire-level Vertex AI fake with a token endpoint, fresh per test.
 
-The API tests run on SQLite only (the store functions have their own test on every backend) and set
-``MODELPULSE_DATABASE_URL`` so flows run in this process write to the test's database.
+The platform tests (``platforms/``) run on SQLite only (the store functions have their own test on
+every backend) and set ``MODELPULSE_DATABASE_URL`` so flows run in this process write to the test's
+database.
 """
 
 from __future__ import annotations
@@ -145,19 +146,6 @@ def app(sqlite_url, prefect_server, monkeypatch):
     forget_default_database()
     yield create_app({"TESTING": True, "DATABASE_URL": sqlite_url, "REGISTER_MODEL_WAIT_SECONDS": 60})
     forget_default_database()
-
-
-@pytest.fixture
-def make_key(sqlite_url):
-    """Keys in the SQLite database the API tests' app uses."""
-    from store.db import session_scope
-    from store.organizations import create_api_key
-
-    def _make(organization_id: str) -> str:
-        with session_scope(sqlite_url) as session:
-            return create_api_key(session, organization_id)
-
-    return _make
 
 
 @pytest.fixture

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
+from prefect.client.orchestration import get_client
 
 from tests.integrations.conftest import MLFLOW_ADMIN
 from tests.integrations.helpers import (
@@ -71,6 +73,11 @@ def test_register_creates_model_and_version_and_emits_event(client, org, mlflow_
     ]
     status = client.get(response.headers["Location"], headers=org.headers).get_json()
     assert status["status"] == "COMPLETED" and status["model"]["version"] == registered["version"]
+    with get_client(sync_client=True) as prefect:
+        parameters = prefect.read_flow_run(registered["flow_run_id"]).parameters
+    assert parameters["integration_id"] == integration_id
+    assert mlflow_server.password not in json.dumps(parameters)
+    assert mlflow_server.password not in json.dumps([response.get_json(), status])
 
 
 def test_register_without_source_names_the_field(client, org, mlflow_integration):
