@@ -58,6 +58,7 @@ class AttemptResult:
     response_body: str | None = None
     error: str | None = None
     retry_after: float | None = None
+    timed_out: bool = False
 
     def record_fields(self) -> dict[str, Any]:
         """The columns of the attempt row."""
@@ -139,6 +140,7 @@ async def send_attempt(
             result.retry_after = retry_after_seconds(response.headers.get("retry-after"))
     except httpx.TimeoutException as exc:
         result.error = f"timeout after {timeout:g} s ({type(exc).__name__})"
+        result.timed_out = True
     except httpx.TransportError as exc:
         result.error = f"{type(exc).__name__}: {exc}"
         if isinstance(exc.__cause__, TargetRefused):
