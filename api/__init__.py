@@ -24,7 +24,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     from api import db, errors
-    from api.routes import events, exports, integrations, meta, webhook_deliveries, webhooks
+    from api.routes import (
+        events,
+        exports,
+        integrations,
+        meta,
+        webhook_deliveries,
+        webhooks,
+    )
     from flows.dispatch import register_event_dispatch
 
     db.init_app(app)

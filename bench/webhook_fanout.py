@@ -46,10 +46,10 @@ async def _serve_receivers(count: int) -> None:
                 now = time.time()
                 lines = head.split(b"\r\n")
                 path = lines[0].split()[1]
-                headers = dict(
-                    (name.strip().lower(), value.strip())
+                headers = {
+                    name.strip().lower(): value.strip()
                     for name, _, value in (line.partition(b":") for line in lines[1:] if line)
-                )
+                }
                 length = int(headers.get(b"content-length", b"0"))
                 if length:
                     await reader.readexactly(length)

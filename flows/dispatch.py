@@ -31,7 +31,7 @@ def dispatch_event(event_id: str) -> None:
     """Start one ``fan-out-event`` background run for the event (now, in this thread)."""
     try:
         fan_out_event.delay(event_id)
-    except Exception as error:  # the sweep is the safety net
+    except Exception as error:  # noqa: BLE001 - whatever failed, the sweep is the safety net
         log.warning("could not dispatch event %s now (%s); the retry sweep will", event_id, type(error).__name__)
 
 

@@ -9,7 +9,13 @@ from api.db import db
 from api.endpoint import Created, endpoint
 from api.schemas.common import Page
 from api.schemas.deliveries import DeliveryOut, HistoryQuery, RotatedSecret
-from api.webhook_actions import history_page, one_delivery, redeliver_now, rotate_secret, send_test
+from api.webhook_actions import (
+    history_page,
+    one_delivery,
+    redeliver_now,
+    rotate_secret,
+    send_test,
+)
 from api.webhook_records import webhooks
 
 bp = Blueprint(

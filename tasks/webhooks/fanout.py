@@ -37,6 +37,7 @@ from tasks.webhooks.secrets import load_webhook_secrets
 from tasks.webhooks.settings import WebhookSettings, get_webhook_settings
 from tasks.webhooks.ssrf import GuardedTransport
 
+
 @dataclass
 class Settlement:
     """What an attempt changes on its delivery (columns not named here keep their value)."""
