@@ -1,6 +1,7 @@
 """Every table of the ModelPulse database, importable from one place (Alembic reads ``Base.metadata``)."""
 
 from store.models.base import Base, utcnow
+from store.models.connection import ConnectionRecord
 from store.models.deliveries import Delivery, DeliveryAttempt
 from store.models.events import Event
 from store.models.exports import Export
@@ -11,6 +12,7 @@ from store.models.webhooks import Webhook
 
 __all__ = [
     "ApiKey",
+    "ConnectionRecord",
     "Base",
     "Delivery",
     "DeliveryAttempt",
