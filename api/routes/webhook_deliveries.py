@@ -17,11 +17,12 @@ from api.webhook_actions import (
     send_test,
 )
 from api.webhook_records import webhooks
+from store.models import Webhook
 
 bp = Blueprint(
     "webhook_deliveries", __name__, url_prefix="/organizations/<organization_id>/webhooks/<webhook_id>"
 )
-require_organization_key(bp)
+require_organization_key(bp, owned={"webhook_id": Webhook})
 
 
 @bp.get("/history")
