@@ -59,7 +59,8 @@ async def _serve_receivers(count: int) -> None:
                     arrivals.clear()
                 else:
                     arrivals.append((headers.get(b"webhook-id", b"").decode(), port, now))
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+                head = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n\r\n" % len(body)
+                writer.write(head + body)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -176,7 +177,7 @@ async def _plain_loop(urls: list[str], secrets: list[str], event_id: str, body: 
         return response.is_success
 
     async with httpx.AsyncClient(limits=limits, trust_env=False) as client:
-        results = await asyncio.gather(*(post(client, u, s) for u, s in zip(urls, secrets)))
+        results = await asyncio.gather(*(post(client, u, s) for u, s in zip(urls, secrets, strict=False)))
     return sum(results)
 
 

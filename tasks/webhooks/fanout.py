@@ -97,7 +97,7 @@ def _plan_fan_out(
         body = encode_payload(event_payload(event))
         return [
             (_target(delivery, webhook, event, body), webhook.header_names)
-            for delivery, webhook in zip(deliveries, webhooks)
+            for delivery, webhook in zip(deliveries, webhooks, strict=True)
         ]
 
 

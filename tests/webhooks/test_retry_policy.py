@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
@@ -23,7 +23,7 @@ def test_status_classification(status, outcome):
 
 def test_retry_after_as_seconds_or_http_date():
     assert retry_after_seconds("120") == 120
-    in_a_minute = datetime.now(timezone.utc) + timedelta(seconds=60)
+    in_a_minute = datetime.now(UTC) + timedelta(seconds=60)
     assert 50 <= retry_after_seconds(format_datetime(in_a_minute, usegmt=True)) <= 61
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds(None) is None
