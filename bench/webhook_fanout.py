@@ -289,6 +289,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--task-workers", type=int, default=1, help="fan-out task worker processes")
     parser.add_argument("--serve-receivers", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_receivers:
@@ -329,7 +330,8 @@ def main() -> None:
              "--workers", "2", "--threads", "4"],
             ready_url=f"{api}/health",
         )
-        stack.start("fan-out-worker", [sys.executable, "-m", "flows.fan_out"])
+        for index in range(args.task_workers):
+            stack.start(f"fan-out-worker-{index}", [sys.executable, "-m", "flows.fan_out"])
 
         fan_out = bench_fan_out(api, key, urls, args.repeats)
         latency = bench_latency(api, latency_key, urls[:5], args.rate, args.seconds)
@@ -349,6 +351,7 @@ def main() -> None:
     )
     print(
         f"| event accepted -> first attempt, {latency['rate']:g} events/s x 5 receivers, "
+        f"{args.task_workers} task worker(s), "
         f"{latency['deliveries']}/{latency['expected']} deliveries | p50 {latency['p50_ms']:.0f} ms, "
         f"p90 {latency['p90_ms']:.0f} ms, p99 {latency['p99_ms']:.0f} ms, max {latency['max_ms']:.0f} ms "
         f"| - | p50 < 250 ms, p99 < 1 s |"
