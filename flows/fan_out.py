@@ -5,11 +5,12 @@ It is a background task served by a task worker, not a deployment: a task worker
 see DESIGN.md and bench/RESULTS.md). The run shows in the Prefect UI with its logs and retries;
 the deliveries inside it run concurrently and are recorded in the ModelPulse database.
 
-Serve it with ``python -m flows.fan_out`` (the ``make up`` stack runs that).
+Serve it with ``python -m flows.fan_out [--limit 50]`` (the ``make up`` stack runs that).
 """
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict
 
 from prefect import get_run_logger, task
@@ -38,9 +39,16 @@ async def fan_out_event(event_id: str) -> dict[str, int]:
     return asdict(summary)
 
 
-def main(limit: int = 10) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Run the task worker that serves ``fan-out-event`` (blocks until interrupted)."""
-    serve(fan_out_event, limit=limit)
+    parser = argparse.ArgumentParser(description="Serve the fan-out-event background task.")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=50,
+        help="events fanned out at once; each waits for its slowest receiver (at most the timeout)",
+    )
+    serve(fan_out_event, limit=parser.parse_args(argv).limit)
 
 
 if __name__ == "__main__":

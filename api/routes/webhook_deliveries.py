@@ -9,13 +9,20 @@ from api.db import db
 from api.endpoint import Created, endpoint
 from api.schemas.common import Page
 from api.schemas.deliveries import DeliveryOut, HistoryQuery, RotatedSecret
-from api.webhook_actions import history_page, one_delivery, redeliver_now, rotate_secret, send_test
+from api.webhook_actions import (
+    history_page,
+    one_delivery,
+    redeliver_now,
+    rotate_secret,
+    send_test,
+)
 from api.webhook_records import webhooks
+from store.models import Webhook
 
 bp = Blueprint(
     "webhook_deliveries", __name__, url_prefix="/organizations/<organization_id>/webhooks/<webhook_id>"
 )
-require_organization_key(bp)
+require_organization_key(bp, owned={"webhook_id": Webhook})
 
 
 @bp.get("/history")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
@@ -58,6 +58,7 @@ class AttemptResult:
     response_body: str | None = None
     error: str | None = None
     retry_after: float | None = None
+    timed_out: bool = False
 
     def record_fields(self) -> dict[str, Any]:
         """The columns of the attempt row."""
@@ -118,7 +119,7 @@ async def send_attempt(
         result.outcome  # "succeeded" | "retry" | "failed" | "gone"
         ```
     """
-    attempted_at = datetime.now(timezone.utc)
+    attempted_at = datetime.now(UTC)
     headers = build_headers(target, int(attempted_at.timestamp()), user_agent)
     result = AttemptResult(
         delivery_id=target.delivery_id,
@@ -139,6 +140,7 @@ async def send_attempt(
             result.retry_after = retry_after_seconds(response.headers.get("retry-after"))
     except httpx.TimeoutException as exc:
         result.error = f"timeout after {timeout:g} s ({type(exc).__name__})"
+        result.timed_out = True
     except httpx.TransportError as exc:
         result.error = f"{type(exc).__name__}: {exc}"
         if isinstance(exc.__cause__, TargetRefused):
@@ -183,8 +185,8 @@ def retry_after_seconds(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def retry_delay(attempts_made: int, retry_after: float | None, schedule: list[float]) -> float | None:

@@ -37,6 +37,7 @@ from tasks.webhooks.secrets import load_webhook_secrets
 from tasks.webhooks.settings import WebhookSettings, get_webhook_settings
 from tasks.webhooks.ssrf import GuardedTransport
 
+
 @dataclass
 class Settlement:
     """What an attempt changes on its delivery (columns not named here keep their value)."""
@@ -96,7 +97,7 @@ def _plan_fan_out(
         body = encode_payload(event_payload(event))
         return [
             (_target(delivery, webhook, event, body), webhook.header_names)
-            for delivery, webhook in zip(deliveries, webhooks)
+            for delivery, webhook in zip(deliveries, webhooks, strict=True)
         ]
 
 
@@ -276,13 +277,24 @@ async def _deliver(
         delay = retry_delay(target.attempts_made, result.retry_after, settings.retry_schedule)
         settlement = _settlement(result, delay, settings)
         recorder.put(result, settlement)
-        if result.outcome == "retry" and delay is not None and delay <= settings.inline_retry_seconds:
+        if _retry_inline(result, delay, settings):
             # A short wait is cheaper than a trip through the sweep; the lease set in the
             # settlement keeps the sweep away meanwhile and takes over if this process dies.
             await asyncio.sleep(delay)
             trigger = "retry"
             continue
         return result
+
+
+def _retry_inline(result: AttemptResult, delay: float | None, settings: WebhookSettings) -> bool:
+    # A receiver that timed out has held this unit for the whole timeout already; its retry goes
+    # to the sweep so the rest of the event's unit of work can finish.
+    return (
+        result.outcome == "retry"
+        and not result.timed_out
+        and delay is not None
+        and delay <= settings.inline_retry_seconds
+    )
 
 
 def _missing_secrets(target: Target, trigger: str) -> AttemptResult:
@@ -303,7 +315,7 @@ def _settlement(result: AttemptResult, delay: float | None, settings: WebhookSet
         return Settlement({"status": "succeeded", "next_attempt_at": None, "last_error": None})
     if result.outcome == "retry" and delay is not None:
         due = result.attempted_at + timedelta(seconds=delay)
-        if delay <= settings.inline_retry_seconds:
+        if _retry_inline(result, delay, settings):
             due += timedelta(seconds=settings.timeout_seconds + 60)  # the lease of the inline retry
         return Settlement({"status": "retrying", "next_attempt_at": due, "last_error": result.error})
     return Settlement({"status": "failed", "next_attempt_at": None, "last_error": result.error})

@@ -26,7 +26,7 @@ class WebhookSettings(BaseSettings):
     )
     concurrency: int = Field(default=100, description="Deliveries in flight at once per fan-out.")
     inline_retry_seconds: float = Field(
-        default=30.0,
+        default=10.0,
         description="A retry due within this many seconds is made by the same unit of work "
         "(after a short wait); later ones are parked in the database for the retry sweep.",
     )

@@ -166,6 +166,9 @@ class GuardedNetworkBackend(AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+
+
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """An httpx transport whose every connection goes through ``GuardedNetworkBackend``.
 
@@ -179,7 +182,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     def __init__(
         self,
         allow_private: bool = False,
-        limits: httpx.Limits = httpx.Limits(max_connections=100, max_keepalive_connections=100),
+        limits: httpx.Limits = DEFAULT_LIMITS,
         verify: ssl.SSLContext | bool = True,
     ) -> None:
         super().__init__(verify=verify, limits=limits, trust_env=False)

@@ -49,7 +49,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
                 record = Received({k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length))
                 with receiver._lock:
@@ -81,7 +81,7 @@ class Receiver:
         self.thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         for reply in self.script:
             if reply.hold is not None:
                 reply.hold.set()

@@ -80,7 +80,8 @@ def test_unknown_delivery_and_other_organizations_are_404(client, organization, 
     for suffix in ("/history", "/test", "/rotate-secret"):
         method = client.get if suffix == "/history" else client.post
         assert method(f"/organizations/someone-else/webhooks/{webhook['id']}{suffix}", headers=other).status_code == 404
-    assert client.post(f"/organizations/{organization.id}/events", json={"type": "drift.detected"}, headers=other).status_code == 404
+    event = {"type": "drift.detected"}
+    assert client.post(f"/organizations/{organization.id}/events", json=event, headers=other).status_code == 404
 
 
 @pytest.mark.parametrize(

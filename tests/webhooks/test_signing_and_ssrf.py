@@ -15,7 +15,13 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from blocks.webhook import new_signing_secret
 from tasks.webhooks.delivery import Target, build_headers
 from tasks.webhooks.signing import signature_header
-from tasks.webhooks.ssrf import GuardedTransport, TargetRefused, UnsafeWebhookUrl, check_webhook_url, refusal_reason
+from tasks.webhooks.ssrf import (
+    GuardedTransport,
+    TargetRefused,
+    UnsafeWebhookUrl,
+    check_webhook_url,
+    refusal_reason,
+)
 from tests.webhooks.receivers import Receiver
 
 
