@@ -53,7 +53,9 @@ def stack_environment(settings: Settings) -> dict[str, str]:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_UI_API_URL": f"http://127.0.0.1:{settings.prefect_port}/api",
             "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+            # Background task parameters travel through this storage: the API and the task workers share it.
             "PREFECT_LOCAL_STORAGE_PATH": str(prefect_home / "storage"),
+            "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
         }
     )
     return env
@@ -73,8 +75,10 @@ def services(settings: Settings) -> tuple[Service, list[Service]]:
             "prefect-worker",
             [python, "-m", "prefect", "worker", "start", "--pool", settings.work_pool, "--type", "process"],
         ),
-        # Serves the `fan-out-event` background task: an event reaches its webhooks ~0.1 s after commit.
-        Service("fan-out-worker", [python, "-m", "flows.fan_out"]),
+        # Serve the `fan-out-event` background task: an event reaches its webhooks ~0.1 s after commit.
+        # Two task workers: one event's Prefect bookkeeping no longer queues behind another's.
+        Service("fan-out-worker-1", [python, "-m", "flows.fan_out"]),
+        Service("fan-out-worker-2", [python, "-m", "flows.fan_out"]),
         Service(
             "api",
             [
