@@ -25,12 +25,24 @@ def authenticated_organization() -> str:
     return organization_id
 
 
-def require_organization_key(blueprint: Blueprint) -> None:
-    """Every view of ``blueprint`` needs a key of the organization named by ``organization_id``."""
+def require_organization_key(blueprint: Blueprint, owned: dict[str, type] | None = None) -> None:
+    """Every view of ``blueprint`` needs a key of the organization named by ``organization_id``.
+
+    ``owned`` maps path parameters to models (``{"webhook_id": Webhook}``): a record that does not
+    exist or belongs to another organization is a 404 before the body is even looked at.
+    """
 
     @blueprint.before_request
     def _check_key() -> None:
         organization_id = authenticated_organization()
-        if (request.view_args or {}).get("organization_id") != organization_id:
+        view_args = request.view_args or {}
+        if view_args.get("organization_id") != organization_id:
             raise NotFound("No such organization.")
+        for parameter, model in (owned or {}).items():
+            record_id = view_args.get(parameter)
+            if record_id is None:
+                continue
+            record = db().get(model, record_id)
+            if record is None or record.organization_id != organization_id:
+                raise NotFound(f"No {model.__name__.lower()} {record_id!r} in this organization.")
         g.organization_id = organization_id

@@ -50,12 +50,21 @@ def merge_credentials(stored: dict[str, Any], given: BaseModel | None) -> dict[s
     return merged
 
 
-def commit_or_conflict(session: Session, name: str) -> None:
+def _write_or_conflict(session: Session, name: str, write) -> None:  # noqa: ANN001
     try:
-        session.commit()
+        write()
     except IntegrityError:
         session.rollback()
         raise Conflict(f"A resource named {name!r} already exists in this organization.") from None
+
+
+def flush_or_conflict(session: Session, name: str) -> None:
+    """Flush; the unique (organization, name) constraint turns a duplicate into a 409."""
+    _write_or_conflict(session, name, session.flush)
+
+
+def commit_or_conflict(session: Session, name: str) -> None:
+    _write_or_conflict(session, name, session.commit)
 
 
 @dataclass(frozen=True)
@@ -86,11 +95,7 @@ class ConnectedRecords:
             **self._columns(body, credentials),
         )
         session.add(record)
-        try:
-            session.flush()
-        except IntegrityError:
-            session.rollback()
-            raise Conflict(f"A resource named {body.name!r} already exists in this organization.") from None
+        flush_or_conflict(session, body.name)
         self._save_block(session, record, body, credentials)
         try:
             commit_or_conflict(session, body.name)
@@ -110,11 +115,7 @@ class ConnectedRecords:
         credentials = full.credentials.model_dump(exclude_none=True)
         for column, value in self._columns(full, credentials).items():
             setattr(record, column, value)
-        try:
-            session.flush()
-        except IntegrityError:
-            session.rollback()
-            raise Conflict(f"A resource named {body.name!r} already exists in this organization.") from None
+        flush_or_conflict(session, full.name)
         self._save_block(session, record, full, credentials)
         commit_or_conflict(session, full.name)
         return record

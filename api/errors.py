@@ -120,7 +120,9 @@ def validation_problem(
     errors = []
     for item in error.errors(include_url=False, include_input=False):
         location = tuple(item["loc"])
-        if union_tag is not None and location[:1] == (union_tag,):
+        if item["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            location += ("type",)  # every tagged union of this API is tagged by `type`
+        elif union_tag is not None and location[:1] == (union_tag,):
             location = location[1:]
         location = prefix + location
         errors.append({"field": field_path(location), "message": item["msg"]})

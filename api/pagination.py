@@ -19,9 +19,12 @@ def encode_cursor(value: str) -> str:
 
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        value = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise Unprocessable.field("query.cursor", "not a cursor this API returned") from None
+        value = ""
+    if not value:
+        raise Unprocessable.field("query.cursor", "not a cursor this API returned")
+    return value
 
 
 def paginate(

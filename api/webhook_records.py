@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.connected_records import (
     PREFECT_ERRORS,
     ConnectedRecords,
     commit_or_conflict,
+    flush_or_conflict,
     secrets_store_unavailable,
 )
-from api.errors import Conflict
 from api.schemas.common import MASK
 from api.schemas.webhooks import WebhookIn
 from blocks.connections import block_document_name, delete_connection, load_connection
@@ -22,14 +21,6 @@ from store.ids import new_id
 from store.models import Webhook
 
 webhooks = ConnectedRecords("webhook", Webhook, "wh", WebhookIn)
-
-
-def _flush_or_conflict(session: Session, name: str) -> None:
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        raise Conflict(f"A resource named {name!r} already exists in this organization.") from None
 
 
 def _save_secrets(session: Session, webhook: Webhook, secrets: WebhookSecrets) -> None:
@@ -53,7 +44,7 @@ def create_webhook(session: Session, organization_id: str, body: WebhookIn) -> t
         enabled=body.enabled,
     )
     session.add(webhook)
-    _flush_or_conflict(session, body.name)
+    flush_or_conflict(session, body.name)
     signing_secret = new_signing_secret()
     _save_secrets(session, webhook, WebhookSecrets(signing_secret=signing_secret, headers=body.headers))
     try:
@@ -92,7 +83,7 @@ def replace_webhook(session: Session, webhook: Webhook, body: WebhookIn) -> Webh
     if body.enabled and not webhook.enabled:
         webhook.disabled_reason = None
     webhook.enabled = body.enabled
-    _flush_or_conflict(session, body.name)
+    flush_or_conflict(session, body.name)
     secrets.headers = headers
     _save_secrets(session, webhook, secrets)
     commit_or_conflict(session, body.name)

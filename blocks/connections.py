@@ -8,21 +8,13 @@ set; the values exist only in the block.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
+from importlib import import_module
 from typing import Any, NamedTuple
 
 from prefect.blocks.core import Block
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
-from prefect_aws import AwsCredentials
-from prefect_gcp import GcpCredentials
-
-from blocks.aws import aws_credentials_from_settings, aws_credentials_values
-from blocks.datadog import DatadogConnection
-from blocks.elasticsearch import ElasticsearchConnection
-from blocks.gcp import gcp_credentials_from_settings, gcp_credentials_values
-from blocks.mlflow import MlflowConnection
-from blocks.splunk import SplunkHecConnection
-from blocks.webhook import WebhookSecrets
 
 
 class ConnectionKind(NamedTuple):
@@ -31,31 +23,32 @@ class ConnectionKind(NamedTuple):
     read: Callable[[Any], dict[str, Any]]
 
 
-def _own(block_type: Any) -> ConnectionKind:
-    return ConnectionKind(block_type, block_type.from_settings, lambda block: block.credentials())
-
-
-CONNECTIONS: dict[tuple[str, str], ConnectionKind] = {
-    ("integration", "mlflow"): _own(MlflowConnection),
-    ("integration", "sagemaker"): ConnectionKind(
-        AwsCredentials, aws_credentials_from_settings, aws_credentials_values
+# (kind, type) -> (module, block class, builder or None, reader or None). Imported on first use:
+# prefect_gcp alone pulls in the whole Vertex AI SDK, seconds that the API should not pay at start.
+_CONNECTIONS: dict[tuple[str, str], tuple[str, str, str | None, str | None]] = {
+    ("integration", "mlflow"): ("blocks.mlflow", "MlflowConnection", None, None),
+    ("integration", "sagemaker"): (
+        "blocks.aws", "AwsCredentials", "aws_credentials_from_settings", "aws_credentials_values"
     ),
-    ("integration", "vertex_ai"): ConnectionKind(
-        GcpCredentials, gcp_credentials_from_settings, gcp_credentials_values
+    ("integration", "vertex_ai"): (
+        "blocks.gcp", "GcpCredentials", "gcp_credentials_from_settings", "gcp_credentials_values"
     ),
-    ("export", "elasticsearch"): _own(ElasticsearchConnection),
-    ("export", "splunk"): _own(SplunkHecConnection),
-    ("export", "datadog"): _own(DatadogConnection),
-    ("webhook", "webhook"): _own(WebhookSecrets),
+    ("export", "elasticsearch"): ("blocks.elasticsearch", "ElasticsearchConnection", None, None),
+    ("export", "splunk"): ("blocks.splunk", "SplunkHecConnection", None, None),
+    ("export", "datadog"): ("blocks.datadog", "DatadogConnection", None, None),
+    ("webhook", "webhook"): ("blocks.webhook", "WebhookSecrets", None, None),
 }
 
-BLOCK_TYPES: tuple[type[Block], ...] = (
-    MlflowConnection,
-    ElasticsearchConnection,
-    SplunkHecConnection,
-    DatadogConnection,
-    WebhookSecrets,
-)
+
+@cache
+def connection_kind(kind: str, type_: str) -> ConnectionKind:
+    """The block type of a record kind and type, with how to build it and read its secrets back."""
+    module_name, class_name, build, read = _CONNECTIONS[(kind, type_)]
+    module = import_module(module_name)
+    block_type = getattr(module, class_name)
+    if build is None:  # our own blocks carry both as methods
+        return ConnectionKind(block_type, block_type.from_settings, lambda block: block.credentials())
+    return ConnectionKind(block_type, getattr(module, build), getattr(module, read))
 
 
 def block_document_name(kind: str, record_id: str) -> str:
@@ -67,14 +60,14 @@ def save_connection(
     kind: str, record_id: str, type_: str, config: dict[str, Any], credentials: dict[str, Any]
 ) -> Block:
     """Build the record's block from its config and credentials and save it (overwriting)."""
-    block = CONNECTIONS[(kind, type_)].build(config, credentials)
+    block = connection_kind(kind, type_).build(config, credentials)
     block.save(block_document_name(kind, record_id), overwrite=True)
     return block
 
 
 def load_connection(kind: str, record_id: str, type_: str) -> Block:
     """Load the record's block; raises ``ValueError`` when the document is missing."""
-    return CONNECTIONS[(kind, type_)].block_type.load(block_document_name(kind, record_id))
+    return connection_kind(kind, type_).block_type.load(block_document_name(kind, record_id))
 
 
 def read_credentials(kind: str, record_id: str, type_: str) -> dict[str, Any]:
@@ -83,24 +76,26 @@ def read_credentials(kind: str, record_id: str, type_: str) -> dict[str, Any]:
         block = load_connection(kind, record_id, type_)
     except ValueError:
         return {}
-    return CONNECTIONS[(kind, type_)].read(block)
+    return connection_kind(kind, type_).read(block)
 
 
 def delete_connection(kind: str, record_id: str) -> None:
     """Delete the record's block document; a missing one is already gone."""
     name = block_document_name(kind, record_id)
     with get_client(sync_client=True) as client:
-        for block_type in {c.block_type for (k, _), c in CONNECTIONS.items() if k == kind}:
+        for slug in {_block_type_slug(k, t) for (k, t) in _CONNECTIONS if k == kind}:
             try:
-                document = client.read_block_document_by_name(
-                    name=name, block_type_slug=block_type.get_block_type_slug()
-                )
+                document = client.read_block_document_by_name(name=name, block_type_slug=slug)
             except ObjectNotFound:
                 continue
             client.delete_block_document(document.id)
 
 
+def _block_type_slug(kind: str, type_: str) -> str:
+    return connection_kind(kind, type_).block_type.get_block_type_slug()
+
+
 def register_block_types() -> None:
-    """Register our block types (and the AWS/GCP ones) with the Prefect server."""
-    for block_type in (*BLOCK_TYPES, AwsCredentials, GcpCredentials):
-        block_type.register_type_and_schema()
+    """Register every block type records use (ours and the AWS/GCP ones) with the Prefect server."""
+    for kind, type_ in _CONNECTIONS:
+        connection_kind(kind, type_).block_type.register_type_and_schema()

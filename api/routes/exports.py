@@ -14,7 +14,7 @@ from api.schemas.exports import ExportIn, ExportOut, ExportUpdate
 from store.models import Export
 
 bp = Blueprint("exports", __name__, url_prefix="/organizations/<organization_id>/exports")
-require_organization_key(bp)
+require_organization_key(bp, owned={"export_id": Export})
 
 exports = ConnectedRecords("export", Export, "exp", ExportIn, extra_fields=("streams", "schedule", "enabled"))
 

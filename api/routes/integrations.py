@@ -13,7 +13,7 @@ from api.schemas.integrations import IntegrationIn, IntegrationOut, IntegrationU
 from store.models import Integration
 
 bp = Blueprint("integrations", __name__, url_prefix="/organizations/<organization_id>/integrations")
-require_organization_key(bp)
+require_organization_key(bp, owned={"integration_id": Integration})
 
 integrations = ConnectedRecords("integration", Integration, "int", IntegrationIn)
 

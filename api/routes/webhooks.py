@@ -13,7 +13,7 @@ from api.webhook_records import create_webhook, replace_webhook, webhooks
 from store.models import Webhook
 
 bp = Blueprint("webhooks", __name__, url_prefix="/organizations/<organization_id>/webhooks")
-require_organization_key(bp)
+require_organization_key(bp, owned={"webhook_id": Webhook})
 
 
 def webhook_out(record: Webhook) -> WebhookOut:

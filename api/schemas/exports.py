@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Annotated, Any, Literal
 
 from cronsim import CronSim, CronSimError
@@ -32,10 +33,10 @@ class CronSchedule(StrictModel):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         try:
-            CronSim(value, datetime.now(timezone.utc))
+            CronSim(value, datetime.now(UTC))
         except (CronSimError, ValueError) as error:
             raise ValueError(f"not a valid cron expression: {error}") from None
         return value
@@ -87,7 +88,7 @@ class DatadogConfig(StrictModel):
     site: str = Field(
         default="datadoghq.com",
         pattern=r"^([a-z0-9-]+\.)*(datadoghq\.com|datadoghq\.eu|ddog-gov\.com)$",
-        description="datadoghq.com, us3.datadoghq.com, us5.datadoghq.com, datadoghq.eu, ap1.datadoghq.com, ddog-gov.com",
+        description="The Datadog site: datadoghq.com, us3/us5/ap1.datadoghq.com, datadoghq.eu, ddog-gov.com.",
     )
     api_url: HttpURL | None = Field(default=None, description="Send every request here (a proxy).")
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
 from api.schemas.common import HttpURL, Name, ProjectId, RecordOut, SecretText, StrictModel, optional_fields
 
@@ -55,9 +54,16 @@ class VertexAiCredentials(StrictModel):
     @field_validator("service_account_info")
     @classmethod
     def _looks_like_a_key(cls, info: dict[str, Any]) -> dict[str, Any]:
-        missing = [k for k in ("client_email", "private_key") if not isinstance(info.get(k), str)]
+        from google.oauth2.service_account import Credentials
+
+        missing = [k for k in ("client_email", "private_key", "token_uri") if not isinstance(info.get(k), str)]
         if missing:
             raise ValueError(f"a service account key needs {', '.join(missing)}")
+        try:
+            Credentials.from_service_account_info(info)
+        except ValueError:
+            # Never echo the key material: say what is wrong, not what was sent.
+            raise ValueError("private_key is not a valid PEM-encoded service account key") from None
         return info
 
 

@@ -1,6 +1,7 @@
 """Every table of the ModelPulse database, importable from one place (Alembic reads ``Base.metadata``)."""
 
 from store.models.base import Base, utcnow
+from store.models.connection import ConnectionRecord
 from store.models.events import Event
 from store.models.export_runs import ExportRun, ExportRunStream, ExportWatermark, RejectedRecord
 from store.models.exports import Export
@@ -11,6 +12,7 @@ from store.models.webhooks import Webhook
 
 __all__ = [
     "ApiKey",
+    "ConnectionRecord",
     "Base",
     "DriftMetric",
     "Event",

@@ -5,10 +5,11 @@ Revises:
 Create Date: 2026-11-26 07:14:16.392656
 """
 
-from alembic import op
 import sqlalchemy as sa
-import store.models.base
+from alembic import op
 from sqlalchemy.dialects import postgresql
+
+import store.models.base
 
 revision = '0001'
 down_revision = None

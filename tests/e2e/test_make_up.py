@@ -1,0 +1,98 @@
+"""The real `make up` stack, driven over HTTP, then stopped with Ctrl-C (SIGINT to its process group)."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.stack
+
+
+def _read_until(process: subprocess.Popen, pattern: str, timeout: float) -> tuple[re.Match, str]:
+    output = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output += process.stdout.read()
+            break
+        ready, _, _ = select.select([process.stdout], [], [], 1.0)
+        if ready:
+            line = process.stdout.readline()
+            output += line
+            match = re.search(pattern, output)
+            if match:
+                return match, output
+    raise AssertionError(f"no {pattern!r} within {timeout}s; output:\n{output}")
+
+
+def _port_closed(port: int) -> bool:
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+    except httpx.ConnectError:
+        return True
+    return False
+
+
+def test_make_up_serves_everything_and_stops_on_ctrl_c(tmp_path):
+    api_port, prefect_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MODELPULSE_"))}
+    env |= {
+        "MODELPULSE_HOME": str(tmp_path / "home"),
+        "MODELPULSE_API_PORT": str(api_port),
+        "MODELPULSE_PREFECT_PORT": str(prefect_port),
+    }
+    venv = Path(sys.executable).parent.parent
+    process = subprocess.Popen(
+        ["make", "--no-print-directory", "up", f"VENV={venv}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        match, output = _read_until(process, r"API key:\s+(\S+)", timeout=420)
+        key = match.group(1)
+        assert f"http://127.0.0.1:{api_port}" in output
+        assert f"http://127.0.0.1:{api_port}/docs" in output
+        assert f"http://127.0.0.1:{prefect_port}" in output
+
+        api = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers={"Authorization": f"Bearer {key}"})
+        created = api.post(
+            "/organizations/default/webhooks",
+            json={"name": "stack", "url": "https://hooks.example.com/x", "events": ["model.registered"]},
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["signing_secret"].startswith("whsec_")
+        assert api.get("/organizations/default/webhooks").json()["items"][0]["name"] == "stack"
+        assert api.get("/organizations/other/webhooks").status_code == 404
+        assert httpx.get(f"http://127.0.0.1:{api_port}/docs").status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{prefect_port}/api/health").json() is True
+        ui = httpx.get(f"http://127.0.0.1:{prefect_port}/", follow_redirects=True)
+        assert ui.status_code == 200 and "<html" in ui.text.lower()
+        pools = httpx.post(f"http://127.0.0.1:{prefect_port}/api/work_pools/filter", json={}).json()
+        assert "modelpulse" in [pool["name"] for pool in pools]
+        assert (tmp_path / "home" / "default-api-key").stat().st_mode & 0o077 == 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
+    assert _port_closed(api_port) and _port_closed(prefect_port)
