@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -205,6 +206,7 @@ def main() -> None:
         fake.stdin.close()
         fake.wait(timeout=30)
         stop_process(prefect)
+        shutil.rmtree(workdir, ignore_errors=True)  # the 1M database alone is ~400 MB
 
     print("| records | ModelPulse export (rec/s) | streaming_bulk (rec/s) | ratio | ModelPulse peak RSS | streaming_bulk peak RSS |")
     print("|---:|---:|---:|---:|---:|---:|")
