@@ -112,7 +112,8 @@ def test_unknown_and_foreign_ids_are_404_and_disabled_exports_cannot_be_triggere
 
 def test_connection_test_reports_what_failed(api, org_id, es, hec, datadog):
     good = api.post(base(org_id), json=es_body(es)).json["id"]
-    bad = api.post(base(org_id), json=es_body(es, name="bad", credentials={"username": "elastic", "password": "x"})).json["id"]
+    wrong_password = {"username": "elastic", "password": "x"}
+    bad = api.post(base(org_id), json=es_body(es, name="bad", credentials=wrong_password)).json["id"]
     splunk = api.post(base(org_id), json={
         "name": "splunk", "type": "splunk", "config": {"hec_url": hec.url}, "credentials": {"hec_token": "wrong"},
     }).json["id"]
