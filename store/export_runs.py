@@ -81,7 +81,8 @@ def start_run(session: Session, run_id: str, flow_run_id: str | None) -> ExportR
     run.status = "running"
     run.flow_run_id = flow_run_id or run.flow_run_id
     run.started_at = run.started_at or utcnow()
-    run.error = None
+    # A queued run an earlier-starting one took for abandoned is alive after all.
+    run.error = run.finished_at = None
     return run
 
 

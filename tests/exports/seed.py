@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert
@@ -12,7 +12,7 @@ from store.events import record_event
 from store.ids import new_id
 from store.models import DriftMetric, Export, InferenceLog, Organization
 
-BASE_TIME = datetime(2026, 11, 1, tzinfo=timezone.utc)
+BASE_TIME = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def organization() -> str:

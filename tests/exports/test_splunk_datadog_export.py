@@ -53,19 +53,6 @@ def test_splunk_invalid_event_is_rejected_and_the_rest_of_the_batch_shipped(org_
     assert rejected.record_id == ids[4] and "code 6" in rejected.reason
 
 
-def test_splunk_bad_token_fails_the_run_at_once_saying_the_token_was_rejected(org_id, hec):
-    seed.inference_logs(org_id, 5)
-    export_id = splunk_export(org_id, hec, token="wrong-token")
-
-    with pytest.raises(Exception, match="rejected the token"):
-        export(export_id)
-
-    assert len(hec.requests) == 1
-    run = seed.only_run(export_id)
-    assert run.status == "failed" and "Splunk HEC rejected the token (code 4" in run.error
-    assert seed.watermark(export_id) is None
-
-
 def test_datadog_logs_series_and_events(org_id, datadog):
     seed.inference_logs(org_id, 3)
     seed.drift_metrics(org_id, 2)
@@ -77,7 +64,7 @@ def test_datadog_logs_series_and_events(org_id, datadog):
     assert summary["status"] == "completed"
     assert summary["streams"]["inference_logs"] == {"shipped": 3, "rejected": 0, "retried": 3}
     assert datadog.rate_limited == 1
-    assert [log["modelpulse"]["id"] for log in datadog.logs[:3]] == [l["modelpulse"]["id"] for l in datadog.logs[:3]]
+    assert [log["modelpulse"]["id"] for log in datadog.logs[:3]] == seed.record_ids(org_id), "once each, in order"
     assert {log["modelpulse"]["id"] for log in datadog.logs} >= {event_ids[1]}
     assert all(log["service"] == "churn" and "model:churn" in log["ddtags"] for log in datadog.logs)
     assert {s["metric"] for s in datadog.series} == {"modelpulse.drift.psi"}
@@ -86,13 +73,24 @@ def test_datadog_logs_series_and_events(org_id, datadog):
     assert f"modelpulse.id:{event_ids[0]}" in event["tags"] and event["alert_type"] == "warning"
 
 
-def test_datadog_403_fails_naming_the_api_key(org_id, datadog):
-    seed.inference_logs(org_id, 2)
-    export_id = datadog_export(org_id, datadog, api_key="revoked")
+@pytest.mark.parametrize(
+    ("sink", "make_export", "message"),
+    [
+        ("hec", lambda org_id, fake: splunk_export(org_id, fake, token="wrong-token"),
+         "Splunk HEC rejected the token (code 4"),
+        ("datadog", lambda org_id, fake: datadog_export(org_id, fake, api_key="revoked"),
+         "Datadog rejected the API key (403 Forbidden): check the export's api_key"),
+    ],
+)
+def test_refused_credentials_fail_the_run_at_once_saying_so(request, org_id, sink, make_export, message):
+    fake = request.getfixturevalue(sink)
+    seed.inference_logs(org_id, 5)
+    export_id = make_export(org_id, fake)
 
-    with pytest.raises(Exception, match="rejected the API key"):
+    with pytest.raises(Exception, match="rejected the"):
         export(export_id)
 
-    assert len(datadog.requests) == 1
+    assert len(fake.requests) == 1, "no retry once the credentials were refused"
     run = seed.only_run(export_id)
-    assert run.status == "failed" and "api_key" in run.error
+    assert run.status == "failed" and message in run.error
+    assert seed.watermark(export_id) is None

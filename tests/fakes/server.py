@@ -135,9 +135,8 @@ class FakeServer:
                 elif encoding == "deflate":
                     body = zlib.decompress(body)
                 parts = urlsplit(self.path)
-                request = Request(
-                    self.command, parts.path, parse_qs(parts.query), {k.lower(): v for k, v in self.headers.items()}, body
-                )
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                request = Request(self.command, parts.path, parse_qs(parts.query), headers, body)
                 if fake.record_requests:
                     fake.requests.append(request)
                 if fake.latency:

@@ -17,6 +17,12 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Keyset pages of the exported streams (see store/models/export_runs.py).
+    with op.batch_alter_table('inference_logs', schema=None) as batch_op:
+        batch_op.create_index('ix_inference_logs_organization_id_id', ['organization_id', 'id'], unique=False)
+    with op.batch_alter_table('drift_metrics', schema=None) as batch_op:
+        batch_op.create_index('ix_drift_metrics_organization_id_id', ['organization_id', 'id'], unique=False)
+
     op.create_table('export_runs',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('export_id', sa.String(length=40), nullable=False),
@@ -81,3 +87,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_export_runs_export_id_id')
 
     op.drop_table('export_runs')
+    with op.batch_alter_table('drift_metrics', schema=None) as batch_op:
+        batch_op.drop_index('ix_drift_metrics_organization_id_id')
+    with op.batch_alter_table('inference_logs', schema=None) as batch_op:
+        batch_op.drop_index('ix_inference_logs_organization_id_id')
