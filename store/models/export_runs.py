@@ -10,14 +10,6 @@ from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, BigIntPK, utcnow
-from store.models.telemetry import DriftMetric, InferenceLog
-
-# Exports read streams in keyset pages ("organization_id = ? AND id > ? ORDER BY id"). Without these
-# indexes SQLite answers each page through the (organization, model, time) index plus a sort of the
-# organization's every row, so a 1M-record export slowed down page after page. (Events already have
-# ix_events_organization_id_id.)
-Index("ix_inference_logs_organization_id_id", InferenceLog.organization_id, InferenceLog.id)
-Index("ix_drift_metrics_organization_id_id", DriftMetric.organization_id, DriftMetric.id)
 
 
 class ExportWatermark(Base):

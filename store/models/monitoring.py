@@ -9,7 +9,6 @@ from sqlalchemy import Double, ForeignKey, Index, Integer, String, UniqueConstra
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, Timestamps, utcnow
-from store.models.telemetry import DriftMetric, InferenceLog
 
 
 class DriftCheck(Base):
@@ -132,8 +131,3 @@ class Recommendation(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     dismissed_at: Mapped[datetime | None]
 
-
-# Inference-log and drift-metric listings page by id within an organization; the window reads of drift checks use the
-# (organization_id, model, timestamp) index that the foundation already declares.
-Index("ix_inference_logs_organization_id_id", InferenceLog.organization_id, InferenceLog.id)
-Index("ix_drift_metrics_organization_id_id", DriftMetric.organization_id, DriftMetric.id)

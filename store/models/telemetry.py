@@ -15,6 +15,9 @@ class InferenceLog(Base):
     __tablename__ = "inference_logs"
     __table_args__ = (
         Index("ix_inference_logs_org_model_ts", "organization_id", "model", "timestamp"),
+        # Exports and listings read keyset pages ("organization_id = ? AND id > ? ORDER BY id"); without
+        # it SQLite sorts all of an organization's rows for every page (added by migration 0004).
+        Index("ix_inference_logs_organization_id_id", "organization_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
@@ -35,6 +38,7 @@ class DriftMetric(Base):
     __tablename__ = "drift_metrics"
     __table_args__ = (
         Index("ix_drift_metrics_org_model_feature", "organization_id", "model", "feature", "computed_at"),
+        Index("ix_drift_metrics_organization_id_id", "organization_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)

@@ -122,18 +122,9 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_threshold_states')),
     sa.UniqueConstraint('threshold_id', 'model', name=op.f('uq_threshold_states_threshold_id_model'))
     )
-    with op.batch_alter_table('inference_logs', schema=None) as batch_op:
-        batch_op.create_index('ix_inference_logs_organization_id_id', ['organization_id', 'id'], unique=False)
-    with op.batch_alter_table('drift_metrics', schema=None) as batch_op:
-        batch_op.create_index('ix_drift_metrics_organization_id_id', ['organization_id', 'id'], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('drift_metrics', schema=None) as batch_op:
-        batch_op.drop_index('ix_drift_metrics_organization_id_id')
-    with op.batch_alter_table('inference_logs', schema=None) as batch_op:
-        batch_op.drop_index('ix_inference_logs_organization_id_id')
-
     op.drop_table('threshold_states')
     with op.batch_alter_table('thresholds', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_thresholds_organization_id'))
