@@ -31,6 +31,7 @@ class EndpointSpec:
     summary: str
     description: str
     body: Any = None
+    body_required: bool = True
     query: type[BaseModel] | None = None
     response: Any = None
     status: int = 200
@@ -76,8 +77,10 @@ def _nul_path(value: Any, path: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
     return None
 
 
-def _json_body() -> Any:
+def _json_body(required: bool) -> Any:
     raw = request.get_data()
+    if not raw and not required:
+        return {}  # an omitted optional body means every field's default
     if not raw:
         raise Unprocessable.field("body", "a JSON request body is required")
     payload = request.get_json(force=True, silent=True)
@@ -108,13 +111,15 @@ def _query_args(model: type[BaseModel]) -> dict[str, Any]:
 def endpoint(
     *,
     body: Any = None,
+    body_required: bool = True,
     query: type[BaseModel] | None = None,
     response: Any = None,
     status: int = 200,
     problems: Sequence[int] = (),
     public: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
-    """Validate ``body`` (JSON) and ``query`` (URL arguments), pass them to the view, render its result."""
+    """Validate ``body`` (JSON; may be omitted when not ``body_required``) and ``query`` (URL arguments),
+    pass them to the view as ``body=`` and ``query=``, and render its result."""
     body_adapter = TypeAdapter(body) if body is not None else None
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
@@ -124,6 +129,7 @@ def endpoint(
             summary=summary.strip(),
             description=description.strip(),
             body=body,
+            body_required=body_required,
             query=query,
             response=response,
             status=status,
@@ -134,7 +140,7 @@ def endpoint(
         @wraps(view)
         def wrapper(**kwargs: Any) -> Response:
             if body_adapter is not None:
-                payload = _json_body()
+                payload = _json_body(body_required)
                 try:
                     kwargs["body"] = body_adapter.validate_python(payload)
                 except ValidationError as error:

@@ -96,7 +96,7 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                 operation["description"] = spec.description
             if spec.body is not None:
                 operation["requestBody"] = {
-                    "required": True,
+                    "required": spec.body_required,
                     "content": {"application/json": {"schema": schemas.ref(spec.body, "validation")}},
                 }
             success: dict[str, Any] = {"description": "OK" if spec.status != 201 else "Created"}

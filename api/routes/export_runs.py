@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, request, url_for
-from pydantic import ValidationError
+from flask import Blueprint, url_for
 
 from api.auth import require_organization_key
 from api.connected_records import PREFECT_ERRORS
 from api.db import db
 from api.endpoint import endpoint
-from api.errors import Conflict, NotFound, Unprocessable, UpstreamError, validation_problem
+from api.errors import Conflict, NotFound, Unprocessable, UpstreamError
 from api.pagination import paginate
 from api.routes.exports import exports
 from api.schemas.common import Page, PageQuery
@@ -19,13 +18,13 @@ from api.schemas.export_runs import ConnectionTestOut, RejectedOut, RunOut, Stre
 from blocks.connections import load_connection
 from flows.export_deployments import TemplateMissing, start_export_run
 from store.export_runs import create_run, finish_run, get_run, rejected_of_run, runs_of_export, stream_counters
-from store.models import ExportRun, RejectedRecord
+from store.models import Export, ExportRun, RejectedRecord
 from tasks.sinks import sink_module
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("export_runs", __name__, url_prefix="/organizations/<organization_id>/exports/<export_id>")
-require_organization_key(bp)
+require_organization_key(bp, owned={"export_id": Export})
 
 
 def run_out(run: ExportRun) -> RunOut:
@@ -55,28 +54,14 @@ def _run_of(organization_id: str, export_id: str, run_id: str) -> ExportRun:
     return run
 
 
-def _trigger_body() -> TriggerIn:
-    """The optional trigger body (``@endpoint`` requires a body when one is declared)."""
-    if not request.get_data():
-        return TriggerIn()
-    payload = request.get_json(force=True, silent=True)
-    if not isinstance(payload, dict):
-        raise Unprocessable.field("body", "the request body must be a JSON object")
-    try:
-        return TriggerIn.model_validate(payload)
-    except ValidationError as error:
-        raise validation_problem(error) from None
-
-
 @bp.post("/trigger")
-@endpoint(response=TriggerOut, status=202, problems=(401, 404, 409, 422, 502))
-def trigger_export(organization_id: str, export_id: str):
+@endpoint(body=TriggerIn, body_required=False, response=TriggerOut, status=202, problems=(401, 404, 409, 422, 502))
+def trigger_export(organization_id: str, export_id: str, body: TriggerIn):
     """Trigger an export.
 
     Starts a flow run of the export's deployment and answers at once. No body ships what is past
     the watermarks; `{"streams", "from", "to"}` makes it a backfill that leaves the watermarks alone.
     """
-    body = _trigger_body()
     export = exports.get(db(), organization_id, export_id)
     if not export.enabled:
         raise Conflict(f"Export {export_id!r} is disabled; enable it before triggering it.")
