@@ -7,11 +7,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from cronsim import CronSim
-from sqlalchemy import column, inspect, select, table, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from store.ids import new_id
-from store.models import InferenceLog, Monitor, utcnow
+from store.models import InferenceLog, Monitor, MonitoredModel, utcnow
 
 
 def next_run_after(schedule: dict[str, Any], after: datetime) -> datetime:
@@ -82,15 +82,8 @@ def monitored_models_without_monitor(session: Session, organization_id: str, mod
 
 
 def registry_monitored_models(session: Session, organization_id: str) -> list[str]:
-    """Names of the organization's models that a registry integration records as monitored.
-
-    The ``monitored_models`` table belongs to the registry integrations (their own migration); read
-    by name only, so this works before and after that migration is applied (before: none).
-    """
-    if not inspect(session.connection()).has_table("monitored_models"):
-        return []
-    monitored = table("monitored_models", column("organization_id"), column("name"))
-    query = select(monitored.c.name).where(monitored.c.organization_id == organization_id).distinct()
+    """Names of the organization's models that a registry integration records as monitored."""
+    query = select(MonitoredModel.name).where(MonitoredModel.organization_id == organization_id).distinct()
     return sorted(session.scalars(query))
 
 

@@ -103,7 +103,9 @@ def test_values_the_database_cannot_store_are_422_not_500(api_client, org, datab
         record = {**make_records("churn", T0, 1)[0], **change}
         response = api_client.post(BASE, json={"records": [record]}, headers=org.headers)
         assert response.status_code == 422, (change, response.json)
-        assert [error["field"] for error in response.json["errors"]] == [field]
+        # The request layer names NUL characters down to the key (records[0].features.x).
+        fields = [error["field"] for error in response.json["errors"]]
+        assert len(fields) == 1 and (fields[0] == field or fields[0].startswith(field + ".")), fields
     too_long = "m" * 201
     monitor = {"reference": REFERENCE, "window_seconds": 3600, "schedule": {"interval_seconds": 300}}
     response = api_client.put(f"/organizations/acme/models/{too_long}/monitor", json=monitor, headers=org.headers)

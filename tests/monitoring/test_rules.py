@@ -149,19 +149,35 @@ def test_a_due_monitor_runs_its_check_on_the_sweep_and_then_waits(flow_client, o
 
 
 def test_add_monitor_covers_registry_monitored_models_once(flows_database, org):
-    from sqlalchemy import text
-
+    from store.db import session_scope
+    from store.ids import new_id
+    from store.models import Integration, MonitoredModel
     from tasks.monitoring.recommendations import recommend_monitors
 
-    engine = create_engine(flows_database)
-    with engine.begin() as connection:
-        # The registry integrations' table (their migration), reduced to the columns the rule reads.
-        connection.execute(text("CREATE TABLE IF NOT EXISTS monitored_models (organization_id TEXT, name TEXT)"))
-        connection.execute(text("INSERT INTO monitored_models VALUES ('acme', 'ranker'), ('acme', 'ranker')"))
+    with session_scope(flows_database) as session:
+        integration = Integration(
+            id=new_id("int"),
+            organization_id="acme",
+            name="registry",
+            type="mlflow",
+            config={"tracking_uri": "http://mlflow:5000"},
+            secret_fields=[],
+        )
+        session.add(integration)
+        session.flush()
+        for version in ("1", "2"):  # two versions of one model: one recommendation
+            session.add(
+                MonitoredModel(
+                    id=new_id("mm"),
+                    organization_id="acme",
+                    integration_id=integration.id,
+                    name="ranker",
+                    version=version,
+                    external_id=f"models:/ranker/{version}",
+                    source="sync",
+                )
+            )
     first = recommend_monitors.fn()
     assert len(first) == 1 and recommend_monitors.fn() == []
     [event] = events_of(flows_database, "recommendation.created")
     assert event.data["kind"] == "add_monitor" and event.data["model"] == "ranker"
-    with engine.begin() as connection:
-        connection.execute(text("DROP TABLE monitored_models"))
-    engine.dispose()
