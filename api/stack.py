@@ -86,6 +86,8 @@ def services(settings: Settings) -> tuple[Service, list[Service]]:
                 "--bind", f"127.0.0.1:{settings.api_port}",
                 "--workers", "2", "--threads", "4", "--timeout", "60",
                 "--access-logfile", "-",
+                # gunicorn's control socket defaults to one path per user: keep each stack's apart.
+                "--control-socket", str(settings.home.resolve() / "gunicorn.ctl"),
             ],
             ready_url=f"http://127.0.0.1:{settings.api_port}/health",
         ),

@@ -97,6 +97,7 @@ def serve(app_ref: str, env: dict[str, str], log: Path, cwd: Path) -> tuple[subp
         sys.executable,
         "-m",
         "gunicorn",
+        "--no-control-socket",
         app_ref,
         "--bind",
         f"127.0.0.1:{port}",

@@ -86,6 +86,7 @@ def bench_ingestion(total: int, batch: int, clients: int, workdir: Path) -> dict
             sys.executable,
             "-m",
             "gunicorn",
+            "--no-control-socket",
             "-w",
             "4",
             "--preload",

@@ -326,7 +326,7 @@ def main() -> None:
         api = f"http://127.0.0.1:{env['MODELPULSE_API_PORT']}"
         stack.start(
             "api",
-            [sys.executable, "-m", "gunicorn", "api.wsgi:app", "--bind", api.removeprefix("http://"),
+            [sys.executable, "-m", "gunicorn", "--no-control-socket", "api.wsgi:app", "--bind", api.removeprefix("http://"),
              "--workers", "2", "--threads", "4"],
             ready_url=f"{api}/health",
         )
