@@ -86,8 +86,8 @@ def services(settings: Settings) -> tuple[Service, list[Service]]:
                 "--bind", f"127.0.0.1:{settings.api_port}",
                 "--workers", "2", "--threads", "4", "--timeout", "60",
                 "--access-logfile", "-",
-                # gunicorn's control socket defaults to one path per user: keep each stack's apart.
-                "--control-socket", str(settings.home.resolve() / "gunicorn.ctl"),
+                # gunicorn 26's control socket defaults to one path per user, shared by every stack.
+                "--no-control-socket",
             ],
             ready_url=f"http://127.0.0.1:{settings.api_port}/health",
         ),
@@ -129,7 +129,9 @@ class Stack:
         """A one-shot preparation step; its output goes to the step's log."""
         self.logs.mkdir(parents=True, exist_ok=True)
         with open(self.logs / f"{name}.log", "ab") as log:
-            result = subprocess.run(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            result = subprocess.run(
+                argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         if result.returncode != 0:
             raise RuntimeError(f"step {name!r} failed; see {self.logs / (name + '.log')}")
 

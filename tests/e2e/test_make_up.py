@@ -58,13 +58,19 @@ def test_make_up_serves_everything_and_stops_on_ctrl_c(tmp_path):
         ["make", "--no-print-directory", "up", f"VENV={venv}"],
         cwd=ROOT,
         env=env,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
     )
     try:
-        match, output = _read_until(process, r"API key:\s+(\S+)", timeout=420)
+        try:
+            match, output = _read_until(process, r"API key:\s+(\S+)", timeout=420)
+        except AssertionError as error:
+            logs = tmp_path / "home" / "logs"
+            tails = {p.name: p.read_text(errors="replace")[-3000:] for p in sorted(logs.glob("*.log"))}
+            raise AssertionError(f"{error}\nstack logs: {tails}") from None
         key = match.group(1)
         assert f"http://127.0.0.1:{api_port}" in output
         assert f"http://127.0.0.1:{api_port}/docs" in output
