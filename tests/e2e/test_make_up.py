@@ -21,19 +21,26 @@ pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
 
 
 def _read_until(process: subprocess.Popen, pattern: str, timeout: float) -> tuple[re.Match, str]:
+    """Read the process's output until ``pattern`` shows up.
+
+    Reads the pipe's file descriptor directly: a buffered ``readline`` after ``select`` can pull several
+    lines into Python's buffer, and ``select`` then waits on an empty descriptor for lines already read.
+    """
     output = ""
+    fd = process.stdout.fileno()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output += process.stdout.read()
-            break
-        ready, _, _ = select.select([process.stdout], [], [], 1.0)
+        ready, _, _ = select.select([fd], [], [], 1.0)
         if ready:
-            line = process.stdout.readline()
-            output += line
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break  # the process closed its output
+            output += chunk.decode(errors="replace")
             match = re.search(pattern, output)
             if match:
                 return match, output
+        elif process.poll() is not None:
+            break
     raise AssertionError(f"no {pattern!r} within {timeout}s; output:\n{output}")
 
 
@@ -61,7 +68,6 @@ def test_make_up_serves_everything_and_stops_on_ctrl_c(tmp_path):
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
         start_new_session=True,
     )
     try:
