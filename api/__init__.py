@@ -39,11 +39,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         webhook_deliveries,
         webhooks,
     )
-    from flows.dispatch import register_event_dispatch
 
     db.init_app(app)
     errors.init_app(app)
-    register_event_dispatch()
     for module in (meta, integrations, registries, exports, export_runs, webhooks, webhook_deliveries, events):
         app.register_blueprint(module.bp)
     for blueprint in (

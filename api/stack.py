@@ -53,7 +53,7 @@ def stack_environment(settings: Settings) -> dict[str, str]:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_UI_API_URL": f"http://127.0.0.1:{settings.prefect_port}/api",
             "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
-            # Background task parameters travel through this storage: the API and the task workers share it.
+            # Persisted flow and task results (what a retried run reuses) go here, not under the cwd.
             "PREFECT_LOCAL_STORAGE_PATH": str(prefect_home / "storage"),
             "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
         }
@@ -63,7 +63,7 @@ def stack_environment(settings: Settings) -> dict[str, str]:
 
 def services(settings: Settings) -> tuple[Service, list[Service]]:
     """The Prefect server, then what runs once it is prepared: the process worker for deployments,
-    the task worker for webhook fan-out, and the API."""
+    the webhook dispatcher, and the API."""
     python = sys.executable
     server = Service(
         "prefect-server",
@@ -75,10 +75,8 @@ def services(settings: Settings) -> tuple[Service, list[Service]]:
             "prefect-worker",
             [python, "-m", "prefect", "worker", "start", "--pool", settings.work_pool, "--type", "process"],
         ),
-        # Serve the `fan-out-event` background task: an event reaches its webhooks ~0.1 s after commit.
-        # Two task workers: one event's Prefect bookkeeping no longer queues behind another's.
-        Service("fan-out-worker-1", [python, "-m", "flows.fan_out"]),
-        Service("fan-out-worker-2", [python, "-m", "flows.fan_out"]),
+        # The webhook dispatcher: polls the outbox and fans new events out as `fan-out-events` runs.
+        Service("webhook-dispatcher", [python, "-m", "flows.fan_out"]),
         Service(
             "api",
             [

@@ -5,11 +5,11 @@
    send concurrently, record every attempt) against a plain loop that only signs and posts the
    same payloads with the same concurrency bound. Goal: ratio <= 1.5.
 2. Event accepted -> first attempt at the receiver, at R events/s (default 20) to 5 receivers each,
-   through the real stack: gunicorn-served API, outbox, after-commit dispatch, ``fan-out-event``
-   background task on a task worker. Goal: p50 < 250 ms, p99 < 1 s.
+   through the real stack: gunicorn-served API, outbox, the webhook dispatcher (``python -m
+   flows.fan_out``) and its ``fan-out-events`` Prefect task runs. Goal: p50 < 250 ms, p99 < 1 s.
 
-Everything runs on loopback: a Prefect server (SQLite), the API under gunicorn, the task worker and a
-receiver process listening on N ports. Usage::
+Everything runs on loopback: a Prefect server (SQLite), the API under gunicorn, the dispatcher (started
+after part 1, which fans out in this process) and a receiver process listening on N ports. Usage::
 
     PYTHONPATH=. python bench/webhook_fanout.py [--receivers 1000] [--rate 20] [--seconds 10]
 """
@@ -149,7 +149,7 @@ def _new_event(organization: str, event_type: str) -> tuple[str, bytes]:
     from store.events import event_payload, record_event
     from tasks.webhooks.delivery import encode_payload
 
-    # No dispatch listener is registered in this process, so the event waits for us.
+    # The dispatcher is not running yet, so the event waits for us.
     with session_scope() as session:
         event = record_event(session, organization, event_type, {"model": "churn", "metric": "psi", "value": 0.4})
     return event.id, encode_payload(event_payload(event))
@@ -182,7 +182,7 @@ async def _plain_loop(urls: list[str], secrets: list[str], event_id: str, body: 
 
 
 def bench_fan_out(api: str, key: str, urls: list[str], repeats: int) -> dict[str, object]:
-    from tasks.webhooks.fanout import fan_out_event
+    from tasks.webhooks.fanout import fan_out_events
     from tasks.webhooks.settings import get_webhook_settings
 
     organization = "bench-fanout"
@@ -192,7 +192,7 @@ def bench_fan_out(api: str, key: str, urls: list[str], repeats: int) -> dict[str
     for round_ in range(repeats + 1):  # round 0 warms both up and is not counted
         event_id, _ = _new_event(organization, "threshold.breached")
         started = time.perf_counter()
-        summary = asyncio.run(fan_out_event(event_id))
+        summary = asyncio.run(fan_out_events([event_id]))
         elapsed = time.perf_counter() - started
         assert summary.succeeded == len(urls), summary
         event_id, body = _new_event(organization, "threshold.breached")
@@ -223,7 +223,7 @@ def bench_latency(api: str, key: str, urls: list[str], rate: float, seconds: flo
     _create_webhooks(api, key, organization, urls, "drift.detected")
     headers = {"Authorization": f"Bearer {key}"}
     dump_url = f"{urls[0].rsplit('/', 1)[0]}/__dump"
-    # Warm-up (not counted): the task worker is up and subscribed once this event arrives.
+    # Warm-up (not counted): the dispatcher is up and polling once this event arrives.
     warm_up = httpx.post(
         f"{api}/organizations/{organization}/events", json={"type": "drift.detected"}, headers=headers, timeout=30
     ).json()["id"]
@@ -289,7 +289,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--task-workers", type=int, default=1, help="fan-out task worker processes")
     parser.add_argument("--serve-receivers", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_receivers:
@@ -330,10 +329,8 @@ def main() -> None:
              "--workers", "2", "--threads", "4"],
             ready_url=f"{api}/health",
         )
-        for index in range(args.task_workers):
-            stack.start(f"fan-out-worker-{index}", [sys.executable, "-m", "flows.fan_out"])
-
         fan_out = bench_fan_out(api, key, urls, args.repeats)
+        stack.start("webhook-dispatcher", [sys.executable, "-m", "flows.fan_out"])
         latency = bench_latency(api, latency_key, urls[:5], args.rate, args.seconds)
     finally:
         stack.stop()
@@ -351,7 +348,6 @@ def main() -> None:
     )
     print(
         f"| event accepted -> first attempt, {latency['rate']:g} events/s x 5 receivers, "
-        f"{args.task_workers} task worker(s), "
         f"{latency['deliveries']}/{latency['expected']} deliveries | p50 {latency['p50_ms']:.0f} ms, "
         f"p90 {latency['p90_ms']:.0f} ms, p99 {latency['p99_ms']:.0f} ms, max {latency['max_ms']:.0f} ms "
         f"| - | p50 < 250 ms, p99 < 1 s |"

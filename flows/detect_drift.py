@@ -6,7 +6,6 @@ from typing import Any
 
 from prefect import flow
 
-from flows.dispatch import register_event_dispatch
 from tasks.drift.check import (
     close_check,
     load_check_windows,
@@ -17,9 +16,6 @@ from tasks.drift.check import (
 )
 from tasks.monitoring.recommendations import recommend_retraining
 from tasks.monitoring.thresholds import evaluate_drift_thresholds
-
-# Events this flow writes go to their webhooks right after commit, not at the next sweep.
-register_event_dispatch()
 
 
 def _record_failure(flow, flow_run, state) -> None:  # noqa: ARG001 - Prefect's hook signature

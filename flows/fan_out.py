@@ -1,36 +1,69 @@
-"""``fan-out-event``: one Prefect unit per event, sending to all of its webhooks at once.
+"""The webhook dispatcher: it relays committed outbox events to ``fan-out-events`` Prefect task runs.
 
-It is a background task served by a task worker, not a deployment: a task worker starts a
-``.delay()``-ed run in about 0.1 s where a process worker starts a flow run 3-12 s late (measured,
-see DESIGN.md and bench/RESULTS.md). The run shows in the Prefect UI with its logs and retries;
-the deliveries inside it run concurrently and are recorded in the ModelPulse database.
+``python -m flows.fan_out`` (the ``make up`` stack runs one) polls the outbox every 50 ms and hands
+whatever new events it finds to a ``fan-out-events`` task run in this process. Each run shows in the
+Prefect UI with its logs, state and retries; it claims its events, creates their deliveries and sends
+them concurrently through the dispatcher's one shared HTTP client.
 
-Serve it with ``python -m flows.fan_out [--limit 50]`` (the ``make up`` stack runs that).
+Why a relay and not a run per event: a process worker starts a deployment run 3-12 s late, and a
+background task (``.delay()``) costs a Prefect API write, result storage and a task-worker hop per
+event; at 20 events/s on two cores that queue grew to tens of seconds (bench/RESULTS.md). A task run
+made in a process that keeps its Prefect client open costs ~10 ms, and reports its states as events.
+
+Nothing is lost: an event is claimed in the same transaction that creates its deliveries, each
+delivery is leased to its run, and the ``retry-due-deliveries`` sweep takes over expired leases (and
+events written while no dispatcher ran). Two dispatchers on one database are safe (a claim has one
+winner) but only add polling.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import signal
+import time
+from contextvars import ContextVar
 from dataclasses import asdict
 
 from prefect import get_run_logger, task
-from prefect.task_worker import serve
+from prefect.cache_policies import NO_CACHE
+from prefect.context import AsyncClientContext
+from prefect.runtime import task_run
 
 from tasks.webhooks import fanout
+from tasks.webhooks.settings import get_webhook_settings
+
+log = logging.getLogger("modelpulse.dispatcher")
+
+# The dispatcher's shared client; a run made elsewhere (the retry sweep) opens its own.
+_sender: ContextVar[fanout.Sender | None] = ContextVar("modelpulse_webhook_sender", default=None)
+
+# An event whose run failed every retry before claiming it is polled again after this long.
+FAILED_EVENT_PAUSE_SECONDS = 30.0
+
+
+def _run_name() -> str:
+    event_ids = task_run.parameters["event_ids"]
+    more = f" +{len(event_ids) - 1}" if len(event_ids) > 1 else ""
+    return f"fan-out-{event_ids[0]}{more}"
 
 
 @task(
-    name="fan-out-event",
-    task_run_name="fan-out-{event_id}",
+    name="fan-out-events",
+    task_run_name=_run_name,
     retries=2,
-    retry_delay_seconds=[2, 10],
+    retry_delay_seconds=[1, 5],
+    # Nothing to cache or persist: the deliveries are recorded in ModelPulse's database.
+    cache_policy=NO_CACHE,
+    persist_result=False,
 )
-async def fan_out_event(event_id: str) -> dict[str, int]:
-    """Send an outbox event to every webhook subscribed to it (a no-op if already sent)."""
-    summary = await fanout.fan_out_event(event_id)
+async def fan_out_events(event_ids: list[str]) -> dict[str, int]:
+    """Send outbox events to every webhook subscribed to them (events already taken are skipped)."""
+    summary = await fanout.fan_out_events(event_ids, sender=_sender.get())
     get_run_logger().info(
-        "event %s: %d deliveries, %d succeeded, %d to retry, %d failed",
-        event_id,
+        "%d event(s): %d deliveries, %d succeeded, %d to retry, %d failed",
+        len(event_ids),
         summary.deliveries,
         summary.succeeded,
         summary.retrying,
@@ -39,16 +72,89 @@ async def fan_out_event(event_id: str) -> dict[str, int]:
     return asdict(summary)
 
 
+class Dispatcher:
+    """Polls the outbox and starts a ``fan-out-events`` run for every batch of new events."""
+
+    def __init__(self, poll_seconds: float, max_events: int, batch_size: int) -> None:
+        self.poll_seconds = poll_seconds
+        self.max_events = max_events
+        self.batch_size = batch_size
+        self.in_flight: set[str] = set()
+        self.paused: dict[str, float] = {}  # event id -> when it may be tried again
+        self.runs: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Dispatch until ``stop`` is set, then let the runs in flight finish."""
+        # One Prefect client for every task run of the process: without it each run opens its own.
+        async with AsyncClientContext.get_or_create(), fanout.Sender(get_webhook_settings()) as sender:
+            _sender.set(sender)
+            log.info("dispatching outbox events every %g s", self.poll_seconds)
+            while not stop.is_set():
+                if not await self.dispatch_new_events():
+                    try:
+                        await asyncio.wait_for(stop.wait(), self.poll_seconds)
+                    except TimeoutError:
+                        pass
+            if self.runs:
+                log.info("waiting for %d fan-out run(s) to finish", len(self.runs))
+                await asyncio.gather(*self.runs, return_exceptions=True)
+
+    async def dispatch_new_events(self) -> bool:
+        """Start runs for the events found now; whether there were any."""
+        room = self.max_events - len(self.in_flight)
+        if room <= 0:
+            return False
+        now = time.monotonic()
+        self.paused = {event_id: until for event_id, until in self.paused.items() if until > now}
+        try:
+            found = await asyncio.to_thread(
+                fanout.undispatched_event_ids, room + len(self.in_flight) + len(self.paused)
+            )
+        except Exception as error:  # noqa: BLE001 - a database hiccup: poll again later
+            log.warning("could not read the outbox (%s: %s)", type(error).__name__, error)
+            return False
+        new = [event_id for event_id in found if event_id not in self.in_flight and event_id not in self.paused]
+        new = new[:room]
+        for start in range(0, len(new), self.batch_size):
+            self._start(new[start : start + self.batch_size])
+        return bool(new)
+
+    def _start(self, event_ids: list[str]) -> None:
+        self.in_flight.update(event_ids)
+        run = asyncio.create_task(self._fan_out(event_ids))
+        self.runs.add(run)
+        run.add_done_callback(self.runs.discard)
+
+    async def _fan_out(self, event_ids: list[str]) -> None:
+        try:
+            await fan_out_events(event_ids)
+        except Exception as error:  # noqa: BLE001 - the run's own retries are spent; pause, not drop
+            log.error("fan-out of %s failed (%s: %s)", event_ids, type(error).__name__, error)
+            until = time.monotonic() + FAILED_EVENT_PAUSE_SECONDS
+            self.paused.update(dict.fromkeys(event_ids, until))
+        finally:
+            self.in_flight.difference_update(event_ids)
+
+
+async def _serve(dispatcher: Dispatcher) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await dispatcher.run(stop)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run the task worker that serves ``fan-out-event`` (blocks until interrupted)."""
-    parser = argparse.ArgumentParser(description="Serve the fan-out-event background task.")
+    """Run the dispatcher until SIGINT or SIGTERM."""
+    parser = argparse.ArgumentParser(description="Relay committed outbox events to webhook fan-out runs.")
+    parser.add_argument("--poll-seconds", type=float, default=0.05, help="outbox poll interval when idle")
     parser.add_argument(
-        "--limit",
-        type=int,
-        default=50,
-        help="events fanned out at once; each waits for its slowest receiver (at most the timeout)",
+        "--max-events", type=int, default=1000, help="events being fanned out at once (the rest wait)"
     )
-    serve(fan_out_event, limit=parser.parse_args(argv).limit)
+    parser.add_argument("--batch-size", type=int, default=50, help="events per fan-out-events run at most")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(_serve(Dispatcher(args.poll_seconds, args.max_events, args.batch_size)))
 
 
 if __name__ == "__main__":

@@ -6,11 +6,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.dispatch import register_event_dispatch
 from tasks.registry_tasks import record_endpoint_statuses
-
-# Events this flow writes go to their webhooks right after commit, not at the next sweep.
-register_event_dispatch()
 
 
 @flow(name="monitor-endpoints")

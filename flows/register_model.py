@@ -7,11 +7,7 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.dispatch import register_event_dispatch
 from tasks.registry_tasks import record_registration, register_on_platform
-
-# Events this flow writes go to their webhooks right after commit, not at the next sweep.
-register_event_dispatch()
 
 
 @flow(name="register-model", log_prints=False)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger, task
 
-from flows.fan_out import fan_out_event
+from flows.fan_out import fan_out_events
 from tasks.webhooks import fanout
 
 
 @task(name="find-stranded-events")
 def find_stranded_events() -> list[str]:
-    """Outbox events still undispatched well after they were written."""
+    """Outbox events still undispatched well after they were written (no dispatcher was running)."""
     return fanout.stranded_event_ids()
 
 
@@ -30,8 +30,8 @@ async def send_due_retries() -> dict[str, int]:
 async def retry_due_deliveries() -> dict[str, int]:
     """Dispatch stranded events, then send due retries."""
     stranded = find_stranded_events()
-    for event_id in stranded:
-        await fan_out_event(event_id)
+    if stranded:
+        await fan_out_events(stranded)
     retried = await send_due_retries()
     get_run_logger().info("dispatched %d stranded events; retries: %s", len(stranded), retried)
     return {"stranded_events": len(stranded), **retried}

@@ -7,13 +7,9 @@ from typing import Any
 from prefect import flow
 
 from flows.detect_drift import detect_drift
-from flows.dispatch import register_event_dispatch
 from tasks.monitoring.monitors import open_due_monitor_checks
 from tasks.monitoring.recommendations import recommend_monitors
 from tasks.monitoring.thresholds import evaluate_log_thresholds
-
-# Events this flow writes go to their webhooks right after commit, not at the next sweep.
-register_event_dispatch()
 
 
 @flow(name="run-monitors")

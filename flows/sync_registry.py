@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.dispatch import register_event_dispatch
 from flows.monitor_endpoints import monitor_endpoints
 from store.models import utcnow
 from tasks.registry_tasks import (
@@ -20,9 +19,6 @@ from tasks.registry_tasks import (
     save_sync_outcome,
     sync_versions,
 )
-
-# Events this flow writes go to their webhooks right after commit, not at the next sweep.
-register_event_dispatch()
 
 
 @flow(name="sync-registry")

@@ -182,16 +182,14 @@ def failing_since(session: Session, webhook_id: str) -> datetime | None:
     return session.scalar(first_failure)
 
 
-def stranded_event_ids(session: Session, older_than: datetime, limit: int) -> list[str]:
-    """Outbox events whose dispatch never happened (the process died or the worker was down)."""
-    return list(
-        session.scalars(
-            select(Event.id)
-            .where(Event.dispatched_at.is_(None), Event.timestamp <= older_than)
-            .order_by(Event.id)
-            .limit(limit)
-        )
-    )
+def undispatched_event_ids(
+    session: Session, limit: int, written_before: datetime | None = None
+) -> list[str]:
+    """Outbox events nobody has fanned out yet, oldest first (optionally only those written before)."""
+    query = select(Event.id).where(Event.dispatched_at.is_(None))
+    if written_before is not None:
+        query = query.where(Event.timestamp <= written_before)
+    return list(session.scalars(query.order_by(Event.id).limit(limit)))
 
 
 def get_delivery(session: Session, webhook_id: str, delivery_id: str) -> Delivery | None:

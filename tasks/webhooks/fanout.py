@@ -1,9 +1,9 @@
 """Sending deliveries: an event's first attempts, due retries, redeliveries and test events.
 
-All four go through ``_send_all``: one httpx client for the batch, at most
-``WebhookSettings.concurrency`` requests in flight, every delivery on its own coroutine (so a slow or
-dead receiver only holds its own slot), and attempts written to the database as they complete by one
-writer that batches whatever finished together.
+All four go through ``_send_all``: one ``Sender`` (an httpx client with at most
+``WebhookSettings.concurrency`` requests in flight; the dispatcher shares one across all its fan-outs),
+every delivery on its own coroutine (so a slow or dead receiver only holds its own slot), and attempts
+written to the database as they complete by one writer that batches whatever finished together.
 
 Database work runs in a thread (``asyncio.to_thread``) so the event loop keeps sending meanwhile.
 """
@@ -66,39 +66,53 @@ class SendSummary:
         return self
 
 
-async def fan_out_event(event_id: str, database_url: str | None = None) -> SendSummary:
-    """Create and send the deliveries of one outbox event, unless another run already took it.
+async def fan_out_events(
+    event_ids: Sequence[str], sender: Sender | None = None, database_url: str | None = None
+) -> SendSummary:
+    """Create and send the deliveries of outbox events; events another run already took are skipped.
 
     Example:
         ```python
-        summary = await fan_out_event("evt_01jdx3k8v5c8m2y7q4n6t9w0ab")
+        summary = await fan_out_events(["evt_01jdx3k8v5c8m2y7q4n6t9w0ab"])
         summary.succeeded
         ```
     """
     settings = get_webhook_settings()
-    planned = await asyncio.to_thread(_plan_fan_out, event_id, settings, database_url)
+    planned = await asyncio.to_thread(_plan_fan_out, list(event_ids), settings, database_url)
     if not planned:
         return SendSummary()
     targets = await _with_secrets(planned)
-    return SendSummary().add(await _send_all(targets, "initial", settings, database_url))
+    return SendSummary().add(await _send_all(targets, "initial", settings, database_url, sender=sender))
 
 
 def _plan_fan_out(
-    event_id: str, settings: WebhookSettings, database_url: str | None
+    event_ids: list[str], settings: WebhookSettings, database_url: str | None
 ) -> list[tuple[Target, list[str]]]:
+    # Claiming the events and creating their deliveries is one transaction: an event is either
+    # still undispatched or has every delivery it needs, leased to this run.
     now = utcnow()
     with session_scope(database_url) as session:
-        event = store.claim_event(session, event_id, now)
-        if event is None:
-            return []
-        webhooks = store.matching_webhooks(session, event)
-        lease = _lease_until(now, len(webhooks), settings)
-        deliveries = store.create_deliveries(session, event, webhooks, lease)
-        body = encode_payload(event_payload(event))
-        return [
-            (_target(delivery, webhook, event, body), webhook.header_names)
-            for delivery, webhook in zip(deliveries, webhooks, strict=True)
-        ]
+        claimed = []
+        for event_id in event_ids:
+            event = store.claim_event(session, event_id, now)
+            if event is not None:
+                claimed.append((event, store.matching_webhooks(session, event)))
+        lease = _lease_until(now, sum(len(webhooks) for _, webhooks in claimed), settings)
+        planned = []
+        for event, webhooks in claimed:
+            deliveries = store.create_deliveries(session, event, webhooks, lease)
+            body = encode_payload(event_payload(event))
+            planned += [
+                (_target(delivery, webhook, event, body), webhook.header_names)
+                for delivery, webhook in zip(deliveries, webhooks, strict=True)
+            ]
+        return planned
+
+
+def undispatched_event_ids(limit: int, database_url: str | None = None) -> list[str]:
+    """The oldest outbox events nobody has fanned out yet (what the dispatcher polls for)."""
+    with session_scope(database_url) as session:
+        return store.undispatched_event_ids(session, limit)
 
 
 async def retry_due_deliveries(
@@ -134,11 +148,11 @@ def _plan_retries(
 
 
 def stranded_event_ids(limit: int = 1000, database_url: str | None = None) -> list[str]:
-    """Outbox events whose dispatch never happened and is overdue."""
+    """Outbox events still undispatched long after they were written (no dispatcher was running)."""
     settings = get_webhook_settings()
     older_than = utcnow() - timedelta(seconds=settings.stranded_after_seconds)
     with session_scope(database_url) as session:
-        return store.stranded_event_ids(session, older_than, limit)
+        return store.undispatched_event_ids(session, limit, written_before=older_than)
 
 
 async def redeliver(
@@ -219,34 +233,52 @@ def _ssl_context() -> Any:
     return httpx.create_ssl_context()
 
 
+class Sender:
+    """An HTTP client through the SSRF guard with a bound on the requests in flight.
+
+    The dispatcher keeps one open for its whole life, so every fan-out shares the bound and reuses
+    connections to receivers; a one-off send (a retry sweep, a redelivery) opens its own.
+    """
+
+    def __init__(self, settings: WebhookSettings) -> None:
+        limits = httpx.Limits(
+            max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
+        )
+        transport = GuardedTransport(
+            allow_private=get_settings().allow_private_webhook_targets,
+            limits=limits,
+            verify=_ssl_context(),
+        )
+        self.client = httpx.AsyncClient(transport=transport, trust_env=False)
+        self.slots = asyncio.Semaphore(settings.concurrency)
+
+    async def __aenter__(self) -> Sender:
+        await self.client.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.client.__aexit__(*exc_info)
+
+
 async def _send_all(
     targets: Sequence[Target],
     trigger: str,
     settings: WebhookSettings,
     database_url: str | None,
     manual: bool = False,
+    sender: Sender | None = None,
 ) -> list[AttemptResult]:
     if not targets:
         return []
-    limits = httpx.Limits(
-        max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
-    )
-    transport = GuardedTransport(
-        allow_private=get_settings().allow_private_webhook_targets,
-        limits=limits,
-        verify=_ssl_context(),
-    )
+    if sender is None:
+        async with Sender(settings) as own:
+            return await _send_all(targets, trigger, settings, database_url, manual, own)
     recorder = AttemptRecorder(settings, database_url)
     writer = asyncio.create_task(recorder.run())
-    slots = asyncio.Semaphore(settings.concurrency)
     try:
-        async with httpx.AsyncClient(transport=transport, trust_env=False) as client:
-            results = await asyncio.gather(
-                *(
-                    _deliver(client, slots, target, trigger, settings, recorder, manual)
-                    for target in targets
-                )
-            )
+        results = await asyncio.gather(
+            *(_deliver(sender, target, trigger, settings, recorder, manual) for target in targets)
+        )
     finally:
         await recorder.close()
         await writer
@@ -254,8 +286,7 @@ async def _send_all(
 
 
 async def _deliver(
-    client: httpx.AsyncClient,
-    slots: asyncio.Semaphore,
+    sender: Sender,
     target: Target,
     trigger: str,
     settings: WebhookSettings,
@@ -266,9 +297,9 @@ async def _deliver(
         if not target.secrets:
             result = _missing_secrets(target, trigger)
         else:
-            async with slots:
+            async with sender.slots:
                 result = await send_attempt(
-                    client, target, trigger, settings.timeout_seconds, settings.user_agent
+                    sender.client, target, trigger, settings.timeout_seconds, settings.user_agent
                 )
         target.attempts_made += 1
         if manual:

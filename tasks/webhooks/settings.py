@@ -24,7 +24,9 @@ class WebhookSettings(BaseSettings):
     disable_after_days: float = Field(
         default=5.0, description="Disable a webhook after this many days of nothing but failures."
     )
-    concurrency: int = Field(default=100, description="Deliveries in flight at once per fan-out.")
+    concurrency: int = Field(
+        default=100, description="Deliveries in flight at once (across all of the dispatcher's fan-outs)."
+    )
     inline_retry_seconds: float = Field(
         default=10.0,
         description="A retry due within this many seconds is made by the same unit of work "

@@ -1,6 +1,6 @@
-"""Webhook test fixtures: one database for the directory, the fan-out task worker, receivers' settings.
+"""Webhook test fixtures: one database for the directory, the webhook dispatcher, receivers' settings.
 
-The fan-out runs in a real task worker subprocess (``python -m flows.fan_out``), so it needs to know
+The fan-out runs in a real dispatcher subprocess (``python -m flows.fan_out``), so it needs to know
 the database up front: every test here shares one SQLite database and keeps apart by using its own
 organization.
 """
@@ -37,7 +37,7 @@ def webhook_database_url(_sqlite_template) -> str:
 
 @pytest.fixture
 def database_url(webhook_database_url) -> str:
-    """Overrides the per-test database: the task worker must see the same one."""
+    """Overrides the per-test database: the dispatcher must see the same one."""
     return webhook_database_url
 
 
@@ -61,7 +61,7 @@ def deny_private(monkeypatch) -> None:
 
 
 class FanOutWorker:
-    """The task worker serving ``fan-out-event``, restartable (a crash and a restart, in tests)."""
+    """The webhook dispatcher (``python -m flows.fan_out``), restartable (a crash and a restart, in tests)."""
 
     def __init__(self, database_url: str) -> None:
         self.env = dict(os.environ) | TEST_ENV | {

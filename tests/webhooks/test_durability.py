@@ -1,4 +1,5 @@
-"""Nothing is lost across a restart: parked retries and never-dispatched events are sent by the sweep."""
+"""Nothing is lost across a restart: the dispatcher sends what was written while it was down, the
+sweep sends parked retries, and the sweep alone dispatches events when no dispatcher runs."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from tests.support.servers import free_port
 from tests.webhooks.receivers import Receiver, wait_for
 
 
-def test_parked_retries_and_stranded_events_are_delivered_after_a_restart(
+def test_parked_retries_and_events_written_while_down_are_delivered_after_a_restart(
     fan_out_worker, organization, create_webhook, publish, history
 ):
     port = free_port()  # nothing listens there yet: the receiver is down
@@ -28,35 +29,42 @@ def test_parked_retries_and_stranded_events_are_delivered_after_a_restart(
     assert all("ConnectError" in attempt["error"] for attempt in parked["attempts"])
 
     fan_out_worker.stop()  # the dispatcher dies with a retry pending in the database
-    # ... and a producer committed an event, then died before handing it over.
-    stranded = new_id("evt")
+    # ... and producers commit events meanwhile: one long ago, one just now.
+    stranded, written_while_down = new_id("evt"), new_id("evt")
     with session_scope() as session:
-        session.add(
-            Event(
-                id=stranded,
-                organization_id=organization.id,
-                type="drift.detected",
-                data={"model": "churn"},
-                timestamp=utcnow() - timedelta(minutes=5),
+        for event_id, age in ((stranded, timedelta(minutes=5)), (written_while_down, timedelta(0))):
+            session.add(
+                Event(
+                    id=event_id,
+                    organization_id=organization.id,
+                    type="drift.detected",
+                    data={"model": "churn"},
+                    timestamp=utcnow() - age,
+                )
             )
-        )
     # Time passes: the parked retry falls due.
     with session_scope() as session:
         session.execute(update(Delivery).where(Delivery.id == parked["id"]).values(next_attempt_at=utcnow()))
 
     with Receiver(port=port) as receiver:
-        fan_out_worker.start()
-        summary = asyncio.run(retry_due_deliveries())  # what the scheduled deployment runs
+        # With no dispatcher running, the scheduled sweep sends the due retry and the stranded event
+        # (but leaves the fresh one to a dispatcher).
+        summary = asyncio.run(retry_due_deliveries())
         assert summary["stranded_events"] >= 1
+        assert summary["deliveries"] >= 1
         delivered = {r.headers["webhook-id"] for r in receiver.received}
         assert {first, stranded} <= delivered
+        assert written_while_down not in delivered
+
+        fan_out_worker.start()  # the restarted dispatcher finds the event written while it was down
+        wait_for(lambda: written_while_down in {r.headers["webhook-id"] for r in receiver.received})
+        after_restart = publish()
+        wait_for(lambda: after_restart in {r.headers["webhook-id"] for r in receiver.received})
         for received in receiver.received:
             received.verify(webhook["signing_secret"])
-
-        after_restart = publish()  # the restarted task worker serves new events again
-        wait_for(lambda: after_restart in {r.headers["webhook-id"] for r in receiver.received})
 
     retried = next(d for d in history(webhook["id"]) if d["id"] == parked["id"])
     assert retried["status"] == "succeeded"
     assert [a["trigger"] for a in retried["attempts"]] == ["initial", "retry", "retry"]
-    assert {d["event_id"]: d["status"] for d in history(webhook["id"])}[stranded] == "succeeded"
+    statuses = {d["event_id"]: d["status"] for d in history(webhook["id"])}
+    assert statuses[stranded] == statuses[written_while_down] == "succeeded"

@@ -1,4 +1,4 @@
-"""Events in through the API, out through the fan-out task worker, to real receivers on loopback."""
+"""Events in through the API, out through the webhook dispatcher, to real receivers on loopback."""
 
 from __future__ import annotations
 
