@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
+# --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set, nothing else writes .pyc files and every
+# process (the Prefect server, each worker, each flow run) would compile its imports again: ~3 s each.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --disable-pip-version-check uv
-	$(VENV)/bin/uv pip install -q --python $(PYTHON) -c constraints.txt -e '.[test]'
+	$(VENV)/bin/uv pip install -q --python $(PYTHON) --compile-bytecode -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 up: install

@@ -68,7 +68,7 @@ def send_test(session: Session, webhook: Webhook) -> DeliveryOut:
     return one_delivery(session, webhook, delivery_id)
 
 
-def rotate_secret(webhook: Webhook) -> RotatedSecret:
+def rotate_secret(session: Session, webhook: Webhook) -> RotatedSecret:
     """A new signing secret; the current one keeps signing for ``ROTATION_OVERLAP``."""
     try:
         secrets: WebhookSecrets = load_connection("webhook", webhook.id, "webhook")
@@ -80,6 +80,8 @@ def rotate_secret(webhook: Webhook) -> RotatedSecret:
         secrets.save(block_document_name("webhook", webhook.id), overwrite=True)
     except PREFECT_ERRORS as error:
         raise secrets_store_unavailable(error) from None
+    webhook.updated_at = utcnow()  # senders cache secrets per version of the row: this drops it
+    session.commit()
     return RotatedSecret(signing_secret=signing_secret, previous_secret_expires_at=expires_at)
 
 

@@ -18,12 +18,15 @@ from api.schemas.webhooks import WebhookIn
 from blocks.connections import block_document_name, delete_connection, load_connection
 from blocks.webhook import WebhookSecrets, new_signing_secret
 from store.ids import new_id
-from store.models import Webhook
+from store.models import Webhook, utcnow
 
 webhooks = ConnectedRecords("webhook", Webhook, "wh", WebhookIn)
 
 
 def _save_secrets(session: Session, webhook: Webhook, secrets: WebhookSecrets) -> None:
+    # Senders cache a webhook's secrets per version of its row; a new updated_at drops the cache
+    # even when no column changed (a header value is only in the block).
+    webhook.updated_at = utcnow()
     try:
         secrets.save(block_document_name("webhook", webhook.id), overwrite=True)
     except PREFECT_ERRORS as error:

@@ -87,6 +87,7 @@ def _environment(workdir: Path) -> dict[str, str]:
         "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{workdir / 'prefect.db'}",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOCAL_STORAGE_PATH": str(workdir / "prefect" / "storage"),
+        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
         "MODELPULSE_HOME": str(workdir),
         "MODELPULSE_DATABASE_URL": f"sqlite:///{workdir / 'modelpulse.db'}",
         "MODELPULSE_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
@@ -102,21 +103,53 @@ class Stack:
 
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
         self.workdir, self.env, self.processes = workdir, env, []
+        self.names: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str, argv: list[str], ready_url: str | None = None) -> subprocess.Popen:
         from tests.support.servers import start_process, wait_until_ready
 
         process = start_process(argv, self.workdir / f"{name}.log", env=self.env, cwd=ROOT)
         self.processes.append(process)
+        self.names[name] = process
         if ready_url:
             wait_until_ready(ready_url, process, timeout=300)
         return process
+
+    def cpu_seconds(self) -> dict[str, float]:
+        return {name: _cpu_seconds(process.pid) for name, process in self.names.items()}
 
     def stop(self) -> None:
         from tests.support.servers import stop_process
 
         for process in reversed(self.processes):
             stop_process(process)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its live descendants, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += times.get(current, 0.0)
+        todo += children.get(current, [])
+    return total
+
+
+def _cpu_by_process(stack: Stack) -> dict[str, float]:
+    # This process's own threads only: its children (the stack, the receivers) are counted apart.
+    return stack.cpu_seconds() | {"benchmark client": sum(os.times()[:2])}
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -216,33 +249,37 @@ def bench_fan_out(api: str, key: str, urls: list[str], repeats: int) -> dict[str
 # --- part 2: latency at a steady event rate ---------------------------------------------------
 
 
-def bench_latency(api: str, key: str, urls: list[str], rate: float, seconds: float) -> dict[str, object]:
+def bench_latency(
+    api: str, key: str, urls: list[str], rate: float, seconds: float, stack: Stack
+) -> dict[str, object]:
     import httpx
 
     organization = "bench-latency"
     _create_webhooks(api, key, organization, urls, "drift.detected")
     headers = {"Authorization": f"Bearer {key}"}
     dump_url = f"{urls[0].rsplit('/', 1)[0]}/__dump"
+    # One client for every request: httpx.post() would build a client (and load the CA bundle, ~20 ms
+    # of CPU) per call, load the measuring process adds to the machine, not to ModelPulse.
+    http = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
     # Warm-up (not counted): the dispatcher is up and polling once this event arrives.
-    warm_up = httpx.post(
-        f"{api}/organizations/{organization}/events", json={"type": "drift.detected"}, headers=headers, timeout=30
+    warm_up = http.post(
+        f"{api}/organizations/{organization}/events", json={"type": "drift.detected"}, headers=headers
     ).json()["id"]
     seen: list = []
     deadline = time.monotonic() + 300
     while len([a for a in seen if a[0] == warm_up]) < len(urls) and time.monotonic() < deadline:
         time.sleep(0.5)
-        seen += httpx.get(dump_url, timeout=30).json()
+        seen += http.get(dump_url).json()
     sent: dict[str, float] = {}
     accept_ms: list[float] = []
     lock = threading.Lock()
 
     def publish(_: int) -> None:
         started = time.time()
-        response = httpx.post(
+        response = http.post(
             f"{api}/organizations/{organization}/events",
             json={"type": "drift.detected", "data": {"model": "churn", "value": 0.4}},
             headers=headers,
-            timeout=30,
         )
         response.raise_for_status()
         with lock:
@@ -250,6 +287,7 @@ def bench_latency(api: str, key: str, urls: list[str], rate: float, seconds: flo
             accept_ms.append((time.time() - started) * 1000)
 
     total = int(rate * seconds)
+    cpu_before = _cpu_by_process(stack)
     begin = time.monotonic()
     with ThreadPoolExecutor(16) as pool:
         for index in range(total):
@@ -262,7 +300,10 @@ def bench_latency(api: str, key: str, urls: list[str], rate: float, seconds: flo
     deadline = time.monotonic() + 120
     while len(arrivals) < expected and time.monotonic() < deadline:
         time.sleep(1)
-        arrivals += httpx.get(dump_url, timeout=30).json()
+        arrivals += http.get(dump_url).json()
+    elapsed = time.monotonic() - begin
+    http.close()
+    cpu = {name: (used - cpu_before.get(name, 0.0)) / elapsed for name, used in _cpu_by_process(stack).items()}
     first: dict[tuple[str, int], float] = {}
     for event_id, port, at in arrivals:
         if event_id in sent:
@@ -280,6 +321,7 @@ def bench_latency(api: str, key: str, urls: list[str], rate: float, seconds: flo
         "accepted": len(sent),
         "accept_p50_ms": _percentile(accept_ms, 0.50),
         "accept_p99_ms": _percentile(accept_ms, 0.99),
+        "cpu_cores_used": {name: round(share, 3) for name, share in cpu.items()},
     }
 
 
@@ -331,7 +373,7 @@ def main() -> None:
         )
         fan_out = bench_fan_out(api, key, urls, args.repeats)
         stack.start("webhook-dispatcher", [sys.executable, "-m", "flows.fan_out"])
-        latency = bench_latency(api, latency_key, urls[:5], args.rate, args.seconds)
+        latency = bench_latency(api, latency_key, urls[:5], args.rate, args.seconds, stack)
     finally:
         stack.stop()
         receivers.stdin.close()  # type: ignore[union-attr]
@@ -355,6 +397,11 @@ def main() -> None:
     print(
         f"| POST /events answered (202), same run | p50 {latency['accept_p50_ms']:.0f} ms, "
         f"p99 {latency['accept_p99_ms']:.0f} ms | - | - |"
+    )
+    print(
+        "| CPU of each process during that run, in cores | "
+        + ", ".join(f"{name} {share:.2f}" for name, share in latency["cpu_cores_used"].items())
+        + " | - | - |"
     )
     print("\nraw:", json.dumps({"fan_out": fan_out, "latency": latency}))
 

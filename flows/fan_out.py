@@ -41,6 +41,8 @@ _sender: ContextVar[fanout.Sender | None] = ContextVar("modelpulse_webhook_sende
 
 # An event whose run failed every retry before claiming it is polled again after this long.
 FAILED_EVENT_PAUSE_SECONDS = 30.0
+# Connections to a receiver nothing was sent to for this long are closed.
+IDLE_RECEIVER_SECONDS = 60.0
 
 
 def _run_name() -> str:
@@ -89,7 +91,11 @@ class Dispatcher:
         async with AsyncClientContext.get_or_create(), fanout.Sender(get_webhook_settings()) as sender:
             _sender.set(sender)
             log.info("dispatching outbox events every %g s", self.poll_seconds)
+            last_tidy = time.monotonic()
             while not stop.is_set():
+                if time.monotonic() - last_tidy >= IDLE_RECEIVER_SECONDS:
+                    await sender.close_idle(IDLE_RECEIVER_SECONDS)
+                    last_tidy = time.monotonic()
                 if not await self.dispatch_new_events():
                     try:
                         await asyncio.wait_for(stop.wait(), self.poll_seconds)

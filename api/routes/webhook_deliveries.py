@@ -75,4 +75,5 @@ def rotate(organization_id: str, webhook_id: str):
 
     Answers with the new secret once; for 24 hours deliveries are signed with both.
     """
-    return rotate_secret(webhooks.get(db(), organization_id, webhook_id))
+    session = db()
+    return rotate_secret(session, webhooks.get(session, organization_id, webhook_id))

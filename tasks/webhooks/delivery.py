@@ -41,6 +41,7 @@ class Target:
     headers: dict[str, str] = field(default_factory=dict)
     attempts_made: int = 0
     scheduled: bool = False  # a retry is already scheduled (a manual attempt leaves it be)
+    secrets_version: datetime | None = None  # the webhook row's updated_at: secrets are cached per version
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Sending deliveries: an event's first attempts, due retries, redeliveries and test events.
 
-All four go through ``_send_all``: one ``Sender`` (an httpx client with at most
+All four go through ``_send_all``: one ``Sender`` (httpx clients per receiver origin, at most
 ``WebhookSettings.concurrency`` requests in flight; the dispatcher shares one across all its fan-outs),
 every delivery on its own coroutine (so a slow or dead receiver only holds its own slot), and attempts
 written to the database as they complete by one writer that batches whatever finished together.
@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -202,6 +205,7 @@ def _target(delivery: Delivery, webhook: Webhook, event: Event, body: bytes) -> 
         body=body,
         secrets=[],
         attempts_made=delivery.attempt_count,
+        secrets_version=webhook.updated_at,
     )
 
 
@@ -214,7 +218,7 @@ def _lease_until(now: datetime, count: int, settings: WebhookSettings) -> dateti
 
 
 async def _with_secrets(planned: Sequence[tuple[Target, list[str]]]) -> list[Target]:
-    secrets = await load_webhook_secrets(sorted({target.webhook_id for target, _ in planned}))
+    secrets = await load_webhook_secrets({target.webhook_id: target.secrets_version for target, _ in planned})
     now = utcnow()
     targets = []
     for target, header_names in planned:
@@ -233,31 +237,67 @@ def _ssl_context() -> Any:
     return httpx.create_ssl_context()
 
 
-class Sender:
-    """An HTTP client through the SSRF guard with a bound on the requests in flight.
+@dataclass
+class _OriginClient:
+    client: httpx.AsyncClient
+    in_use: int = 0
+    last_used: float = 0.0
 
-    The dispatcher keeps one open for its whole life, so every fan-out shares the bound and reuses
-    connections to receivers; a one-off send (a retry sweep, a redelivery) opens its own.
+
+class Sender:
+    """HTTP clients through the SSRF guard, one per receiver origin, under one bound on requests in flight.
+
+    One client per origin keeps every connection pool small: httpcore scans its whole pool (and polls
+    each idle socket) for every request, so a single pool shared by a hundred receivers costs more CPU
+    than the requests. Later deliveries to a receiver reuse its open connection. The dispatcher keeps
+    one ``Sender`` for its whole life and closes clients left idle (``close_idle``); a one-off send (a
+    retry sweep, a redelivery) opens its own and closes it at the end.
     """
 
     def __init__(self, settings: WebhookSettings) -> None:
-        limits = httpx.Limits(
+        self.slots = asyncio.Semaphore(settings.concurrency)
+        self._limits = httpx.Limits(
             max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
         )
-        transport = GuardedTransport(
-            allow_private=get_settings().allow_private_webhook_targets,
-            limits=limits,
-            verify=_ssl_context(),
-        )
-        self.client = httpx.AsyncClient(transport=transport, trust_env=False)
-        self.slots = asyncio.Semaphore(settings.concurrency)
+        self._allow_private = get_settings().allow_private_webhook_targets
+        self._clients: dict[str, _OriginClient] = {}
+
+    @asynccontextmanager
+    async def client_for(self, url: str) -> AsyncIterator[httpx.AsyncClient]:
+        """A client for ``url``'s origin, once a slot is free; hold it for one request."""
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc.lower()}"
+        async with self.slots:
+            entry = self._clients.get(origin)
+            if entry is None:
+                transport = GuardedTransport(
+                    allow_private=self._allow_private, limits=self._limits, verify=_ssl_context()
+                )
+                entry = self._clients[origin] = _OriginClient(
+                    httpx.AsyncClient(transport=transport, trust_env=False)
+                )
+            entry.in_use += 1
+            try:
+                yield entry.client
+            finally:
+                entry.in_use -= 1
+                entry.last_used = time.monotonic()
+
+    async def close_idle(self, idle_seconds: float) -> None:
+        """Close the clients of origins nothing was sent to for ``idle_seconds``."""
+        now = time.monotonic()
+        for origin, entry in list(self._clients.items()):
+            if not entry.in_use and now - entry.last_used >= idle_seconds:
+                del self._clients[origin]
+                await entry.client.aclose()
 
     async def __aenter__(self) -> Sender:
-        await self.client.__aenter__()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.client.__aexit__(*exc_info)
+        clients, self._clients = self._clients, {}
+        for entry in clients.values():
+            await entry.client.aclose()
 
 
 async def _send_all(
@@ -297,9 +337,9 @@ async def _deliver(
         if not target.secrets:
             result = _missing_secrets(target, trigger)
         else:
-            async with sender.slots:
+            async with sender.client_for(target.url) as client:
                 result = await send_attempt(
-                    sender.client, target, trigger, settings.timeout_seconds, settings.user_agent
+                    client, target, trigger, settings.timeout_seconds, settings.user_agent
                 )
         target.attempts_made += 1
         if manual:

@@ -1,16 +1,23 @@
-"""Load the ``WebhookSecrets`` blocks of many webhooks in a few Prefect API calls.
+"""Load the ``WebhookSecrets`` blocks of many webhooks in a few Prefect API calls, and cache them.
 
 A fan-out to a thousand webhooks would otherwise make a thousand block reads; the block-documents
 filter endpoint answers up to a page of them by name at once. The Prefect client is opened once per
 process and reused: opening one costs ~50 ms (a TLS context and a CSRF handshake), more than the
 read itself.
+
+Blocks are cached per version of their webhook's row (its ``updated_at``): every write of a
+webhook's secrets (create, update, rotate-secret) also moves ``updated_at``, so a cached block is
+never older than the row the delivery was planned from, and a busy dispatcher reads Prefect only
+when a webhook changed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
@@ -19,15 +26,39 @@ from blocks.connections import block_document_name
 from blocks.webhook import WebhookSecrets
 
 _PAGE = 200  # the Prefect API's default page limit
+_CACHE_SIZE = 10_000
 _client_lock = threading.Lock()
+_cache_lock = threading.Lock()
 _clients: dict[str, SyncPrefectClient] = {}
+_cache: OrderedDict[str, tuple[datetime | None, WebhookSecrets]] = OrderedDict()
 
 
-async def load_webhook_secrets(webhook_ids: Sequence[str]) -> dict[str, WebhookSecrets]:
-    """The secrets block of each webhook, keyed by webhook id (a webhook without one is left out)."""
-    if not webhook_ids:
-        return {}
-    return await asyncio.to_thread(_load, list(webhook_ids))
+async def load_webhook_secrets(versions: Mapping[str, datetime | None]) -> dict[str, WebhookSecrets]:
+    """The secrets block of each webhook, keyed by webhook id (a webhook without one is left out).
+
+    ``versions`` maps each webhook id to its row's ``updated_at``; a block cached for that same
+    version is used as is (``None`` always reads Prefect).
+    """
+    found: dict[str, WebhookSecrets] = {}
+    for webhook_id, version in versions.items():
+        cached = _cache.get(webhook_id)
+        if version is not None and cached is not None and cached[0] == version:
+            found[webhook_id] = cached[1]
+    missing = [webhook_id for webhook_id in versions if webhook_id not in found]
+    if missing:
+        loaded = await asyncio.to_thread(_load, missing)
+        for webhook_id, block in loaded.items():
+            _remember(webhook_id, versions[webhook_id], block)
+        found.update(loaded)
+    return found
+
+
+def _remember(webhook_id: str, version: datetime | None, block: WebhookSecrets) -> None:
+    with _cache_lock:  # the API's threads share the cache
+        _cache[webhook_id] = (version, block)
+        _cache.move_to_end(webhook_id)
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
 
 
 def _load(webhook_ids: list[str]) -> dict[str, WebhookSecrets]:
