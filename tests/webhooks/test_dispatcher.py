@@ -1,0 +1,80 @@
+"""The webhook dispatcher: its runs show in Prefect, a second dispatcher sends nothing twice, and a
+secret or header changed through the API is used by the very next delivery (the dispatcher caches
+secrets per version of the webhook)."""
+
+from __future__ import annotations
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+from tests.webhooks.conftest import FanOutWorker
+from tests.webhooks.receivers import Receiver, wait_for
+
+
+def _fan_out_runs(event_id: str) -> list:
+    with get_client(sync_client=True) as prefect:
+        return prefect.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=event_id)))
+
+
+def test_each_fan_out_is_a_prefect_task_run(fan_out_worker, create_webhook, publish):
+    with Receiver() as receiver:
+        create_webhook(receiver.url)
+        event_id = publish()
+        wait_for(lambda: receiver.received, what="the delivery")
+    (run,) = wait_for(
+        lambda: [r for r in _fan_out_runs(event_id) if r.state and r.state.is_completed()],
+        what="the completed fan-out-events run in Prefect",
+    )
+    assert run.name == f"fan-out-{event_id}"
+    assert run.task_key.startswith("fan_out_events-")
+
+
+def test_two_dispatchers_send_each_event_once(fan_out_worker, webhook_database_url, create_webhook, publish):
+    second = FanOutWorker(webhook_database_url)
+    second.start()
+    try:
+        with Receiver() as receiver:
+            create_webhook(receiver.url)
+            sent = [publish() for _ in range(20)]
+            wait_for(lambda: len(receiver.received) >= len(sent), what="every event")
+            # Give a duplicate time to arrive, were one on its way.
+            wait_for(lambda: all(r.answered for r in receiver.received), what="the answers")
+            delivered = [r.headers["webhook-id"] for r in receiver.received]
+    finally:
+        second.stop()
+    assert sorted(delivered) == sorted(sent)
+
+
+def test_rotated_secret_and_changed_headers_are_used_by_the_next_delivery(
+    fan_out_worker, client, organization, create_webhook, publish
+):
+    with Receiver() as receiver:
+        webhook = create_webhook(receiver.url, headers={"X-Receiver-Token": "first"})
+        path = f"/organizations/{organization.id}/webhooks/{webhook['id']}"
+
+        def delivered(event_id: str):
+            return wait_for(
+                lambda: next((r for r in receiver.received if r.headers["webhook-id"] == event_id), None),
+                what=f"the delivery of {event_id}",
+            )
+
+        first = delivered(publish())  # the dispatcher now holds this webhook's secrets
+        first.verify(webhook["signing_secret"])
+        assert first.headers["x-receiver-token"] == "first"
+
+        rotated = client.post(f"{path}/rotate-secret", headers=organization.headers)
+        assert rotated.status_code == 200, rotated.get_json()
+        new_secret = rotated.get_json()["signing_secret"]
+        second = delivered(publish())
+        assert len(second.headers["webhook-signature"].split(" ")) == 2
+        second.verify(new_secret)
+        second.verify(webhook["signing_secret"])
+
+        body = {"name": webhook["name"], "url": webhook["url"], "events": webhook["events"]}
+        updated = client.put(
+            path, json=body | {"headers": {"X-Receiver-Token": "second"}}, headers=organization.headers
+        )
+        assert updated.status_code == 200, updated.get_json()
+        third = delivered(publish())
+        assert third.headers["x-receiver-token"] == "second"
+        third.verify(new_secret)
