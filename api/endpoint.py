@@ -37,6 +37,7 @@ class EndpointSpec:
     status: int = 200
     problems: Sequence[int] = field(default_factory=tuple)
     public: bool = False
+    accepted: Any = None  # the body of a 202 the view may answer instead (a long-running operation)
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,21 @@ class Created:
     location: str
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """A 202 answer (the work goes on): its status and where to follow it."""
+
+    body: Any
+    location: str
+
+
 def _render(value: Any, status: int) -> Response:
     if isinstance(value, Response):
         return value
     headers: dict[str, str] = {}
-    if isinstance(value, Created):
+    if isinstance(value, Created | Accepted):
         headers["Location"] = value.location
+        status = 202 if isinstance(value, Accepted) else status
         value = value.body
     if value is None:
         return Response(status=status if status == 204 else 204)
@@ -117,9 +127,13 @@ def endpoint(
     status: int = 200,
     problems: Sequence[int] = (),
     public: bool = False,
+    accepted: Any = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Validate ``body`` (JSON; may be omitted when not ``body_required``) and ``query`` (URL arguments),
-    pass them to the view as ``body=`` and ``query=``, and render its result."""
+    pass them to the view as ``body=`` and ``query=``, and render its result.
+
+    ``accepted`` documents the 202 answer (an ``Accepted`` return) a view may give instead of ``status``.
+    """
     body_adapter = TypeAdapter(body) if body is not None else None
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
@@ -135,6 +149,7 @@ def endpoint(
             status=status,
             problems=tuple(problems),
             public=public,
+            accepted=accepted,
         )
 
         @wraps(view)

@@ -107,6 +107,12 @@ def openapi_document(app: Flask) -> dict[str, Any]:
             if spec.status == 201:
                 success["headers"] = {"Location": {"schema": {"type": "string"}}}
             operation["responses"][str(spec.status)] = success
+            if spec.accepted is not None:
+                operation["responses"]["202"] = {
+                    "description": "Accepted",
+                    "headers": {"Location": {"schema": {"type": "string"}}},
+                    "content": {"application/json": {"schema": schemas.ref(spec.accepted, "serialization")}},
+                }
             problems = set(spec.problems) | ({422} if spec.body is not None or spec.query is not None else set())
             for status in sorted(problems):
                 operation["responses"][str(status)] = {

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from api.auth import require_organization_key
 from api.db import db
-from api.endpoint import Created, endpoint
+from api.endpoint import Accepted, Created, endpoint
 from api.errors import Unprocessable, validation_problem
 from api.pagination import decode_cursor, encode_cursor
 from api.registry_calls import call_registry, platform_dicts
@@ -70,7 +70,13 @@ def list_models(organization_id: str, integration_id: str, query: PageQuery):
 
 
 @bp.post("/register-model")
-@endpoint(body=RegistrationBody, response=RegisteredModelOut, status=201, problems=(401, 404, 422, 502))
+@endpoint(
+    body=RegistrationBody,
+    response=RegisteredModelOut,
+    status=201,
+    accepted=RunAccepted,
+    problems=(401, 404, 422, 502),
+)
 def register_model_view(organization_id: str, integration_id: str, body: dict):
     """Register a model.
 
@@ -92,10 +98,7 @@ def register_model_view(organization_id: str, integration_id: str, body: dict):
     wait = current_app.config.get("REGISTER_MODEL_WAIT_SECONDS", DEFAULT_REGISTER_WAIT_SECONDS)
     registered = await_registration(future, flow_run_id, wait)
     if registered is None:
-        accepted = RunAccepted(flow_run_id=flow_run_id, status="RUNNING", status_url=status_url)
-        return current_app.response_class(
-            accepted.model_dump_json(), status=202, mimetype="application/json", headers={"Location": status_url}
-        )
+        return Accepted(RunAccepted(flow_run_id=flow_run_id, status="RUNNING", status_url=status_url), status_url)
     return Created(RegisteredModelOut(**registered, flow_run_id=flow_run_id), status_url)
 
 

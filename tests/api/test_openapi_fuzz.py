@@ -71,5 +71,10 @@ def test_openapi_document_is_generated_from_the_models(client):
     }
     documented = {(method, path) for path, operations in document["paths"].items() for method in operations}
     assert spec_paths <= documented
+    register = document["paths"]["/organizations/{organization_id}/integrations/{integration_id}/register-model"]
+    answers = register["post"]["responses"]
+    assert answers["201"]["content"]["application/json"]["schema"]["$ref"].endswith("/RegisteredModelOut")
+    assert answers["202"]["content"]["application/json"]["schema"]["$ref"].endswith("/RunAccepted")
+    assert "Location" in answers["202"]["headers"]
     docs = client.get("/docs")
     assert docs.status_code == 200 and b"/organizations/{organization_id}/webhooks" in docs.data

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.support.servers import free_port
+from tests.webhooks.receivers import Receiver, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
@@ -59,6 +60,7 @@ def test_make_up_serves_everything_and_stops_on_ctrl_c(tmp_path):
         "MODELPULSE_HOME": str(tmp_path / "home"),
         "MODELPULSE_API_PORT": str(api_port),
         "MODELPULSE_PREFECT_PORT": str(prefect_port),
+        "MODELPULSE_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",  # the receiver below is on loopback
     }
     venv = Path(sys.executable).parent.parent
     process = subprocess.Popen(
@@ -101,6 +103,17 @@ def test_make_up_serves_everything_and_stops_on_ctrl_c(tmp_path):
         names = {deployment["name"] for deployment in deployments}
         assert {"export", "registry-sync", "run-monitors", "retry-due-deliveries"} <= names, names
         assert (tmp_path / "home" / "default-api-key").stat().st_mode & 0o077 == 0
+
+        # An event goes through the stack's dispatcher to a real receiver, signed.
+        with Receiver() as receiver:
+            hook = api.post(
+                "/organizations/default/webhooks",
+                json={"name": "receiver", "url": receiver.url, "events": ["drift.detected"]},
+            ).json()
+            event = api.post("/organizations/default/events", json={"type": "drift.detected", "data": {"psi": 0.3}})
+            assert event.status_code == 202, event.text
+            (received,) = wait_for(lambda: receiver.received, what="the delivery through the stack")
+            assert received.verify(hook["signing_secret"])["id"] == event.json()["id"]
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)
