@@ -81,7 +81,12 @@ async def load(url: str, headers: dict[str, str], requests: int, concurrency: in
                 except asyncio.QueueEmpty:
                     return
                 started = time.perf_counter()
-                response = await client.get(url)
+                try:
+                    response = await client.get(url)
+                except httpx.TransportError:
+                    # gunicorn closes idle keep-alive connections (2 s); a GET sent on one as it closes
+                    # fails and is sent again, as any HTTP client retries an idempotent request.
+                    response = await client.get(url)
                 latencies.append(time.perf_counter() - started)
                 if response.status_code != 200:
                     raise RuntimeError(f"{url}: {response.status_code} {response.text[:200]}")
