@@ -16,6 +16,7 @@ from tasks.exports import (
     publish_summary,
     read_page,
     record_page_outcome,
+    settled_position,
     ship_page,
     starting_position,
 )
@@ -34,10 +35,15 @@ def export(export_id: str, run_id: str | None = None, backfill: dict[str, Any] |
     plan = begin_run(export_id, run_id, backfill)
     try:
         for stream in plan.streams:
-            upcoming = read_page.submit(plan, stream, starting_position(plan, stream))
+            # Records past `through` could still be preceded by a record not yet committed: the
+            # next run takes them.
+            through = settled_position(plan, stream)
+            if through is None and not plan.is_backfill:
+                continue  # nothing settled in this stream yet
+            upcoming = read_page.submit(plan, stream, starting_position(plan, stream), through)
             while page := upcoming.result():
                 # Read ahead while this page ships; only record_page_outcome moves the watermark.
-                upcoming = read_page.submit(plan, stream, page.last_position)
+                upcoming = read_page.submit(plan, stream, page.last_position, through)
                 result = ship_page(plan, page)
                 record_page_outcome(plan, page, result)
     except Exception as error:

@@ -4,6 +4,14 @@ A stream is a table with a monotonically assigned id (integers for inference log
 sortable ``evt_`` ids for events) and a time column. Pages are read in id order ("keyset"
 pagination), so a watermark is simply the id of the last acknowledged record.
 
+A watermark may only pass ids that can no longer appear: ids are handed out before their transaction
+commits, so a transaction still open can commit a smaller id after a larger one was exported. Each
+run therefore reads only up to ``settled_through``: on PostgreSQL it waits for the transactions
+writing the table to finish (a momentary SHARE lock) and takes the largest id then, since every id
+handed out later is larger; SQLite hands out integer ids under its single write lock, in commit
+order. ``evt_`` ids are made in Python before their row is written, so events are read only once
+their id is ``EVENT_SETTLE_SECONDS`` old.
+
 Rows come back as plain dicts (Core ``select``, no ORM objects): an export of a million rows should
 not build a million identity-mapped instances.
 """
@@ -11,13 +19,15 @@ not build a million identity-mapped instances.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Table, select
+from sqlalchemy import Column, Table, func, select, text
 from sqlalchemy.orm import Session
 
-from store.models import DriftMetric, Event, InferenceLog
+from store.ids import id_floor
+from store.models import DriftMetric, Event, InferenceLog, utcnow
+from store.settings import get_settings
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,7 @@ class PageQuery:
     organization_id: str
     project_id: str | None = None
     after: str | None = None
+    through: str | None = None  # the last position to read (see ``settled_through``)
     since: datetime | None = None
     until: datetime | None = None
 
@@ -78,6 +89,8 @@ def read_page(session: Session, query: PageQuery, limit: int) -> list[dict[str, 
         statement = statement.where(table.c.project_id == query.project_id)
     if query.after is not None:
         statement = statement.where(stream.id_column > stream.position_value(query.after))
+    if query.through is not None:
+        statement = statement.where(stream.id_column <= stream.position_value(query.through))
     time_column = table.c[stream.time_column]
     if query.since is not None:
         statement = statement.where(time_column >= query.since)
@@ -91,3 +104,22 @@ def read_page(session: Session, query: PageQuery, limit: int) -> list[dict[str, 
         record["position"] = str(record["id"])
         records.append(record)
     return records
+
+
+def settled_through(session: Session, stream_name: str) -> str | None:
+    """The last position of ``stream_name`` a watermark may reach now (``None``: nothing yet).
+
+    Run it in a transaction of its own: on PostgreSQL it holds a SHARE lock on the table (new
+    writes wait) until that transaction ends.
+    """
+    stream = STREAMS[stream_name]
+    if stream.id_prefix is None:  # ids made before the write: only those old enough are final
+        settle = timedelta(seconds=get_settings().export_event_settle_seconds)
+        floor = f"evt_{id_floor(utcnow() - settle)}"
+        newest = session.scalar(select(func.max(stream.id_column)).where(stream.id_column < floor))
+        return newest
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL lock_timeout = '10s'"))
+        session.execute(text(f"LOCK TABLE {stream.table.name} IN SHARE MODE"))
+    newest = session.scalar(select(func.max(stream.id_column)))
+    return None if newest is None else str(newest)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from datetime import datetime
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
@@ -18,8 +19,17 @@ def new_id(prefix: str) -> str:
         'int_01jdx3k8v5c8m2y7q4n6t9w0ab'
     """
     value = (time.time_ns() // 1_000_000) << 80 | secrets.randbits(80)
+    return f"{prefix}_{_encode(value)}"
+
+
+def id_floor(moment: datetime) -> str:
+    """The 26 characters that sort before every id made at or after ``moment`` (and after all earlier)."""
+    return _encode((int(moment.timestamp() * 1000)) << 80)
+
+
+def _encode(value: int) -> str:
     chars = []
     for _ in range(26):
         chars.append(_ALPHABET[value & 31])
         value >>= 5
-    return f"{prefix}_{''.join(reversed(chars))}"
+    return "".join(reversed(chars))

@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     allow_private_webhook_targets: bool = Field(
         default=False, description="Allow webhook URLs on loopback/private networks (demos, tests)."
     )
+    export_event_settle_seconds: float = Field(
+        default=60.0,
+        description="Exports ship an event once its id is this old: an event id is made before its "
+        "transaction commits, so a younger one could still be followed by an older one.",
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -30,7 +30,7 @@ from store.export_runs import (
     start_run,
     stream_counters,
 )
-from store.export_streams import STREAMS, PageQuery
+from store.export_streams import STREAMS, PageQuery, settled_through
 from store.export_streams import read_page as read_stream_page
 from store.models import Export
 from tasks.sinks import CredentialsRejected, ExportTarget, ShipResult, SinkMisconfigured, sink_module
@@ -132,14 +132,26 @@ def starting_position(plan: ExportPlan, stream: str) -> str | None:
         return read_watermark(session, plan.target.export_id, stream)
 
 
+@task(name="settled-position", retries=2, retry_delay_seconds=1)
+def settled_position(plan: ExportPlan, stream: str) -> str | None:
+    """How far this run may read ``stream``: no record can still appear before it (see
+    ``store.export_streams.settled_through``). A backfill moves no watermark and reads it all."""
+    if plan.is_backfill:
+        return None
+    with session_scope() as session:
+        return settled_through(session, stream)
+
+
 @task(name="read-page", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE, persist_result=False)
-def read_page(plan: ExportPlan, stream: str, after: str | None) -> Page:
-    """Up to ``plan.page_size`` records of ``stream`` past ``after`` (within the backfill range)."""
+def read_page(plan: ExportPlan, stream: str, after: str | None, through: str | None) -> Page:
+    """Up to ``plan.page_size`` records of ``stream`` past ``after`` and up to ``through`` (within the
+    backfill range)."""
     query = PageQuery(
         stream=stream,
         organization_id=plan.target.organization_id,
         project_id=plan.target.project_id,
         after=after,
+        through=through,
         since=plan.since,
         until=plan.until,
     )

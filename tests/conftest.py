@@ -32,6 +32,9 @@ os.environ.update(
         "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
         "MODELPULSE_HOME": str(SESSION_DIR / "home"),
         "MODELPULSE_ROOT": str(ROOT),
+        # Export events the moment they are written (tests/exports/test_settled_positions.py checks
+        # the production window).
+        "MODELPULSE_EXPORT_EVENT_SETTLE_SECONDS": "0",
         "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
     }
 )
