@@ -11,10 +11,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from store.ids import new_id
+from store.ids import id_floor, new_id
 from store.models import Delivery, DeliveryAttempt, Event, Webhook
 
 OPEN_STATUSES = ("pending", "retrying")
@@ -190,6 +190,26 @@ def undispatched_event_ids(
     if written_before is not None:
         query = query.where(Event.timestamp <= written_before)
     return list(session.scalars(query.order_by(Event.id).limit(limit)))
+
+
+def prune_settled_deliveries(session: Session, created_before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` settled deliveries made before ``created_before``, with their attempts.
+
+    Delivery ids sort by creation time, so the oldest are found on the primary key alone.
+    """
+    oldest = (
+        select(Delivery.id)
+        .where(Delivery.id < f"dlv_{id_floor(created_before)}", Delivery.status.not_in(OPEN_STATUSES))
+        .order_by(Delivery.id)
+        .limit(limit)
+    )
+    ids = list(session.scalars(oldest))
+    if not ids:
+        return 0
+    # Attempts go first: their foreign key cascades, but not every SQLite connection enforces keys.
+    session.execute(delete(DeliveryAttempt).where(DeliveryAttempt.delivery_id.in_(ids)))
+    session.execute(delete(Delivery).where(Delivery.id.in_(ids)))
+    return len(ids)
 
 
 def get_delivery(session: Session, webhook_id: str, delivery_id: str) -> Delivery | None:

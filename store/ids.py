@@ -9,8 +9,8 @@ from datetime import datetime
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
-def new_id(prefix: str) -> str:
-    """Return ``<prefix>_<26 chars>``: 48 bits of milliseconds then 80 random bits.
+def new_id(prefix: str, at: datetime | None = None) -> str:
+    """Return ``<prefix>_<26 chars>``: 48 bits of milliseconds (now, or ``at``) then 80 random bits.
 
     Ids sort by creation time, so "order by id" is creation order and a cursor is just an id.
 
@@ -18,7 +18,8 @@ def new_id(prefix: str) -> str:
         >>> new_id("int")  # doctest: +SKIP
         'int_01jdx3k8v5c8m2y7q4n6t9w0ab'
     """
-    value = (time.time_ns() // 1_000_000) << 80 | secrets.randbits(80)
+    milliseconds = time.time_ns() // 1_000_000 if at is None else int(at.timestamp() * 1000)
+    value = milliseconds << 80 | secrets.randbits(80)
     return f"{prefix}_{_encode(value)}"
 
 

@@ -36,6 +36,11 @@ class WebhookSettings(BaseSettings):
         default=30.0,
         description="An outbox event still undispatched after this long is dispatched by the sweep.",
     )
+    history_days: float = Field(
+        default=30.0,
+        description="Settled deliveries (succeeded or failed) and their attempts are deleted once "
+        "this many days old; open ones are kept until they settle.",
+    )
     user_agent: str = Field(default="ModelPulse-Webhooks/1.0")
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import insert
 
 from store.db import get_sessionmaker, session_scope
 from store.export_streams import PageQuery, read_page, settled_through
-from store.ids import id_floor, new_id
+from store.ids import new_id
 from store.models import Event, InferenceLog, Organization
 from store.settings import get_settings
 
@@ -79,7 +79,7 @@ def test_events_wait_out_the_settle_window(database_url, org_id, monkeypatch):
             moment = now - age
             session.add(
                 Event(
-                    id=_event_id_at(moment),
+                    id=new_id("evt", at=moment),
                     organization_id=org_id,
                     type="drift.detected",
                     data={"age_seconds": age.total_seconds()},
@@ -99,8 +99,3 @@ def test_events_wait_out_the_settle_window(database_url, org_id, monkeypatch):
 def test_an_empty_stream_has_no_settled_position(database_url):
     with session_scope(database_url) as session:
         assert settled_through(session, "drift_metrics") is None
-
-
-def _event_id_at(moment: datetime) -> str:
-    """An event id as ``new_id`` would have made it at ``moment`` (10 time characters, 16 random)."""
-    return f"evt_{id_floor(moment)[:10]}{new_id('x')[-16:]}"

@@ -1,0 +1,26 @@
+"""Keep the delivery history bounded: settled deliveries older than ``history_days`` are deleted."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from store import deliveries as store
+from store.db import session_scope
+from store.models import utcnow
+from tasks.webhooks.settings import get_webhook_settings
+
+# Deleted per transaction, so the sweep never holds the database for long.
+PRUNE_BATCH = 5000
+
+
+def prune_delivery_history(max_batches: int = 20, database_url: str | None = None) -> int:
+    """Delete settled deliveries past the retention window (at most ``max_batches`` batches a call)."""
+    created_before = utcnow() - timedelta(days=get_webhook_settings().history_days)
+    deleted = 0
+    for _ in range(max_batches):
+        with session_scope(database_url) as session:
+            batch = store.prune_settled_deliveries(session, created_before, PRUNE_BATCH)
+        deleted += batch
+        if batch < PRUNE_BATCH:
+            break
+    return deleted
