@@ -62,7 +62,17 @@ class ElasticsearchIndices(StrictModel):
     events: IndexName = "modelpulse-events"
 
 
-class ElasticsearchConfig(StrictModel):
+class SinkConfig(StrictModel):
+    page_size: int = Field(
+        default=5000,
+        ge=100,
+        le=50_000,
+        description="Records read, shipped and acknowledged (watermark moved) at a time; each sink "
+        "splits a page into requests within its own limits.",
+    )
+
+
+class ElasticsearchConfig(SinkConfig):
     url: HttpURL
     verify_ssl: bool = True
     indices: ElasticsearchIndices = Field(default_factory=ElasticsearchIndices)
@@ -73,7 +83,7 @@ class ElasticsearchCredentials(StrictModel):
     password: SecretText
 
 
-class SplunkConfig(StrictModel):
+class SplunkConfig(SinkConfig):
     hec_url: HttpURL = Field(description="e.g. https://splunk.example.com:8088")
     verify_ssl: bool = True
     index: str | None = Field(default=None, max_length=80)
@@ -84,7 +94,7 @@ class SplunkCredentials(StrictModel):
     hec_token: SecretText
 
 
-class DatadogConfig(StrictModel):
+class DatadogConfig(SinkConfig):
     site: str = Field(
         default="datadoghq.com",
         pattern=r"^([a-z0-9-]+\.)*(datadoghq\.com|datadoghq\.eu|ddog-gov\.com)$",

@@ -130,3 +130,20 @@ def test_connection_test_reports_what_failed(api, org_id, es, hec, datadog):
     splunk_result = api.post(f"{base(org_id)}/{splunk}/test").json
     assert splunk_result["ok"] is False and "rejected the token" in splunk_result["checks"][-1]["detail"]
     assert api.post(f"{base(org_id)}/{dd}/test").json["ok"] is True
+
+
+def test_page_size_is_a_validated_config_field_that_sets_the_unit_of_acknowledgement(api, org_id, es):
+    too_small = api.post(base(org_id), json=es_body(es, config={"url": es.url, "page_size": 99}))
+    assert too_small.status_code == 422
+    assert [e["field"] for e in too_small.json["errors"]] == ["config.page_size"]
+
+    created = api.post(base(org_id), json=es_body(es, config={"url": es.url, "page_size": 100}))
+    assert created.status_code == 201, created.json
+    assert created.json["config"]["page_size"] == 100
+    seed.inference_logs(org_id, 250)
+    before = es.bulk_requests
+
+    export(created.json["id"])
+
+    assert es.bulk_requests - before == 3  # pages of 100, 100 and 50, each acknowledged in turn
+    assert set(seed.record_ids(org_id)) <= es.ids("modelpulse-inference-logs")
