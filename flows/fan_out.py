@@ -20,22 +20,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import time
+from contextlib import AsyncExitStack
 from contextvars import ContextVar
 from dataclasses import asdict
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import AsyncClientContext
+from prefect.logging import get_logger
 from prefect.runtime import task_run
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 
 from tasks.webhooks import fanout
 from tasks.webhooks.settings import get_webhook_settings
 
-log = logging.getLogger("modelpulse.dispatcher")
+# Under Prefect's logger tree, so its console handler prints the dispatcher's own lines too.
+log = get_logger("webhook-dispatcher")
 
 # The dispatcher's shared client; a run made elsewhere (the retry sweep) opens its own.
 _sender: ContextVar[fanout.Sender | None] = ContextVar("modelpulse_webhook_sender", default=None)
@@ -91,8 +93,11 @@ class Dispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until ``stop`` is set, then let the runs in flight finish."""
-        # One Prefect client for every task run of the process: without it each run opens its own.
-        async with AsyncClientContext.get_or_create(), fanout.Sender(get_webhook_settings()) as sender:
+        async with AsyncExitStack() as resources:
+            # One Prefect client for every task run of the process: without it each run opens its own.
+            if not await _open_prefect_client(resources, stop):
+                return
+            sender = await resources.enter_async_context(fanout.Sender(get_webhook_settings()))
             _sender.set(sender)
             log.info("dispatching outbox events every %g s", self.poll_seconds)
             last_tidy = time.monotonic()
@@ -101,10 +106,7 @@ class Dispatcher:
                     await sender.close_idle(IDLE_RECEIVER_SECONDS)
                     last_tidy = time.monotonic()
                 if not await self.dispatch_new_events():
-                    try:
-                        await asyncio.wait_for(stop.wait(), self.poll_seconds)
-                    except TimeoutError:
-                        pass
+                    await _wait(stop, self.poll_seconds)
             if self.runs:
                 log.info("waiting for %d fan-out run(s) to finish", len(self.runs))
                 await asyncio.gather(*self.runs, return_exceptions=True)
@@ -146,6 +148,26 @@ class Dispatcher:
             self.in_flight.difference_update(event_ids)
 
 
+async def _open_prefect_client(resources: AsyncExitStack, stop: asyncio.Event) -> bool:
+    """Enter the process's Prefect client context, waiting for the server while it is not up."""
+    while not stop.is_set():
+        try:
+            await resources.enter_async_context(AsyncClientContext())
+            return True
+        except Exception as error:  # noqa: BLE001 - unreachable or starting: try again shortly
+            log.warning("the Prefect API is not reachable (%s); trying again in 2 s", type(error).__name__)
+            await _wait(stop, 2.0)
+    return False
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less if ``stop`` is set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
 async def _serve(dispatcher: Dispatcher) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -163,7 +185,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=50, help="events per fan-out-events run at most")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(_serve(Dispatcher(args.poll_seconds, args.max_events, args.batch_size)))
 
 
