@@ -10,7 +10,7 @@ run therefore reads only up to ``settled_through``: on PostgreSQL it waits for t
 writing the table to finish (a momentary SHARE lock) and takes the largest id then, since every id
 handed out later is larger; SQLite hands out integer ids under its single write lock, in commit
 order. ``evt_`` ids are made in Python before their row is written, so events are read only once
-their id is ``EVENT_SETTLE_SECONDS`` old.
+their id is ``MODELPULSE_EXPORT_EVENT_SETTLE_SECONDS`` old.
 
 Rows come back as plain dicts (Core ``select``, no ORM objects): an export of a million rows should
 not build a million identity-mapped instances.

@@ -24,7 +24,8 @@ def new_id(prefix: str, at: datetime | None = None) -> str:
 
 
 def id_floor(moment: datetime) -> str:
-    """The 26 characters that sort before every id made at or after ``moment`` (and after all earlier)."""
+    """The 26 characters that sort after every id made before ``moment`` and before every id made at or
+    after it (compare with the prefix added: ``f"evt_{id_floor(t)}"``)."""
     return _encode((int(moment.timestamp() * 1000)) << 80)
 
 
