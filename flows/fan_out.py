@@ -1,7 +1,8 @@
 """The webhook dispatcher: it relays committed outbox events to ``fan-out-events`` Prefect task runs.
 
 ``python -m flows.fan_out`` (the ``make up`` stack runs one) polls the outbox every 50 ms and hands
-whatever new events it finds to a ``fan-out-events`` task run in this process. Each run shows in the
+whatever new events some webhook subscribes to to a ``fan-out-events`` task run in this process
+(events nobody subscribes to are marked dispatched on the spot: no empty runs). Each run shows in the
 Prefect UI with its logs, state and retries; it claims its events, creates their deliveries and sends
 them concurrently through the dispatcher's one shared HTTP client.
 
@@ -127,9 +128,17 @@ class Dispatcher:
             return False
         new = [event_id for event_id in found if event_id not in self.in_flight and event_id not in self.paused]
         new = new[:room]
+        if not new:
+            return False
+        try:
+            subscribed = await asyncio.to_thread(fanout.settle_unsubscribed, new)
+        except Exception as error:  # noqa: BLE001 - let the runs sort them out
+            log.warning("could not match events to webhooks (%s: %s)", type(error).__name__, error)
+            subscribed = new
+        new = subscribed
         for start in range(0, len(new), self.batch_size):
             self._start(new[start : start + self.batch_size])
-        return bool(new)
+        return True
 
     def _start(self, event_ids: list[str]) -> None:
         self.in_flight.update(event_ids)

@@ -30,6 +30,18 @@ def claim_event(session: Session, event_id: str, now: datetime) -> Event | None:
     return session.get(Event, event_id) if claimed else None
 
 
+def mark_dispatched(session: Session, event_ids: Sequence[str], now: datetime) -> None:
+    """Mark outbox events dispatched without a fan-out (nobody subscribes to them)."""
+    session.execute(
+        update(Event).where(Event.id.in_(event_ids), Event.dispatched_at.is_(None)).values(dispatched_at=now)
+    )
+
+
+def events_by_id(session: Session, event_ids: Sequence[str]) -> list[Event]:
+    """The events with these ids, in id order."""
+    return list(session.scalars(select(Event).where(Event.id.in_(event_ids)).order_by(Event.id)))
+
+
 def matching_webhooks(session: Session, event: Event) -> list[Webhook]:
     """Enabled webhooks of the event's organization subscribed to its type and project."""
     candidates = session.scalars(

@@ -1,12 +1,14 @@
-"""The webhook dispatcher: its runs show in Prefect, a second dispatcher sends nothing twice, and a
-secret or header changed through the API is used by the very next delivery (the dispatcher caches
-secrets per version of the webhook)."""
+"""The webhook dispatcher: its runs show in Prefect (and only for events some webhook wants), a second
+dispatcher sends nothing twice, and a secret or header changed through the API is used by the very
+next delivery (the dispatcher caches secrets per version of the webhook)."""
 
 from __future__ import annotations
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
 
+from store.db import session_scope
+from store.models import Event
 from tests.webhooks.conftest import FanOutWorker
 from tests.webhooks.receivers import Receiver, wait_for
 
@@ -78,3 +80,23 @@ def test_rotated_secret_and_changed_headers_are_used_by_the_next_delivery(
         third = delivered(publish())
         assert third.headers["x-receiver-token"] == "second"
         third.verify(new_secret)
+
+
+def test_an_event_nobody_subscribes_to_is_settled_without_a_run(fan_out_worker, create_webhook, publish):
+    with Receiver() as receiver:
+        create_webhook(receiver.url, events=["model.registered"])
+        unwanted = publish("drift.detected")  # the organization's only webhook takes another type
+        wanted = publish("model.registered")
+        wait_for(lambda: receiver.received, what="the subscribed event's delivery")
+    wait_for(lambda: _dispatched_at(unwanted), what="the unsubscribed event marked dispatched")
+    wait_for(
+        lambda: [r for r in _fan_out_runs(wanted) if r.state and r.state.is_completed()],
+        what="the subscribed event's run in Prefect",
+    )
+    assert _fan_out_runs(unwanted) == []
+    assert [r.headers["webhook-id"] for r in receiver.received] == [wanted]
+
+
+def _dispatched_at(event_id: str):
+    with session_scope() as session:
+        return session.get(Event, event_id).dispatched_at
