@@ -4,7 +4,8 @@
 whatever new events some webhook subscribes to to a ``fan-out-events`` task run in this process
 (events nobody subscribes to are marked dispatched on the spot: no empty runs). Each run shows in the
 Prefect UI with its logs, state and retries; it claims its events, creates their deliveries and sends
-them concurrently through the dispatcher's one shared HTTP client.
+them concurrently through the dispatcher's shared sender (a client per receiver, one bound on requests
+in flight).
 
 Why a relay and not a run per event: a process worker starts a deployment run 3-12 s late, and a
 background task (``.delay()``) costs a Prefect API write, result storage and a task-worker hop per
@@ -13,8 +14,8 @@ made in a process that keeps its Prefect client open costs ~10 ms, and reports i
 
 Nothing is lost: an event is claimed in the same transaction that creates its deliveries, each
 delivery is leased to its run, and the ``retry-due-deliveries`` sweep takes over expired leases (and
-events written while no dispatcher ran). Two dispatchers on one database are safe (a claim has one
-winner) but only add polling.
+events written while no dispatcher ran). Several dispatchers on one database are safe (a claim has one
+winner) and share the load (bench/RESULTS.md, "Capacity").
 """
 
 from __future__ import annotations
