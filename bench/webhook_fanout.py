@@ -102,26 +102,25 @@ class Stack:
     """The processes of the run; stopped in reverse order whatever happens."""
 
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
-        self.workdir, self.env, self.processes = workdir, env, []
-        self.names: dict[str, subprocess.Popen] = {}
+        self.workdir, self.env = workdir, env
+        self.processes: dict[str, subprocess.Popen] = {}  # by name, in start order
 
     def start(self, name: str, argv: list[str], ready_url: str | None = None) -> subprocess.Popen:
         from tests.support.servers import start_process, wait_until_ready
 
         process = start_process(argv, self.workdir / f"{name}.log", env=self.env, cwd=ROOT)
-        self.processes.append(process)
-        self.names[name] = process
+        self.processes[name] = process
         if ready_url:
             wait_until_ready(ready_url, process, timeout=300)
         return process
 
     def cpu_seconds(self) -> dict[str, float]:
-        return {name: _cpu_seconds(process.pid) for name, process in self.names.items()}
+        return {name: _cpu_seconds(process.pid) for name, process in self.processes.items()}
 
     def stop(self) -> None:
         from tests.support.servers import stop_process
 
-        for process in reversed(self.processes):
+        for process in reversed(self.processes.values()):
             stop_process(process)
 
 

@@ -132,11 +132,9 @@ class Dispatcher:
         if not new:
             return False
         try:
-            subscribed = await asyncio.to_thread(fanout.settle_unsubscribed, new)
+            new = await asyncio.to_thread(fanout.settle_unsubscribed, new)
         except Exception as error:  # noqa: BLE001 - let the runs sort them out
             log.warning("could not match events to webhooks (%s: %s)", type(error).__name__, error)
-            subscribed = new
-        new = subscribed
         for start in range(0, len(new), self.batch_size):
             self._start(new[start : start + self.batch_size])
         return True

@@ -58,22 +58,23 @@ def create_deliveries(
     session: Session, event: Event, webhooks: Sequence[Webhook], lease_until: datetime
 ) -> list[Delivery]:
     """One ``pending`` delivery per webhook, leased to the caller until ``lease_until``."""
-    deliveries = [
-        Delivery(
-            id=new_id("dlv"),
-            organization_id=event.organization_id,
-            webhook_id=webhook.id,
-            event_id=event.id,
-            event_type=event.type,
-            status="pending",
-            attempt_count=0,
-            next_attempt_at=lease_until,
-        )
-        for webhook in webhooks
-    ]
+    deliveries = [_pending_delivery(event, webhook.id, lease_until) for webhook in webhooks]
     session.add_all(deliveries)
     session.flush()
     return deliveries
+
+
+def _pending_delivery(event: Event, webhook_id: str, next_attempt_at: datetime | None = None) -> Delivery:
+    return Delivery(
+        id=new_id("dlv"),
+        organization_id=event.organization_id,
+        webhook_id=webhook_id,
+        event_id=event.id,
+        event_type=event.type,
+        status="pending",
+        attempt_count=0,
+        next_attempt_at=next_attempt_at,
+    )
 
 
 def due_delivery_ids(session: Session, now: datetime, limit: int) -> list[str]:
@@ -146,15 +147,7 @@ def create_test_delivery(session: Session, webhook: Webhook, now: datetime) -> D
         timestamp=now,
         dispatched_at=now,
     )
-    delivery = Delivery(
-        id=new_id("dlv"),
-        organization_id=webhook.organization_id,
-        webhook_id=webhook.id,
-        event_id=event.id,
-        event_type=event.type,
-        status="pending",
-        attempt_count=0,
-    )
+    delivery = _pending_delivery(event, webhook.id)
     session.add(event)
     session.flush()
     session.add(delivery)

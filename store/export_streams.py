@@ -116,8 +116,7 @@ def settled_through(session: Session, stream_name: str) -> str | None:
     if stream.id_prefix is None:  # ids made before the write: only those old enough are final
         settle = timedelta(seconds=get_settings().export_event_settle_seconds)
         floor = f"evt_{id_floor(utcnow() - settle)}"
-        newest = session.scalar(select(func.max(stream.id_column)).where(stream.id_column < floor))
-        return newest
+        return session.scalar(select(func.max(stream.id_column)).where(stream.id_column < floor))
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL lock_timeout = '10s'"))
         session.execute(text(f"LOCK TABLE {stream.table.name} IN SHARE MODE"))
