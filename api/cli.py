@@ -1,6 +1,7 @@
 """The ``modelpulse`` command line.
 
-    modelpulse up                       bring the whole stack up (what `make up` runs)
+    modelpulse up [--roles R,R]         bring this machine's roles up (default: all; what `make up` runs)
+    modelpulse run PROCESS [ARGS]       run one process of a role in the foreground (containers, systemd)
     modelpulse keys create ORG_ID       create an API key (and the organization if missing); prints the key
     modelpulse db upgrade               apply the database migrations
 """
@@ -78,18 +79,50 @@ def default_key(key_file: Path) -> str:
 
 
 @main.command()
-def up() -> None:
-    """Start Prefect, the worker(s) and the API on 127.0.0.1; Ctrl-C stops everything."""
+@click.option(
+    "--roles",
+    default="prefect,api,worker,dispatcher",
+    show_default=True,
+    help="What this machine runs: prefect (server + services; migrates and deploys), api, worker, dispatcher.",
+)
+def up(roles: str) -> None:
+    """Start this machine's roles (Prefect, the API, workers, dispatchers); Ctrl-C stops everything."""
     from api.stack import run
+    from api.topology import TopologyError, parse_roles
 
     settings = get_settings()
+    try:
+        chosen = parse_roles(roles)
+    except TopologyError as error:
+        raise click.BadParameter(str(error), param_hint="--roles") from None
     settings.home.mkdir(parents=True, exist_ok=True)
-    sys.exit(run(settings, lambda: default_key(settings.home.resolve() / "default-api-key")))
+    sys.exit(run(settings, chosen, lambda: default_key(settings.home.resolve() / "default-api-key")))
 
 
-@main.command("prefect-setup", hidden=True)
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("process")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def run(process: str, args: tuple[str, ...]) -> None:
+    """Run one PROCESS in the foreground with this machine's environment (what `up` would start).
+
+    PROCESS is prefect-server, prefect-services, worker, dispatcher or api; ARGS are added to its
+    command line (e.g. `modelpulse run worker --name box-1`). Prepare once per installation with
+    `modelpulse db upgrade` and `modelpulse prefect-setup`.
+    """
+    from api.topology import ROOT, role_commands, stack_environment
+
+    settings = get_settings()
+    commands = role_commands(settings)
+    if process not in commands:
+        raise click.BadParameter(f"one of {', '.join(commands)}", param_hint="PROCESS")
+    argv = [*commands[process], *args]
+    os.chdir(ROOT)
+    os.execvpe(argv[0], argv, stack_environment(settings))
+
+
+@main.command("prefect-setup")
 def prefect_setup() -> None:
-    """Prepare a running Prefect server: work pool, block types, deployments (run by `up`)."""
+    """Prepare a running Prefect server: work pool, block types, deployments (`up --roles prefect` runs it)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists

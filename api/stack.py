@@ -1,25 +1,37 @@
-"""``modelpulse up``: the whole stack on one machine, on embedded defaults.
+"""``modelpulse up``: this machine's roles of the stack (all of them, on embedded defaults, by default).
 
-Starts a Prefect server (SQLite under ``MODELPULSE_HOME``), prepares it (work pool, block types,
-deployments from ``prefect.yaml``), starts the worker(s) and the API under gunicorn, all bound to
-127.0.0.1, then waits. Ctrl-C (or SIGTERM) stops every process it started.
+With every role (``make up``): starts a Prefect server (SQLite under ``MODELPULSE_HOME``), prepares it
+(work pool, block types, deployments from ``prefect.yaml``), starts the worker(s), the webhook
+dispatcher(s) and the API under gunicorn, all bound to 127.0.0.1, then keeps them up: a process that
+dies is started again. Ctrl-C (or SIGTERM) stops every process it started. ``--roles`` runs a part of
+the stack against shared PostgreSQL, Redis and Prefect (``api.topology``).
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 
+from api.topology import (
+    ROLES,
+    ROOT,
+    TopologyError,
+    check_roles,
+    local_host,
+    role_commands,
+    stack_environment,
+    worker_name,
+)
 from store.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+# A process that dies is started again after this long, doubling up to the cap while it keeps dying.
+RESTART_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 
 
 @dataclass
@@ -30,67 +42,30 @@ class Service:
     argv: list[str]
     ready_url: str | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    restarts: int = 0
+    restart_at: float | None = None  # when a dead process is due to start again
 
 
-def stack_environment(settings: Settings) -> dict[str, str]:
-    """The environment every process of the stack shares."""
-    home = settings.home.resolve()
-    prefect_home = home / "prefect"
-    env = dict(os.environ)
-    env.update(
-        {
-            "MODELPULSE_HOME": str(home),
-            "MODELPULSE_DATABASE_URL": settings.resolved_database_url,
-            "MODELPULSE_API_PORT": str(settings.api_port),
-            "MODELPULSE_PREFECT_PORT": str(settings.prefect_port),
-            "MODELPULSE_ROOT": str(ROOT),
-            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
-            "PREFECT_HOME": str(prefect_home),
-            "PREFECT_API_URL": f"http://127.0.0.1:{settings.prefect_port}/api",
-            "PREFECT_SERVER_API_HOST": "127.0.0.1",
-            "PREFECT_SERVER_API_PORT": str(settings.prefect_port),
-            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{prefect_home / 'prefect.db'}",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_UI_API_URL": f"http://127.0.0.1:{settings.prefect_port}/api",
-            "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
-            # Persisted flow and task results (what a retried run reuses) go here, not under the cwd.
-            "PREFECT_LOCAL_STORAGE_PATH": str(prefect_home / "storage"),
-            "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-        }
-    )
-    return env
-
-
-def services(settings: Settings) -> tuple[Service, list[Service]]:
-    """The Prefect server, then what runs once it is prepared: the process worker for deployments,
-    the webhook dispatcher, and the API."""
-    python = sys.executable
-    server = Service(
-        "prefect-server",
-        [python, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(settings.prefect_port)],
-        ready_url=f"http://127.0.0.1:{settings.prefect_port}/api/health",
-    )
-    workers = [
-        Service(
-            "prefect-worker",
-            [python, "-m", "prefect", "worker", "start", "--pool", settings.work_pool, "--type", "process"],
-        ),
-        # The webhook dispatcher: polls the outbox and fans new events out as `fan-out-events` runs.
-        Service("webhook-dispatcher", [python, "-m", "flows.fan_out"]),
-        Service(
-            "api",
-            [
-                python, "-m", "gunicorn", "api.wsgi:app",
-                "--bind", f"127.0.0.1:{settings.api_port}",
-                "--workers", "2", "--threads", "4", "--timeout", "60",
-                "--access-logfile", "-",
-                # gunicorn 26's control socket defaults to one path per user, shared by every stack.
-                "--no-control-socket",
-            ],
-            ready_url=f"http://127.0.0.1:{settings.api_port}/health",
-        ),
-    ]
-    return server, workers
+def services(settings: Settings, roles: Collection[str]) -> tuple[list[Service], list[Service]]:
+    """The Prefect server's processes (when this machine runs the prefect role), then what runs once
+    Prefect is prepared: process workers, webhook dispatchers and the API, as many as the settings ask."""
+    commands = role_commands(settings)
+    server: list[Service] = []
+    if "prefect" in roles:
+        ready = f"http://{local_host(settings)}:{settings.prefect_port}/api/health"
+        server.append(Service("prefect-server", commands["prefect-server"], ready))
+        if settings.redis_url:  # with Redis, the loop services are a process of their own
+            server.append(Service("prefect-services", commands["prefect-services"]))
+    rest: list[Service] = []
+    if "worker" in roles:
+        for index in range(settings.workers):
+            name = worker_name(settings, index + 1)
+            rest.append(Service(f"prefect-worker-{index + 1}", [*commands["worker"], "--name", name]))
+    if "dispatcher" in roles:
+        rest += [Service(f"webhook-dispatcher-{i + 1}", commands["dispatcher"]) for i in range(settings.dispatchers)]
+    if "api" in roles:
+        rest.append(Service("api", commands["api"], f"http://{local_host(settings)}:{settings.api_port}/health"))
+    return server, rest
 
 
 class Stack:
@@ -101,25 +76,25 @@ class Stack:
         self.running: list[Service] = []
 
     def start(self, service: Service, timeout: float = 120.0) -> None:
-        self.logs.mkdir(parents=True, exist_ok=True)
-        log = open(self.logs / f"{service.name}.log", "ab")
-        service.process = subprocess.Popen(
-            service.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
+        self._spawn(service)
         self.running.append(service)
         if service.ready_url:
             self._wait_ready(service, timeout)
+
+    def _spawn(self, service: Service) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with open(self.logs / f"{service.name}.log", "ab") as log:
+            service.process = subprocess.Popen(
+                service.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
 
     def _wait_ready(self, service: Service, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if service.process and service.process.poll() is not None:
                 raise RuntimeError(f"{service.name} exited; see {self.logs / (service.name + '.log')}")
-            try:
-                if httpx.get(service.ready_url, timeout=2).status_code == 200:  # type: ignore[arg-type]
-                    return
-            except httpx.HTTPError:
-                pass
+            if _answers(service.ready_url):  # type: ignore[arg-type]
+                return
             time.sleep(0.3)
         raise RuntimeError(f"{service.name} not ready after {timeout:.0f}s; see {self.logs}")
 
@@ -148,18 +123,65 @@ class Stack:
                 service.process.wait()
         self.running.clear()
 
-    def watch(self) -> int:
-        """Block until a signal arrives or a service dies; returns the exit status."""
+    def supervise(self) -> None:
+        """Keep every process up until a signal arrives: one that dies is started again, after a delay
+        that grows while it keeps dying (its log says why). A process killed on one machine loses no
+        work: its claims and leases are taken over (see README, "Running in production")."""
         while True:
+            now = time.monotonic()
             for service in self.running:
-                if service.process and service.process.poll() is not None:
-                    print(f"{service.name} exited with {service.process.returncode}; stopping.", file=sys.stderr)
-                    return 1
+                process = service.process
+                if service.restart_at is None and process is not None and process.poll() is not None:
+                    delay = RESTART_DELAYS[min(service.restarts, len(RESTART_DELAYS) - 1)]
+                    print(
+                        f"{service.name} exited with {process.returncode}; starting it again in {delay:g}s "
+                        f"(log: {self.logs / (service.name + '.log')})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    service.restart_at = now + delay
+                elif service.restart_at is not None and now >= service.restart_at:
+                    service.restarts += 1
+                    service.restart_at = None
+                    self._spawn(service)
             time.sleep(0.5)
 
 
-def run(settings: Settings, print_key) -> int:  # noqa: ANN001 - a callback returning the key
-    """Bring the stack up, print where everything is, and keep it up until interrupted."""
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} after {timeout:.0f}s")
+        time.sleep(1.0)
+
+
+def _database_current() -> bool:
+    from store.migrate import is_current
+
+    try:
+        return is_current()
+    except Exception:  # noqa: BLE001 - unreachable or not yet created: not current
+        return False
+
+
+def run(settings: Settings, roles: Collection[str], print_key: Callable[[], str]) -> int:
+    """Bring this machine's roles up, print where everything is, and keep them up until interrupted.
+
+    The machine with the prefect role migrates the database and prepares Prefect (work pool, block
+    types, deployments); the others wait until both are ready, then start their processes.
+    """
+    try:
+        check_roles(settings, roles)
+    except TopologyError as error:
+        print(f"modelpulse up: {error}", file=sys.stderr)
+        return 2
     stack = Stack(settings)
 
     def _stop(signum: int, _frame: object) -> None:
@@ -167,29 +189,35 @@ def run(settings: Settings, print_key) -> int:  # noqa: ANN001 - a callback retu
 
     signal.signal(signal.SIGTERM, _stop)
     python = sys.executable
-    server, rest = services(settings)
+    server, rest = services(settings, roles)
+    primary = "prefect" in roles
     try:
-        print("Migrating the ModelPulse database ...", flush=True)
-        stack.run_step("migrate", [python, "-m", "api.cli", "db", "upgrade"])
-        print("Starting the Prefect server ...", flush=True)
-        stack.start(server)
-        print("Preparing Prefect (work pool, block types, deployments) ...", flush=True)
-        stack.run_step("prefect-setup", [python, "-m", "api.cli", "prefect-setup"])
+        if primary:
+            print("Migrating the ModelPulse database ...", flush=True)
+            stack.run_step("migrate", [python, "-m", "api.cli", "db", "upgrade"])
+            print("Starting the Prefect server ...", flush=True)
+            for service in server:
+                stack.start(service)
+            print("Preparing Prefect (work pool, block types, deployments) ...", flush=True)
+            stack.run_step("prefect-setup", [python, "-m", "api.cli", "prefect-setup"])
+        else:
+            print("Waiting for the Prefect server and a migrated database ...", flush=True)
+            _wait_for(
+                f"no Prefect server answered at {settings.resolved_prefect_api_url}",
+                lambda: _answers(f"{settings.resolved_prefect_api_url}/health"),
+                timeout=300,
+            )
+            _wait_for(
+                "the ModelPulse database is not migrated (the machine with the prefect role migrates it; "
+                "or run `modelpulse db upgrade`)",
+                _database_current,
+                timeout=300,
+            )
         for service in rest:
             stack.start(service)
-        key = print_key()
-        api = f"http://127.0.0.1:{settings.api_port}"
-        print(
-            "\nModelPulse is up.\n"
-            f"  API:        {api}\n"
-            f"  API docs:   {api}/docs   (OpenAPI: {api}/openapi.json)\n"
-            f"  Prefect UI: http://127.0.0.1:{settings.prefect_port}\n"
-            f"  API key:    {key}   (organization 'default')\n"
-            f"  Logs:       {stack.logs}\n"
-            "Press Ctrl-C to stop.",
-            flush=True,
-        )
-        return stack.watch()
+        _print_where(settings, roles, stack, print_key() if primary and "api" in roles else None)
+        stack.supervise()
+        return 0
     except KeyboardInterrupt:
         print("\nStopping ...", flush=True)
         return 0
@@ -198,3 +226,21 @@ def run(settings: Settings, print_key) -> int:  # noqa: ANN001 - a callback retu
         return 1
     finally:
         stack.stop()
+
+
+def _print_where(settings: Settings, roles: Collection[str], stack: Stack, key: str | None) -> None:
+    api = f"http://{local_host(settings)}:{settings.api_port}"
+    prefect_ui = settings.resolved_prefect_api_url.removesuffix("/api")
+    names = ", ".join(role for role in ROLES if role in roles)
+    lines = ["", "ModelPulse is up." if set(roles) == set(ROLES) else f"ModelPulse roles up: {names}."]
+    if "api" in roles:
+        lines += [f"  API:        {api}", f"  API docs:   {api}/docs   (OpenAPI: {api}/openapi.json)"]
+    lines.append(f"  Prefect UI: {prefect_ui}")
+    if key:
+        lines.append(f"  API key:    {key}   (organization 'default')")
+    counts = {"worker": settings.workers, "dispatcher": settings.dispatchers}
+    ran = [f"{counts[r]} {r}(s)" for r in ("worker", "dispatcher") if r in roles]
+    if ran:
+        lines.append(f"  Processes:  {', '.join(ran)}")
+    lines += [f"  Logs:       {stack.logs}", "Press Ctrl-C to stop."]
+    print("\n".join(lines), flush=True)

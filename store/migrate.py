@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from store.settings import get_settings
 
@@ -26,6 +28,16 @@ def upgrade(url: str | None = None, revision: str = "heads") -> None:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), revision)
+
+
+def is_current(url: str | None = None) -> bool:
+    """Whether the database at ``url`` has every migration applied (a machine that does not migrate checks)."""
+    from store.db import get_engine
+
+    url = url or get_settings().resolved_database_url
+    heads = set(ScriptDirectory.from_config(alembic_config(url)).get_heads())
+    with get_engine(url).connect() as connection:
+        return set(MigrationContext.configure(connection).get_current_heads()) == heads
 
 
 def revision(message: str, url: str | None = None) -> None:

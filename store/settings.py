@@ -18,8 +18,29 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; SQLite under `home` when unset."
     )
-    api_port: int = Field(default=8000, description="Port of the REST API (127.0.0.1).")
+    api_port: int = Field(default=8000, description="Port of the REST API.")
     prefect_port: int = Field(default=4200, description="Port of the Prefect server and UI.")
+    bind_host: str = Field(
+        default="127.0.0.1",
+        description="Address the API and the Prefect server listen on; another machine's processes "
+        "need an address they can reach (e.g. 0.0.0.0 behind a firewall).",
+    )
+    prefect_api_url: str | None = Field(
+        default=None,
+        description="A Prefect server run elsewhere (`http://host:4200/api`); `up` then starts none.",
+    )
+    prefect_database_url: str | None = Field(
+        default=None,
+        description="The Prefect server's database (`postgresql+asyncpg://...`); SQLite under `home` when unset.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for the Prefect server's messaging, cache, ordering, leases and docket; its "
+        "background services then run as their own process.",
+    )
+    workers: int = Field(default=1, ge=0, le=64, description="Prefect process workers `up` runs here.")
+    dispatchers: int = Field(default=1, ge=0, le=64, description="Webhook dispatchers `up` runs here.")
+    api_workers: int = Field(default=2, ge=1, le=64, description="gunicorn worker processes of the API.")
     work_pool: str = Field(default="modelpulse", description="Prefect process work pool name.")
     allow_private_webhook_targets: bool = Field(
         default=False, description="Allow webhook URLs on loopback/private networks (demos, tests)."
@@ -35,6 +56,20 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'modelpulse.db').resolve()}"
+
+    @property
+    def resolved_prefect_database_url(self) -> str:
+        if self.prefect_database_url:
+            return self.prefect_database_url
+        return f"sqlite+aiosqlite:///{(self.home / 'prefect' / 'prefect.db').resolve()}"
+
+    @property
+    def resolved_prefect_api_url(self) -> str:
+        """The Prefect API every process talks to: the one given, or the server `up` starts here."""
+        if self.prefect_api_url:
+            return self.prefect_api_url.rstrip("/")
+        host = "127.0.0.1" if self.bind_host in ("0.0.0.0", "::", "") else self.bind_host  # its own server
+        return f"http://{host}:{self.prefect_port}/api"
 
 
 @lru_cache

@@ -25,6 +25,10 @@ def run_migrations_online() -> None:
             connection=connection, target_metadata=Base.metadata, render_as_batch=True
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Several machines may start at once: one migrates, the others wait here and then
+                # find the schema already current.
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('modelpulse-migrations'))")
             context.run_migrations()
     engine.dispose()
 

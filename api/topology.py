@@ -1,0 +1,171 @@
+"""Which processes a machine runs (its roles), their environment, and the combinations refused.
+
+A ModelPulse installation is four roles:
+
+    prefect      the Prefect server: API + UI, and its background services (their own process when
+                 Redis carries Prefect's messaging); this machine also migrates ModelPulse's database
+                 and deploys prefect.yaml
+    api          the REST API (gunicorn, MODELPULSE_API_WORKERS processes)
+    worker       Prefect process workers (MODELPULSE_WORKERS): exports, syncs, sweeps, drift checks
+    dispatcher   webhook dispatchers (MODELPULSE_DISPATCHERS): outbox -> fan-out-events runs
+
+One machine may run all four (``make up``: SQLite for both databases). Several machines share one
+PostgreSQL for ModelPulse, one Prefect server (on PostgreSQL, with Redis for more than one Prefect
+process) and run any roles but ``prefect`` against ``MODELPULSE_PREFECT_API_URL``.
+
+Example:
+    ```python
+    settings = get_settings()
+    check_roles(settings, {"api", "worker"})   # raises TopologyError with a one-line reason
+    env = stack_environment(settings)
+    ```
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import sys
+from collections.abc import Collection
+from pathlib import Path
+
+from store.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ROLES = ("prefect", "api", "worker", "dispatcher")
+
+
+class TopologyError(ValueError):
+    """A role set that cannot work with these settings; the message is one line saying why."""
+
+
+def parse_roles(text: str) -> set[str]:
+    """``"api, worker"`` -> ``{"api", "worker"}``; an unknown role is refused."""
+    roles = {part.strip() for part in text.split(",") if part.strip()}
+    unknown = sorted(roles - set(ROLES))
+    if unknown:
+        raise TopologyError(f"unknown role {unknown[0]!r}: the roles are {', '.join(ROLES)}")
+    if not roles:
+        raise TopologyError(f"no role given: the roles are {', '.join(ROLES)}")
+    return roles
+
+
+def _is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def check_roles(settings: Settings, roles: Collection[str]) -> None:
+    """Refuse, with one line saying why, a role set that cannot work with these settings."""
+    split = set(roles) != set(ROLES) or settings.prefect_api_url is not None
+    if "prefect" in roles and settings.prefect_api_url:
+        raise TopologyError(
+            "MODELPULSE_PREFECT_API_URL names a Prefect server run elsewhere: drop the prefect role here, "
+            "or unset it to run the Prefect server on this machine"
+        )
+    if "prefect" not in roles and not settings.prefect_api_url:
+        raise TopologyError(
+            f"--roles {','.join(sorted(roles))} runs no Prefect server here: set MODELPULSE_PREFECT_API_URL "
+            "to the API of the machine that runs the prefect role"
+        )
+    if split and _is_sqlite(settings.resolved_database_url):
+        raise TopologyError(
+            "a machine running only some roles shares ModelPulse's database with others, and SQLite cannot "
+            "be shared across machines: set MODELPULSE_DATABASE_URL=postgresql+psycopg://..."
+        )
+    if "prefect" in roles:
+        prefect_url = settings.resolved_prefect_database_url
+        if not prefect_url.startswith(("sqlite+aiosqlite:", "postgresql+asyncpg:")):
+            raise TopologyError(
+                "MODELPULSE_PREFECT_DATABASE_URL must be postgresql+asyncpg://... (or sqlite+aiosqlite:///...)"
+            )
+        if settings.redis_url and _is_sqlite(prefect_url):
+            raise TopologyError(
+                "Redis messaging runs the Prefect server as several processes, which SQLite cannot serve: "
+                "set MODELPULSE_PREFECT_DATABASE_URL=postgresql+asyncpg://..."
+            )
+    if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://", "redis+sentinel://")):
+        raise TopologyError("MODELPULSE_REDIS_URL must be a redis://, rediss:// or redis+sentinel:// URL")
+
+
+def redis_environment(redis_url: str) -> dict[str, str]:
+    """Prefect's self-hosted multi-process setup: every piece of shared server state in Redis."""
+    return {
+        "PREFECT_SERVER_EVENTS_MESSAGING_BROKER": "prefect_redis.messaging",
+        "PREFECT_SERVER_EVENTS_MESSAGING_CACHE": "prefect_redis.messaging",
+        "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
+        "PREFECT_SERVER_WORKER_CHANNEL_CLEANUP_QUEUE_STORAGE": "prefect_redis.cleanup_queue",
+        "PREFECT_SERVER_DOCKET_URL": redis_url,
+        "PREFECT_REDIS_MESSAGING_URL": redis_url,
+        "PREFECT_REDIS_WORKER_CLEANUP_QUEUE_URL": redis_url,
+    }
+
+
+def stack_environment(settings: Settings) -> dict[str, str]:
+    """The environment every process of this machine shares (this process's own, completed)."""
+    home = settings.home.resolve()
+    prefect_home = home / "prefect"
+    env = dict(os.environ)
+    api_url = settings.resolved_prefect_api_url
+    env.update(
+        {
+            "MODELPULSE_HOME": str(home),
+            "MODELPULSE_DATABASE_URL": settings.resolved_database_url,
+            "MODELPULSE_API_PORT": str(settings.api_port),
+            "MODELPULSE_PREFECT_PORT": str(settings.prefect_port),
+            "MODELPULSE_ROOT": str(ROOT),
+            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
+            "PREFECT_HOME": str(prefect_home),
+            "PREFECT_API_URL": api_url,
+            "PREFECT_SERVER_API_HOST": settings.bind_host,
+            "PREFECT_SERVER_API_PORT": str(settings.prefect_port),
+            "PREFECT_API_DATABASE_CONNECTION_URL": settings.resolved_prefect_database_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_API_URL": api_url,
+            "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+            # Persisted flow and task results (what a retried run reuses) go here, not under the cwd.
+            "PREFECT_LOCAL_STORAGE_PATH": str(prefect_home / "storage"),
+            "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+        }
+    )
+    if settings.redis_url:
+        env.update(redis_environment(settings.redis_url))
+    return env
+
+
+def local_host(settings: Settings) -> str:
+    """The address this machine reaches its own servers at."""
+    return "127.0.0.1" if settings.bind_host in ("0.0.0.0", "::", "") else settings.bind_host
+
+
+def worker_name(settings: Settings, index: int) -> str:
+    """A name per worker that stays the same across restarts and differs across machines and homes."""
+    home = hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:6]
+    return f"{socket.gethostname()}-{home}-{index}"
+
+
+def role_commands(settings: Settings) -> dict[str, list[str]]:
+    """Every process kind, as the command line a container or a systemd unit can run.
+
+    ``modelpulse run NAME`` runs one of these with this machine's environment.
+    """
+    python = sys.executable
+    prefect_server = [python, "-m", "prefect", "server", "start", "--host", settings.bind_host,
+                      "--port", str(settings.prefect_port)]
+    if settings.redis_url:
+        prefect_server.append("--no-services")
+    return {
+        "prefect-server": prefect_server,
+        "prefect-services": [python, "-m", "prefect", "server", "services", "start"],
+        "worker": [python, "-m", "prefect", "worker", "start", "--pool", settings.work_pool, "--type", "process"],
+        "dispatcher": [python, "-m", "flows.fan_out"],
+        "api": [
+            python, "-m", "gunicorn", "api.wsgi:app",
+            "--bind", f"{settings.bind_host}:{settings.api_port}",
+            "--workers", str(settings.api_workers), "--threads", "4", "--timeout", "60",
+            "--access-logfile", "-",
+            # gunicorn 26's control socket defaults to one path per user, shared by every stack.
+            "--no-control-socket",
+        ],
+    }
