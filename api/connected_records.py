@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.errors import Conflict, NotFound, UpstreamError, validation_problem
+from api.errors import Conflict, NotFound, ServiceUnavailable, validation_problem
 from api.pagination import paginate
 from api.schemas.common import MASK, PageQuery
 from blocks.connections import delete_connection, read_credentials, save_connection
@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 PREFECT_ERRORS = (httpx.HTTPError, PrefectHTTPStatusError, RuntimeError)
 
 
-def secrets_store_unavailable(error: Exception) -> UpstreamError:
+def secrets_store_unavailable(error: Exception) -> ServiceUnavailable:
     log.error("Prefect block storage failed: %s", type(error).__name__)
-    return UpstreamError("The secret store (Prefect server) could not be reached; nothing was changed.")
+    return ServiceUnavailable("The secret store (Prefect server) could not be reached; nothing was changed.")
 
 
 def merge_credentials(stored: dict[str, Any], given: BaseModel | None) -> dict[str, Any]:

@@ -8,7 +8,11 @@ Exception tree (catch the base to catch them all)::
     ├── Conflict           409   duplicate name within an organization
     ├── Unprocessable      422   a failed validation, with ``errors`` naming each field
     ├── UpstreamError      502   a platform or sink answered with an error during a synchronous call
+    ├── ServiceUnavailable 503   our own database or Prefect server cannot be reached (adds Retry-After)
     └── UpstreamTimeout    504   ... or did not answer in time
+
+Unhandled database connection failures (SQLAlchemy ``OperationalError``/``InterfaceError``, a pool
+timeout) and transport failures (``httpx.TransportError``, from the Prefect client) also leave as 503.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import httpx
 from flask import Flask, Response, json
 from pydantic import ValidationError
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -93,6 +99,17 @@ class UpstreamError(Problem):
     title = "Bad Gateway"
 
 
+class ServiceUnavailable(Problem):
+    """A dependency of ours (the database, the Prefect server) is down; the client should retry."""
+
+    status = 503
+    title = "Service Unavailable"
+    retry_after_seconds = 5
+
+    def __init__(self, detail: str):
+        super().__init__(detail, headers={"Retry-After": str(self.retry_after_seconds)})
+
+
 class UpstreamTimeout(Problem):
     status = 504
     title = "Gateway Timeout"
@@ -148,6 +165,18 @@ def init_app(app: Flask) -> None:
         if error.code == 405 and error.valid_methods:  # type: ignore[attr-defined]
             response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
         return response
+
+    @app.errorhandler(sa_exc.OperationalError)
+    @app.errorhandler(sa_exc.InterfaceError)
+    @app.errorhandler(sa_exc.TimeoutError)
+    def _database_down(error: Exception) -> Response:
+        log.warning("database unavailable: %s", type(error).__name__)
+        return ServiceUnavailable("The ModelPulse database is unavailable; try again shortly.").to_response()
+
+    @app.errorhandler(httpx.TransportError)
+    def _dependency_down(error: httpx.TransportError) -> Response:
+        log.warning("a service this API depends on is unreachable: %s", type(error).__name__)
+        return ServiceUnavailable("The Prefect server could not be reached; try again shortly.").to_response()
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

@@ -12,7 +12,7 @@ import logging
 from sqlalchemy.orm import Session
 
 from api.connected_records import PREFECT_ERRORS
-from api.errors import UpstreamError
+from api.errors import ServiceUnavailable
 from flows.export_deployments import TemplateMissing, remove_export_deployment, sync_export_deployment
 from store.models import Export
 
@@ -40,6 +40,6 @@ def drop_schedule(export: Export) -> None:
     try:
         remove_export_deployment(export.id)
     except PREFECT_ERRORS as error:
-        raise UpstreamError(
+        raise ServiceUnavailable(
             f"The export's schedule could not be removed from Prefect; nothing was deleted ({type(error).__name__})."
         ) from None

@@ -37,9 +37,12 @@ PROBLEM_TITLES = {
     404: "Not found (or another organization's)",
     409: "Duplicate name in the organization",
     422: "Validation failed",
-    502: "Upstream platform or secret store error",
+    502: "Upstream platform error",
+    503: "The database or the Prefect server is unavailable; retry after Retry-After seconds",
     504: "Upstream platform timed out",
 }
+# What any authenticated operation may answer, whatever it does.
+EVERY_OPERATION_PROBLEMS = frozenset({503})
 
 
 class _Schemas:
@@ -114,6 +117,8 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                     "content": {"application/json": {"schema": schemas.ref(spec.accepted, "serialization")}},
                 }
             problems = set(spec.problems) | ({422} if spec.body is not None or spec.query is not None else set())
+            if not spec.public:
+                problems |= EVERY_OPERATION_PROBLEMS
             for status in sorted(problems):
                 operation["responses"][str(status)] = {
                     "description": PROBLEM_TITLES.get(status, "Error"),

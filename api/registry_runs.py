@@ -20,7 +20,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.flow_engine import run_flow
 
 from api.connected_records import PREFECT_ERRORS
-from api.errors import NotFound, UpstreamError
+from api.errors import NotFound, ServiceUnavailable, UpstreamError
 from flows.register_model import register_model
 from flows.sync_registry import sync_registry
 from tasks.registries import RegistryError
@@ -31,11 +31,11 @@ _registrations = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_nam
 
 @contextmanager
 def _prefect_reachable() -> Iterator[None]:
-    """A Prefect server that cannot be reached is a 502, like the platforms themselves."""
+    """A Prefect server that cannot be reached is a 503: ours, and back soon."""
     try:
         yield
     except PREFECT_ERRORS as error:
-        raise UpstreamError(f"The Prefect server could not be reached: {type(error).__name__}") from None
+        raise ServiceUnavailable(f"The Prefect server could not be reached: {type(error).__name__}") from None
 
 
 def start_registration(integration_id: str, request: dict[str, Any]) -> tuple[str, concurrent.futures.Future]:

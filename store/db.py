@@ -26,7 +26,10 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # pre-ping: a connection the server dropped (a restart, a failover) is replaced, not handed out;
+    # connect_timeout: an unreachable server fails a request in seconds instead of hanging it.
+    connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 @lru_cache

@@ -10,7 +10,7 @@ from api.auth import require_organization_key
 from api.connected_records import PREFECT_ERRORS
 from api.db import db
 from api.endpoint import endpoint
-from api.errors import Conflict, NotFound, Unprocessable, UpstreamError
+from api.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable, UpstreamError
 from api.pagination import paginate
 from api.routes.exports import exports
 from api.schemas.common import Page, PageQuery
@@ -77,7 +77,9 @@ def trigger_export(organization_id: str, export_id: str, body: TriggerIn):
         log.error("could not start export run %s: %s", run.id, type(error).__name__)
         finish_run(db(), run.id, error=f"could not start a flow run: {error}")
         db().commit()
-        raise UpstreamError(f"The export's flow run could not be started: {error}") from None
+        if isinstance(error, TemplateMissing):
+            raise UpstreamError(f"The export's flow run could not be started: {error}") from None
+        raise ServiceUnavailable(f"The export's flow run could not be started: {type(error).__name__}") from None
     run.flow_run_id = str(flow_run_id)
     db().commit()
     status_url = url_for(
@@ -127,8 +129,10 @@ def test_export_connection(organization_id: str, export_id: str):
     export = exports.get(db(), organization_id, export_id)
     try:
         connection = load_connection("export", export.id, export.type)
-    except (ValueError, *PREFECT_ERRORS) as error:
-        raise UpstreamError(f"The export's credentials could not be loaded: {type(error).__name__}") from None
+    except ValueError as error:
+        raise UpstreamError(f"The export's credentials could not be loaded: {error}") from None
+    except PREFECT_ERRORS as error:
+        raise ServiceUnavailable(f"The export's credentials could not be loaded: {type(error).__name__}") from None
     checks = sink_module(export.type).check_connection(connection)
     return ConnectionTestOut(
         ok=all(check.ok for check in checks),
