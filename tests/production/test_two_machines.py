@@ -1,0 +1,67 @@
+"""Two machines, one installation: what one machine's API accepts, the other's processes may carry out,
+and every run shows in the one Prefect UI."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.fakes.elasticsearch import ElasticsearchFake
+from tests.webhooks.receivers import Receiver, wait_for
+
+pytestmark = [pytest.mark.production, pytest.mark.timeout(900)]
+
+
+def test_both_machines_serve_one_installation(cluster):
+    a, b = cluster.api(cluster.a), cluster.api(cluster.b)
+    # One database: a record made through one machine is read through the other.
+    with Receiver() as receiver:
+        hook = b.post(
+            "/organizations/default/webhooks",
+            json={"name": "two-machines", "url": receiver.url, "events": ["drift.detected"]},
+        )
+        assert hook.status_code == 201, hook.text
+        assert a.get(f"/organizations/default/webhooks/{hook.json()['id']}").status_code == 200
+        secret = hook.json()["signing_secret"]
+
+        sent = [
+            machine.post("/organizations/default/events", json={"type": "drift.detected", "data": {"n": n}})
+            for n, machine in enumerate([a, b] * 10)
+        ]
+        assert {response.status_code for response in sent} == {202}
+        event_ids = {response.json()["id"] for response in sent}
+        wait_for(lambda: len({r.headers["webhook-id"] for r in receiver.received}) == 20, 120, "20 deliveries")
+        assert {r.verify(secret)["id"] for r in receiver.received} == event_ids
+
+    with ElasticsearchFake() as es:
+        logs = [
+            {"model": "churn", "features": {"age": n}, "prediction": 0.1 * (n % 10), "request_id": f"r{n}"}
+            for n in range(300)
+        ]
+        assert a.post("/organizations/default/inference-logs", json={"records": logs}).status_code == 202
+        export = b.post(
+            "/organizations/default/exports",
+            json={
+                "name": "kibana",
+                "type": "elasticsearch",
+                "streams": ["inference_logs"],
+                "config": {"url": es.url, "page_size": 100},
+                "credentials": {"username": "elastic", "password": "changeme"},
+            },
+        )
+        assert export.status_code == 201, export.text
+        run = b.post(f"/organizations/default/exports/{export.json()['id']}/trigger")
+        assert run.status_code == 202, run.text
+        status_url = run.json()["status_url"]
+        finished = wait_for(
+            lambda: (r := a.get(status_url).json())["status"] in ("completed", "failed") and r, 240, "the export run"
+        )
+        assert finished["status"] == "completed", finished
+        assert len(es.ids("modelpulse-inference-logs")) == 300
+
+    # Both kinds of work are in the one Prefect server's history.
+    prefect = httpx.Client(base_url=cluster.prefect_api_url, timeout=30)
+    flow_run = prefect.get(f"/flow_runs/{run.json()['flow_run_id']}").json()
+    assert flow_run["state"]["type"] == "COMPLETED"
+    task_runs = prefect.post("/task_runs/filter", json={"task_runs": {"name": {"like_": "fan-out-"}}}).json()
+    assert task_runs, "fan-out-events runs are visible in Prefect"
