@@ -116,6 +116,7 @@ def run(process: str, args: tuple[str, ...]) -> None:
     if process not in commands:
         raise click.BadParameter(f"one of {', '.join(commands)}", param_hint="PROCESS")
     argv = [*commands[process], *args]
+    settings.home.mkdir(parents=True, exist_ok=True)
     os.chdir(ROOT)
     os.execvpe(argv[0], argv, stack_environment(settings))
 
