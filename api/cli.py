@@ -117,8 +117,9 @@ def run(process: str, args: tuple[str, ...]) -> None:
         raise click.BadParameter(f"one of {', '.join(commands)}", param_hint="PROCESS")
     argv = [*commands[process], *args]
     settings.home.mkdir(parents=True, exist_ok=True)
+    env = stack_environment(settings)  # resolves MODELPULSE_HOME against the caller's directory
     os.chdir(ROOT)
-    os.execvpe(argv[0], argv, stack_environment(settings))
+    os.execvpe(argv[0], argv, env)
 
 
 @main.command("prefect-setup")
