@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         description="Exports ship an event once its id is this old: an event id is made before its "
         "transaction commits, so a younger one could still be followed by an older one.",
     )
+
+    @field_validator("database_url", "prefect_api_url", "prefect_database_url", "redis_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # `VAR=` in a compose file or a unit means "not set"
 
     @property
     def resolved_database_url(self) -> str:
