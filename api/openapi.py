@@ -37,8 +37,17 @@ PROBLEM_TITLES = {
     404: "Not found (or another organization's)",
     409: "Duplicate name in the organization",
     422: "Validation failed",
+    429: "The API key's requests per minute are used up (see Retry-After)",
     502: "Upstream platform or secret store error",
     504: "Upstream platform timed out",
+}
+
+_SECONDS = {"type": "integer", "minimum": 0}
+RATE_LIMIT_HEADERS = {
+    "Retry-After": {"description": "Seconds until the key's next window starts.", "schema": _SECONDS},
+    "RateLimit-Limit": {"description": "Requests allowed per key per minute.", "schema": _SECONDS},
+    "RateLimit-Remaining": {"description": "Requests left in this window.", "schema": _SECONDS},
+    "RateLimit-Reset": {"description": "Seconds until the window ends.", "schema": _SECONDS},
 }
 
 
@@ -114,11 +123,15 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                     "content": {"application/json": {"schema": schemas.ref(spec.accepted, "serialization")}},
                 }
             problems = set(spec.problems) | ({422} if spec.body is not None or spec.query is not None else set())
+            if not spec.public:
+                problems.add(429)  # every authenticated request counts against its key's rate limit
             for status in sorted(problems):
                 operation["responses"][str(status)] = {
                     "description": PROBLEM_TITLES.get(status, "Error"),
                     "content": {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}},
                 }
+                if status == 429:
+                    operation["responses"]["429"]["headers"] = RATE_LIMIT_HEADERS
             if spec.public:
                 operation["security"] = []
             paths.setdefault(path, {})[method.lower()] = operation
