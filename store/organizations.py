@@ -106,7 +106,9 @@ def find_key(session: Session, key_hash: str) -> KeyRecord | None:
     ).first()
     if row is None:
         return None
-    return KeyRecord(id=row.id, organization_id=row.organization_id, expires_at=row.expires_at, revoked=row.revoked_at is not None)
+    return KeyRecord(
+        id=row.id, organization_id=row.organization_id, expires_at=row.expires_at, revoked=row.revoked_at is not None
+    )
 
 
 def organization_for_key(session: Session, key: str) -> str | None:
