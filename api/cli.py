@@ -71,6 +71,7 @@ BY_OPTION = click.option(
 @contextmanager
 def database_session() -> Iterator[Session]:
     """A migrated database's session; database failures become a CLI error, not a traceback."""
+    from alembic.util.exc import CommandError
     from sqlalchemy.exc import SQLAlchemyError
 
     from store.db import session_scope
@@ -81,7 +82,8 @@ def database_session() -> Iterator[Session]:
         upgrade(url)
         with session_scope(url) as session:
             yield session
-    except SQLAlchemyError as error:
+    except (SQLAlchemyError, CommandError) as error:
+        # The driver's own message (its first line): the URL, and so any password in it, is not repeated.
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         raise click.ClickException(f"database error: {reason}") from None
 
