@@ -18,12 +18,17 @@ from store.settings import get_settings
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
-    app.config.from_mapping(DATABASE_URL=get_settings().resolved_database_url, JSON_SORT_KEYS=False)
+    settings = get_settings()
+    app.config.from_mapping(
+        DATABASE_URL=settings.resolved_database_url,
+        RATE_LIMIT_PER_MINUTE=settings.rate_limit_per_minute,
+        JSON_SORT_KEYS=False,
+    )
     if test_config:
         app.config.from_mapping(test_config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from api import db, errors
+    from api import auth, db, errors, rate_limits
     from api.routes import (
         drift,
         events,
@@ -42,6 +47,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     errors.init_app(app)
+    auth.init_app(app)
+    rate_limits.init_app(app)
     for module in (meta, integrations, registries, exports, export_runs, webhooks, webhook_deliveries, events):
         app.register_blueprint(module.bp)
     for blueprint in (

@@ -7,6 +7,7 @@ Exception tree (catch the base to catch them all)::
     ├── NotFound           404   unknown id, or another organization's resource
     ├── Conflict           409   duplicate name within an organization
     ├── Unprocessable      422   a failed validation, with ``errors`` naming each field
+    ├── TooManyRequests    429   the API key's requests per minute are used up (adds Retry-After)
     ├── UpstreamError      502   a platform or sink answered with an error during a synchronous call
     ├── ServiceUnavailable 503   our own database or Prefect server cannot be reached (adds Retry-After)
     └── UpstreamTimeout    504   ... or did not answer in time
@@ -92,6 +93,11 @@ class Unprocessable(Problem):
     def field(cls, path: str, message: str) -> Unprocessable:
         """One invalid field, e.g. ``Unprocessable.field("config.url", "must be http(s)")``."""
         return cls(f"{path}: {message}", errors=[{"field": path, "message": message}])
+
+
+class TooManyRequests(Problem):
+    status = 429
+    title = "Too Many Requests"
 
 
 class UpstreamError(Problem):

@@ -37,12 +37,22 @@ PROBLEM_TITLES = {
     404: "Not found (or another organization's)",
     409: "Duplicate name in the organization",
     422: "Validation failed",
+    429: "The API key's requests per minute are used up (see Retry-After)",
     502: "Upstream platform error",
     503: "The database or the Prefect server is unavailable; retry after Retry-After seconds",
     504: "Upstream platform timed out",
 }
-# What any authenticated operation may answer, whatever it does.
-EVERY_OPERATION_PROBLEMS = frozenset({503})
+# What any authenticated operation may answer, whatever it does: every request counts against its
+# key's rate limit, and needs the database.
+EVERY_OPERATION_PROBLEMS = frozenset({429, 503})
+
+_SECONDS = {"type": "integer", "minimum": 0}
+RATE_LIMIT_HEADERS = {
+    "Retry-After": {"description": "Seconds until the key's next window starts.", "schema": _SECONDS},
+    "RateLimit-Limit": {"description": "Requests allowed per key per minute.", "schema": _SECONDS},
+    "RateLimit-Remaining": {"description": "Requests left in this window.", "schema": _SECONDS},
+    "RateLimit-Reset": {"description": "Seconds until the window ends.", "schema": _SECONDS},
+}
 
 
 class _Schemas:
@@ -124,6 +134,8 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                     "description": PROBLEM_TITLES.get(status, "Error"),
                     "content": {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}},
                 }
+                if status == 429:
+                    operation["responses"]["429"]["headers"] = RATE_LIMIT_HEADERS
             if spec.public:
                 operation["security"] = []
             paths.setdefault(path, {})[method.lower()] = operation

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     allow_private_webhook_targets: bool = Field(
         default=False, description="Allow webhook URLs on loopback/private networks (demos, tests)."
     )
+    rate_limit_per_minute: int = Field(
+        default=6000,
+        ge=0,
+        description="Requests per minute per API key, counted across every API process; 0 disables the limit.",
+    )
     export_event_settle_seconds: float = Field(
         default=60.0,
         description="Exports ship an event once its id is this old: an event id is made before its "
