@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.stack import services
+from api.topology import role_commands
 from store.db import session_scope
 from store.organizations import create_api_key
 from store.rate_limits import window_start
@@ -85,8 +85,7 @@ def api_server(database_url, tmp_path) -> Iterator[Callable[..., Gunicorn]]:
         port = free_port()
         home = tmp_path / f"home-{port}"
         settings = Settings(home=home, database_url=database_url, api_port=port)
-        _, rest = services(settings)
-        argv = next(service.argv for service in rest if service.name == "api")
+        argv = role_commands(settings)["api"]
         access_log = tmp_path / f"access-{port}.log"
         access_log.touch()
         argv += ["--access-logfile", str(access_log), "--access-logformat", "%(p)s %(s)s %({x-probe}i)s"]
