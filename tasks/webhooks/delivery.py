@@ -1,6 +1,20 @@
 """One delivery attempt: sign, POST, classify the outcome, and decide what happens next.
 
 Nothing here touches the database; ``tasks.webhooks.fanout`` records what ``send_attempt`` returns.
+What an attempt records when the receiver misbehaves (``error``; ``retry`` = on the schedule)::
+
+    host does not resolve       could not resolve host <name>                          retry
+    connection refused          connection refused by <host>:<port>                    retry
+    TLS certificate refused     TLS certificate rejected: <why, e.g. self-signed ...>  retry
+    other TLS failure           TLS handshake with <host>:<port> failed: <reason>      retry
+    connection reset            connection reset by the receiver before it answered    retry
+    hung up without answering   the receiver closed the connection without answering   retry
+    no answer within timeout    timeout: no answer within <timeout> s                  retry
+      (hung, or trickling: the whole attempt has one deadline)
+    redirect (3xx)              HTTP <status>: redirect to <Location> not followed...  failed
+    address refused (SSRF)      refused to connect to <host>: <address> is a ...       failed
+    body larger than kept       the status decides; response_body ends with
+                                "[truncated: kept the first 1024 of <n> bytes ...]"
 """
 
 from __future__ import annotations
