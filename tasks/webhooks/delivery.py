@@ -254,8 +254,8 @@ def _content_length(value: str | None) -> int | None:
 def _cause(error: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]) -> BaseException | None:
     """The first exception of ``kind`` in ``error``'s chain of causes (httpx -> httpcore -> OS)."""
     seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, kind):
+    for _ in range(20):  # chains are short; the bound only guards against a cycle
+        if seen is None or isinstance(seen, kind):
             return seen
         seen = seen.__cause__ or seen.__context__
     return None

@@ -140,6 +140,18 @@ def trickle(receiver: EdgeReceiver, connection: socket.socket) -> None:
     receiver.finished = True
 
 
+def slow_body(receiver: EdgeReceiver, connection: socket.socket) -> None:
+    """Answer 200 at once, then send the (announced) body one byte every ``interval`` seconds."""
+    read_request(receiver, connection)
+    body = b"thanks, got it"
+    receiver.send(connection, f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+    for byte in body:
+        if receiver.stop.wait(receiver.options.get("interval", 0.5)):
+            return
+        receiver.send(connection, bytes([byte]))
+    receiver.finished = True
+
+
 def reset(receiver: EdgeReceiver, connection: socket.socket) -> None:
     """Read the request, then close with SO_LINGER 0: the sender gets a TCP RST, not an answer."""
     read_request(receiver, connection)
