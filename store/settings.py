@@ -50,6 +50,18 @@ class Settings(BaseSettings):
         ge=0,
         description="Requests per minute per API key, counted across every API process; 0 disables the limit.",
     )
+    sink_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Every request to an export sink must connect, and each read of its answer "
+        "arrive, within this many seconds.",
+    )
+    sink_page_deadline_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="One attempt at shipping a page (all its requests and the sink's own retries) "
+        "must end within this many seconds, however slowly the sink trickles its answers.",
+    )
     export_event_settle_seconds: float = Field(
         default=60.0,
         description="Exports ship an event once its id is this old: an event id is made before its "

@@ -28,6 +28,12 @@ from tasks.registries import RegistryError, open_registry
 
 DEFAULT_SYNC_INTERVAL_SECONDS = 900
 ENDPOINT_TYPES = ("sagemaker", "vertex_ai")
+# Each client has connect/read timeouts, but a platform trickling its answers passes every read
+# timeout; these bound one attempt of each platform task (Prefect interrupts it and retries).
+# Generous: a Vertex AI upload alone may wait 600 s for its long-running operation.
+REGISTER_ATTEMPT_TIMEOUT_SECONDS = 1200
+SYNC_ATTEMPT_TIMEOUT_SECONDS = 1800
+ENDPOINTS_ATTEMPT_TIMEOUT_SECONDS = 600
 
 
 def _integration(integration_id: str) -> Integration:
@@ -56,7 +62,12 @@ def integration_type(integration_id: str) -> str:
     return _integration(integration_id).type
 
 
-@task(name="register-on-platform", retries=2, retry_delay_seconds=[2, 10])
+@task(
+    name="register-on-platform",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    timeout_seconds=REGISTER_ATTEMPT_TIMEOUT_SECONDS,
+)
 def register_on_platform(integration_id: str, request: dict[str, Any], registration_id: str) -> dict[str, Any]:
     """Register the model version on the platform; the same ``registration_id`` on every retry."""
     integration = _integration(integration_id)
@@ -87,7 +98,7 @@ def record_registration(integration_id: str, version: dict[str, Any]) -> dict[st
         return {"monitored_model_id": recorded.id, **version}
 
 
-@task(name="sync-versions", retries=2, retry_delay_seconds=[5, 30])
+@task(name="sync-versions", retries=2, retry_delay_seconds=[5, 30], timeout_seconds=SYNC_ATTEMPT_TIMEOUT_SECONDS)
 def sync_versions(integration_id: str) -> int:
     """Record the versions of monitored models that appeared on the platform; return how many."""
     integration = _integration(integration_id)
@@ -121,7 +132,12 @@ def save_sync_outcome(integration_id: str, started_at: datetime, recorded: int, 
         record_sync_outcome(session, integration_id, started_at, recorded, error)
 
 
-@task(name="record-endpoint-statuses", retries=2, retry_delay_seconds=[5, 30])
+@task(
+    name="record-endpoint-statuses",
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    timeout_seconds=ENDPOINTS_ATTEMPT_TIMEOUT_SECONDS,
+)
 def record_endpoint_statuses(integration_id: str) -> list[dict[str, Any]]:
     """Read every endpoint's status and record those that changed; return the changes."""
     integration = _integration(integration_id)

@@ -11,8 +11,10 @@ Database work runs in a thread (``asyncio.to_thread``) so the event loop keeps s
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
+import traceback
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
 from blocks.webhook import WebhookSecrets
 from store import deliveries as store
@@ -30,6 +33,7 @@ from store.events import event_payload
 from store.models import Delivery, Event, Webhook, utcnow
 from store.settings import get_settings
 from tasks.webhooks.delivery import (
+    MASK,
     AttemptResult,
     Target,
     encode_payload,
@@ -39,6 +43,8 @@ from tasks.webhooks.delivery import (
 from tasks.webhooks.secrets import load_webhook_secrets
 from tasks.webhooks.settings import WebhookSettings, get_webhook_settings
 from tasks.webhooks.ssrf import GuardedTransport
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -338,11 +344,20 @@ async def _send_all(
             return await _send_all(targets, trigger, settings, database_url, manual, own)
     recorder = AttemptRecorder(settings, database_url)
     writer = asyncio.create_task(recorder.run())
+    sending = asyncio.gather(
+        *(_deliver(sender, target, trigger, settings, recorder, manual) for target in targets)
+    )
     try:
-        results = await asyncio.gather(
-            *(_deliver(sender, target, trigger, settings, recorder, manual) for target in targets)
-        )
+        await asyncio.wait([sending, writer], return_when=asyncio.FIRST_COMPLETED)
+        if writer.done():
+            # The writer only ends early when our database fails it: stop sending what cannot be
+            # recorded; the deliveries' leases run out and the sweep takes them over.
+            sending.cancel()
+            writer.result()
+        results = await sending
     finally:
+        if not sending.done():
+            sending.cancel()
         await recorder.close()
         await writer
     return list(results)
@@ -357,13 +372,7 @@ async def _deliver(
     manual: bool,
 ) -> AttemptResult:
     while True:
-        if not target.secrets:
-            result = _missing_secrets(target, trigger)
-        else:
-            async with sender.client_for(target.url) as client:
-                result = await send_attempt(
-                    client, target, trigger, settings.timeout_seconds, settings.user_agent
-                )
+        result = await _attempt(sender, target, trigger, settings)
         target.attempts_made += 1
         if manual:
             recorder.put(result, _manual_settlement(result, target))
@@ -378,6 +387,42 @@ async def _deliver(
             trigger = "retry"
             continue
         return result
+
+
+async def _attempt(sender: Sender, target: Target, trigger: str, settings: WebhookSettings) -> AttemptResult:
+    """One attempt; an error nobody planned for is a failed attempt of this delivery only."""
+    if not target.secrets:
+        return _missing_secrets(target, trigger)
+    try:
+        async with sender.client_for(target.url) as client:
+            return await send_attempt(client, target, trigger, settings.timeout_seconds, settings.user_agent)
+    except SQLAlchemyError:
+        raise  # our own database is down: the run fails, and the lease and the sweep take over
+    except Exception as error:  # noqa: BLE001 - one delivery's surprise must not end the others
+        # No traceback: its message could quote a header value, and those are secrets.
+        message = _without_secrets(f"{type(error).__name__}: {error}", target)[:1000]
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        log.error(
+            "delivery %s: unexpected error in an attempt (%s, at %s:%s)",
+            target.delivery_id, message, where.filename, where.lineno,
+        )
+        return AttemptResult(
+            delivery_id=target.delivery_id,
+            webhook_id=target.webhook_id,
+            trigger=trigger,
+            attempted_at=utcnow(),
+            request_headers={},
+            duration_ms=0.0,
+            outcome="retry",
+            error=f"unexpected error: {message}",
+        )
+
+
+def _without_secrets(text: str, target: Target) -> str:
+    for secret in [*target.secrets, *target.headers.values()]:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
 
 
 def _retry_inline(result: AttemptResult, delay: float | None, settings: WebhookSettings) -> bool:
