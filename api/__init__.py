@@ -13,17 +13,25 @@ from typing import Any
 
 from flask import Flask
 
+from api.standard_json import StandardJSONProvider
 from store.settings import get_settings
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    settings = get_settings()
     app = Flask(__name__)
-    app.config.from_mapping(DATABASE_URL=get_settings().resolved_database_url, JSON_SORT_KEYS=False)
+    app.config.from_mapping(
+        DATABASE_URL=settings.resolved_database_url,
+        JSON_SORT_KEYS=False,
+        MAX_BODY_BYTES=settings.max_body_bytes,
+        MAX_INFERENCE_LOG_BODY_BYTES=settings.max_inference_log_body_bytes,
+    )
     if test_config:
         app.config.from_mapping(test_config)
+    app.json = StandardJSONProvider(app)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from api import db, errors
+    from api import db, endpoint, errors
     from api.routes import (
         drift,
         events,
@@ -42,6 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     errors.init_app(app)
+    endpoint.init_app(app)
     for module in (meta, integrations, registries, exports, export_runs, webhooks, webhook_deliveries, events):
         app.register_blueprint(module.bp)
     for blueprint in (

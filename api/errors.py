@@ -6,7 +6,9 @@ Exception tree (catch the base to catch them all)::
     ├── Unauthorized       401   missing/invalid bearer key (adds WWW-Authenticate)
     ├── NotFound           404   unknown id, or another organization's resource
     ├── Conflict           409   duplicate name within an organization
-    ├── Unprocessable      422   a failed validation, with ``errors`` naming each field
+    ├── PayloadTooLarge    413   a request body past its limit, refused before it is read
+    ├── UnsupportedMediaType 415 a body that is not declared as JSON, or is compressed
+    ├── Unprocessable      422   a failed validation (or a body that is not standard JSON), naming each field
     ├── UpstreamError      502   a platform or sink answered with an error during a synchronous call
     └── UpstreamTimeout    504   ... or did not answer in time
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, json
+from flask import Flask, Response, json, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -76,6 +78,22 @@ class NotFound(Problem):
 class Conflict(Problem):
     status = 409
     title = "Conflict"
+
+
+class PayloadTooLarge(Problem):
+    status = 413
+    title = "Content Too Large"
+
+    @classmethod
+    def over(cls, limit: int, length: int | None = None) -> PayloadTooLarge:
+        """The body (``length`` bytes, when declared) is past ``limit`` bytes."""
+        sent = f" ({length:,} bytes declared)" if length is not None else ""
+        return cls(f"The request body is larger than this operation's limit of {limit:,} bytes{sent}.")
+
+
+class UnsupportedMediaType(Problem):
+    status = 415
+    title = "Unsupported Media Type"
 
 
 class Unprocessable(Problem):
@@ -143,6 +161,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
+        if error.code == 413 and request.max_content_length is not None:  # werkzeug's check (chunked body)
+            return PayloadTooLarge.over(request.max_content_length or 0).to_response()
         problem = Problem(error.description, status=error.code or 500, title=error.name)
         response = problem.to_response()
         if error.code == 405 and error.valid_methods:  # type: ignore[attr-defined]

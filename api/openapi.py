@@ -9,6 +9,7 @@ from flask import Flask
 from pydantic import BaseModel, TypeAdapter
 
 from api.endpoint import EndpointSpec
+from api.standard_json import MAX_DEPTH
 
 REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
@@ -36,7 +37,9 @@ PROBLEM_TITLES = {
     401: "Missing or invalid API key",
     404: "Not found (or another organization's)",
     409: "Duplicate name in the organization",
-    422: "Validation failed",
+    413: "Request body larger than the operation's limit (refused unread)",
+    415: "Body not sent as uncompressed JSON (Content-Type: application/json)",
+    422: "Validation failed, or the body is not standard JSON",
     502: "Upstream platform or secret store error",
     504: "Upstream platform timed out",
 }
@@ -95,8 +98,12 @@ def openapi_document(app: Flask) -> dict[str, Any]:
             if spec.description:
                 operation["description"] = spec.description
             if spec.body is not None:
+                limit = int(app.config[spec.body_limit])
                 operation["requestBody"] = {
                     "required": spec.body_required,
+                    "description": f"Standard JSON (RFC 8259, UTF-8) of at most {limit:,} bytes, nested at most "
+                    f"{MAX_DEPTH} levels.",
+                    "x-max-body-bytes": limit,
                     "content": {"application/json": {"schema": schemas.ref(spec.body, "validation")}},
                 }
             success: dict[str, Any] = {"description": "OK" if spec.status != 201 else "Created"}
@@ -114,6 +121,7 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                     "content": {"application/json": {"schema": schemas.ref(spec.accepted, "serialization")}},
                 }
             problems = set(spec.problems) | ({422} if spec.body is not None or spec.query is not None else set())
+            problems |= {413, 415} if spec.body is not None else set()
             for status in sorted(problems):
                 operation["responses"][str(status)] = {
                     "description": PROBLEM_TITLES.get(status, "Error"),

@@ -24,6 +24,16 @@ class Settings(BaseSettings):
     allow_private_webhook_targets: bool = Field(
         default=False, description="Allow webhook URLs on loopback/private networks (demos, tests)."
     )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        gt=0,
+        description="Largest request body the API reads (bytes); a larger one is answered 413 unread.",
+    )
+    max_inference_log_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        gt=0,
+        description="Largest `POST .../inference-logs` body (bytes): a batch of up to 10,000 records.",
+    )
     export_event_settle_seconds: float = Field(
         default=60.0,
         description="Exports ship an event once its id is this old: an event id is made before its "
