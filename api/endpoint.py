@@ -84,10 +84,11 @@ def body_limit() -> int:
 
 
 def _refuse_large_bodies() -> None:
-    # Runs before authentication and the view: a declared length past the limit is refused unread,
-    # and werkzeug stops reading an undeclared (chunked) body one byte past it.
+    # Runs before authentication and the view: a declared length past the limit is refused unread.
+    # An undeclared (chunked) length is read one byte past the limit at most: werkzeug's reader stops
+    # silently at its maximum, so that extra byte is what tells a body past the limit from one at it.
     limit = body_limit()
-    request.max_content_length = limit
+    request.max_content_length = limit + 1
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge.over(limit, request.content_length)
 
@@ -118,8 +119,10 @@ def _excerpt(text: str, limit: int = 100) -> str:
 def _json_body(required: bool) -> Any:
     try:
         raw = request.get_data()
-    except RequestEntityTooLarge:  # an undeclared (chunked) length ran past the limit
-        raise PayloadTooLarge.over(body_limit()) from None
+    except RequestEntityTooLarge:  # the stream was read to its maximum before
+        raw = None
+    if raw is None or len(raw) > body_limit():  # an undeclared (chunked) length ran past the limit
+        raise PayloadTooLarge.over(body_limit())
     if not raw and not required:
         return {}  # an omitted optional body means every field's default
     if not raw:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, json, request
+from flask import Flask, Response, json
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -161,8 +161,6 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
-        if error.code == 413 and request.max_content_length is not None:  # werkzeug's check (chunked body)
-            return PayloadTooLarge.over(request.max_content_length or 0).to_response()
         problem = Problem(error.description, status=error.code or 500, title=error.name)
         response = problem.to_response()
         if error.code == 405 and error.valid_methods:  # type: ignore[attr-defined]
