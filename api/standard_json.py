@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Callable
 from itertools import accumulate, dropwhile
 from typing import Any
@@ -39,6 +40,7 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Past this many characters an integer literal cannot fit a double (at most 309 digits and a sign).
 _LONGEST_INTEGER = 310
+_LARGEST_DOUBLE = sys.float_info.max
 
 
 class NotStandardJson(Exception):
@@ -65,32 +67,63 @@ def nesting_depth_exceeds(raw: bytes, limit: int) -> bool:
     return next(dropwhile(limit.__ge__, levels), None) is not None
 
 
-def _refuse_constant(name: str) -> Any:
-    raise NotStandardJson(f"{name} is not a JSON number (standard JSON has no NaN or Infinity)")
+class _Refused:
+    """Stands in for a value standard JSON rules out, so that the value's path can be reported."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str):
+        self.reason = reason
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise NotStandardJson(f"the number {_excerpt(text)} is beyond the range of a double (about 1.8e308)")
-    return value
+def _decode(text: str) -> tuple[Any, bool]:
+    """``json.loads`` with each value RFC 8259 rules out replaced by a ``_Refused``; and whether any was."""
+    refused = False
 
+    def refuse(reason: str) -> _Refused:
+        nonlocal refused
+        refused = True
+        return _Refused(reason)
 
-def _bounded_int(text: str) -> int:
-    if len(text) <= _LONGEST_INTEGER:
-        value = int(text)
-        if abs(value) <= 1.7976931348623157e308:
+    def constant(name: str) -> _Refused:
+        return refuse(f"{name} is not a JSON number (standard JSON has no NaN or Infinity)")
+
+    def finite_float(literal: str) -> float | _Refused:
+        value = float(literal)
+        if math.isfinite(value):
             return value
-    raise NotStandardJson(f"the integer {_excerpt(text)} is beyond the range of a double (about 1.8e308)")
+        return refuse(f"the number {_excerpt(literal)} is beyond the range of a double (about 1.8e308)")
+
+    def bounded_int(literal: str) -> int | _Refused:
+        if len(literal) <= _LONGEST_INTEGER:  # int() of a longer literal would only be refused slower
+            value = int(literal)
+            if abs(value) <= _LARGEST_DOUBLE:
+                return value
+        return refuse(f"the integer {_excerpt(literal)} is beyond the range of a double (about 1.8e308)")
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result = dict(pairs)
+        if len(result) != len(pairs):
+            seen: set[str] = set()
+            duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+            result[duplicate] = refuse(f"the key {_excerpt(duplicate)!r} appears twice in one object")
+        return result
+
+    payload = json.loads(
+        text, parse_constant=constant, parse_float=finite_float, parse_int=bounded_int, object_pairs_hook=unique_keys
+    )
+    return payload, refused
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
-        raise NotStandardJson(f"the key {_excerpt(duplicate)!r} appears twice in one object")
-    return result
+def _first_refused(value: Any, path: tuple[Any, ...] = ()) -> tuple[tuple[Any, ...], _Refused] | None:
+    if isinstance(value, _Refused):
+        return path, value
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _first_refused(item, (*path, key))
+        if found is not None:
+            return found
+    return None
 
 
 def find_string(value: Any, matches: Callable[[str], bool], path: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
@@ -122,19 +155,18 @@ def parse_standard_json(raw: bytes, max_depth: int = MAX_DEPTH) -> Any:
     if nesting_depth_exceeds(raw, max_depth):
         raise NotStandardJson(f"arrays/objects nested deeper than {max_depth} levels")
     try:
-        payload = json.loads(
-            text,
-            parse_constant=_refuse_constant,
-            parse_float=_finite_float,
-            parse_int=_bounded_int,
-            object_pairs_hook=_unique_keys,
-        )
+        payload, refused = _decode(text)
     except json.JSONDecodeError as error:
         raise NotStandardJson(
             f"not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
         ) from None
     except RecursionError:  # only if the scan above missed a nesting; never a 500
         raise NotStandardJson(f"arrays/objects nested deeper than {max_depth} levels") from None
+    if refused:
+        found = _first_refused(payload)
+        if found is not None:
+            path, value = found
+            raise NotStandardJson(value.reason, path)
     if _SURROGATE_ESCAPE.search(raw):  # a valid pair decodes to one character; what is left is alone
         path = find_string(payload, _SURROGATE.search)  # type: ignore[arg-type]
         if path is not None:
