@@ -31,8 +31,7 @@ from flask.json.provider import DefaultJSONProvider
 MAX_DEPTH = 64
 """Deepest nesting of arrays and objects a request body may have (the body itself is level 1)."""
 
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_NEITHER_QUOTE_NOR_BRACKET = bytes(b for b in range(256) if b not in b'"[]{}')
 _STEP = [0] * 256
 _STEP[ord("[")] = _STEP[ord("{")] = 1
 _STEP[ord("]")] = _STEP[ord("}")] = -1
@@ -59,11 +58,16 @@ def _excerpt(text: str, limit: int = 40) -> str:
 def nesting_depth_exceeds(raw: bytes, limit: int) -> bool:
     """Whether ``raw`` nests arrays/objects deeper than ``limit``, counting brackets outside strings.
 
-    Strings are removed first (a bracket inside one does not nest); the rest is a running sum of
-    +1 per opening and -1 per closing bracket, stopped at the first level past ``limit``.
+    Escapes go first (an escaped backslash, then an escaped quote), so every quote left opens or
+    closes a string; of the quotes and brackets that remain, those between an opening and a closing
+    quote are inside a string and do not nest. The rest is a running sum of +1 per opening and -1 per
+    closing bracket, stopped at the first level past ``limit``. All of it runs in C, in about half
+    the time of the parse itself.
     """
-    brackets = _STRING.sub(b"", raw).translate(None, _NOT_A_BRACKET)
-    levels = accumulate(map(_STEP.__getitem__, brackets))
+    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    quotes_and_brackets = unescaped.translate(None, _NEITHER_QUOTE_NOR_BRACKET)
+    outside_strings = b"".join(quotes_and_brackets.split(b'"')[::2])
+    levels = accumulate(map(_STEP.__getitem__, outside_strings))
     return next(dropwhile(limit.__ge__, levels), None) is not None
 
 

@@ -182,6 +182,17 @@ def test_brackets_and_quotes_inside_strings_do_not_count_as_nesting():
     assert parse_standard_json(raw)["note"] == text
 
 
+@pytest.mark.parametrize("before", ["\\", '\\"', '"', "]]]]", "\\\\\"}}"])
+def test_escapes_before_a_deep_value_do_not_hide_its_depth(before):
+    deep: list = []
+    for _ in range(MAX_DEPTH - 1):
+        deep = [deep]  # 64 levels of arrays, under the body's object: 65 in all
+    raw = json.dumps({"s": before, "deep": deep}).encode()
+    with pytest.raises(NotStandardJson, match="deeper than"):
+        parse_standard_json(raw)
+    assert parse_standard_json(json.dumps({"s": before, "deep": deep[0]}).encode())["s"] == before
+
+
 def test_standard_json_is_accepted_as_sent():
     raw = '{"pair": "\\ud83d\\ude00", "big": 123456789012345678901234567890, "small": -1.5e-300, "é": null}'
     parsed = parse_standard_json(raw.encode())
