@@ -22,7 +22,6 @@ from typing import Any
 
 from flask import Flask, Response, current_app, json, request
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType, field_path, validation_problem
 from api.standard_json import NotStandardJson, find_string, parse_standard_json
@@ -76,7 +75,7 @@ def _render(value: Any, status: int) -> Response:
     return Response(json.dumps(payload), status=status, mimetype="application/json", headers=headers)
 
 
-def body_limit() -> int:
+def request_body_limit() -> int:
     """The body limit of the request's operation: its ``body_limit`` config key, else ``MAX_BODY_BYTES``."""
     view = current_app.view_functions.get(request.endpoint or "")
     spec: EndpointSpec | None = getattr(view, "endpoint_spec", None)
@@ -87,7 +86,7 @@ def _refuse_large_bodies() -> None:
     # Runs before authentication and the view: a declared length past the limit is refused unread.
     # An undeclared (chunked) length is read one byte past the limit at most: werkzeug's reader stops
     # silently at its maximum, so that extra byte is what tells a body past the limit from one at it.
-    limit = body_limit()
+    limit = request_body_limit()
     request.max_content_length = limit + 1
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge.over(limit, request.content_length)
@@ -105,24 +104,17 @@ def _require_json_media_type() -> None:
     mimetype, charset = request.mimetype, request.mimetype_params.get("charset", "utf-8").lower()
     is_json = mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
     if not is_json or charset not in ("utf-8", "utf8"):
-        declared = request.headers.get("Content-Type") or "none"
+        declared = (request.headers.get("Content-Type") or "none")[:100]
         raise UnsupportedMediaType(
-            f"The body must be JSON sent as 'Content-Type: application/json' (UTF-8); got {_excerpt(declared)!r}.",
+            f"The body must be JSON sent as 'Content-Type: application/json' (UTF-8); got {declared!r}.",
             headers={"Accept-Post": "application/json"} if request.method == "POST" else None,
         )
 
 
-def _excerpt(text: str, limit: int = 100) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
 def _json_body(required: bool) -> Any:
-    try:
-        raw = request.get_data()
-    except RequestEntityTooLarge:  # the stream was read to its maximum before
-        raw = None
-    if raw is None or len(raw) > body_limit():  # an undeclared (chunked) length ran past the limit
-        raise PayloadTooLarge.over(body_limit())
+    raw = request.get_data()
+    if len(raw) > request_body_limit():  # an undeclared (chunked) length ran past the limit
+        raise PayloadTooLarge.over(request_body_limit())
     if not raw and not required:
         return {}  # an omitted optional body means every field's default
     if not raw:

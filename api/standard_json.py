@@ -22,6 +22,7 @@ import json
 import math
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable
 from itertools import accumulate, dropwhile
 from typing import Any
@@ -108,8 +109,7 @@ def _decode(text: str) -> tuple[Any, bool]:
     def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         result = dict(pairs)
         if len(result) != len(pairs):
-            seen: set[str] = set()
-            duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+            duplicate = next(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
             result[duplicate] = refuse(f"the key {_excerpt(duplicate)!r} appears twice in one object")
         return result
 
@@ -153,17 +153,13 @@ def parse_standard_json(raw: bytes, max_depth: int = MAX_DEPTH) -> Any:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise NotStandardJson(
-            f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at position {error.start})"
-        ) from None
+        raise NotStandardJson(f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at position {error.start})") from None
     if nesting_depth_exceeds(raw, max_depth):
         raise NotStandardJson(f"arrays/objects nested deeper than {max_depth} levels")
     try:
         payload, refused = _decode(text)
     except json.JSONDecodeError as error:
-        raise NotStandardJson(
-            f"not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
-        ) from None
+        raise NotStandardJson(f"not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})") from None
     except RecursionError:  # only if the scan above missed a nesting; never a 500
         raise NotStandardJson(f"arrays/objects nested deeper than {max_depth} levels") from None
     if refused:

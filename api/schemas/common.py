@@ -44,7 +44,7 @@ def serialised_at_most(limit: int) -> tuple[Any, ...]:
     """
 
     def check(value: T) -> T:
-        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode())
         if size > limit:
             raise ValueError(f"must take at most {limit:,} bytes serialised as JSON (takes {size:,})")
         return value

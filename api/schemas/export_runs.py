@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.schemas.common import DATETIME_TEXT, StrictModel
+from api.schemas.common import StrictModel, Timestamp
 from api.schemas.exports import STREAMS, Stream
 
 RunStatus = Literal["scheduled", "running", "completed", "completed_with_errors", "failed"]
@@ -21,10 +21,8 @@ class TriggerIn(StrictModel):
     streams: list[Stream] | None = Field(
         default=None, min_length=1, max_length=len(STREAMS), description="Streams to backfill."
     )
-    from_: Annotated[datetime, *DATETIME_TEXT] | None = Field(
-        default=None, alias="from", description="Backfill start (inclusive, RFC 3339)."
-    )
-    to: Annotated[datetime, *DATETIME_TEXT] | None = Field(default=None, description="Backfill end (exclusive, RFC 3339).")
+    from_: Timestamp | None = Field(default=None, alias="from", description="Backfill start (inclusive, RFC 3339).")
+    to: Timestamp | None = Field(default=None, description="Backfill end (exclusive, RFC 3339).")
 
     @model_validator(mode="after")
     def _ordered_aware_range(self) -> TriggerIn:

@@ -67,7 +67,8 @@ def _barrage(send, document: dict, ids: dict[str, str]) -> list[str]:
             expected = expected_status(malformed, operation) if "requestBody" in operation else 413
             status, content_type, problem = send(method, path, malformed.raw, malformed.headers(), expected)
             if status != expected or not content_type.startswith(PROBLEM_JSON):
-                failures.append(f"{method.upper()} {template} [{malformed.name}]: {status} {content_type}, want {expected}")
+                got = f"{status} {content_type}, want {expected}"
+                failures.append(f"{method.upper()} {template} [{malformed.name}]: {got}")
             elif not problem_names(malformed, status, problem):
                 failures.append(f"{method.upper()} {template} [{malformed.name}]: problem does not name it: {problem}")
     return failures
