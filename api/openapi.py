@@ -9,6 +9,7 @@ from flask import Flask
 from pydantic import BaseModel, TypeAdapter
 
 from api.endpoint import EndpointSpec
+from api.standard_json import MAX_DEPTH
 
 REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
@@ -36,7 +37,9 @@ PROBLEM_TITLES = {
     401: "Missing or invalid API key",
     404: "Not found (or another organization's)",
     409: "Duplicate name in the organization",
-    422: "Validation failed",
+    413: "Request body larger than the operation's limit (refused unread)",
+    415: "Body not sent as uncompressed JSON (Content-Type: application/json)",
+    422: "Validation failed, or the body is not standard JSON",
     429: "The API key's requests per minute are used up (see Retry-After)",
     502: "Upstream platform error",
     503: "The database or the Prefect server is unavailable; retry after Retry-After seconds",
@@ -108,8 +111,12 @@ def openapi_document(app: Flask) -> dict[str, Any]:
             if spec.description:
                 operation["description"] = spec.description
             if spec.body is not None:
+                limit = int(app.config[spec.body_limit])
                 operation["requestBody"] = {
                     "required": spec.body_required,
+                    "description": f"Standard JSON (RFC 8259, UTF-8) of at most {limit:,} bytes, nested at most "
+                    f"{MAX_DEPTH} levels.",
+                    "x-max-body-bytes": limit,
                     "content": {"application/json": {"schema": schemas.ref(spec.body, "validation")}},
                 }
             success: dict[str, Any] = {"description": "OK" if spec.status != 201 else "Created"}
@@ -129,6 +136,7 @@ def openapi_document(app: Flask) -> dict[str, Any]:
             problems = set(spec.problems) | ({422} if spec.body is not None or spec.query is not None else set())
             if not spec.public:
                 problems |= EVERY_OPERATION_PROBLEMS
+            problems |= {413, 415} if spec.body is not None else set()
             for status in sorted(problems):
                 operation["responses"][str(status)] = {
                     "description": PROBLEM_TITLES.get(status, "Error"),

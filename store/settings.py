@@ -62,6 +62,16 @@ class Settings(BaseSettings):
         description="One attempt at shipping a page (all its requests and the sink's own retries) "
         "must end within this many seconds, however slowly the sink trickles its answers.",
     )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        gt=0,
+        description="Largest request body the API reads (bytes); a larger one is answered 413 unread.",
+    )
+    max_inference_log_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        gt=0,
+        description="Largest `POST .../inference-logs` body (bytes): a batch of up to 10,000 records.",
+    )
     export_event_settle_seconds: float = Field(
         default=60.0,
         description="Exports ship an event once its id is this old: an event id is made before its "

@@ -41,17 +41,22 @@ require_organization_key(bp, owned={"integration_id": Integration})
 DEFAULT_REGISTER_WAIT_SECONDS = 20.0
 
 
-def _page_of(items: list, query: PageQuery) -> tuple[list, str | None]:
+def _page_start(query: PageQuery) -> int:
+    """Where a page of a live read starts: 0, or the position a ``next_cursor`` carries (else 422)."""
+    if not query.cursor:
+        return 0
+    try:
+        start = int(decode_cursor(query.cursor))
+    except ValueError:
+        start = -1
+    if start < 0:
+        raise Unprocessable.field("query.cursor", "not a cursor this API returned")
+    return start
+
+
+def _page_of(items: list, start: int, limit: int) -> tuple[list, str | None]:
     """An in-memory page of a live read (the platforms' own page tokens do not span models and versions)."""
-    start = 0
-    if query.cursor:
-        try:
-            start = int(decode_cursor(query.cursor))
-        except ValueError:
-            start = -1
-        if start < 0:
-            raise Unprocessable.field("query.cursor", "not a cursor this API returned")
-    end = start + query.limit
+    end = start + limit
     return items[start:end], encode_cursor(str(end)) if end < len(items) else None
 
 
@@ -64,8 +69,10 @@ def list_models(organization_id: str, integration_id: str, query: PageQuery):
     SageMaker model package groups with their versioned packages, and models; Vertex AI models with
     their versions. Each item lists the endpoints serving it.
     """
+    start = _page_start(query)  # a bad cursor is the client's error, found before calling the platform
     integration = integrations.get(db(), organization_id, integration_id)
-    items, cursor = _page_of(platform_dicts(call_registry(integration, lambda r: r.list_models())), query)
+    models = platform_dicts(call_registry(integration, lambda r: r.list_models()))
+    items, cursor = _page_of(models, start, query.limit)
     return Page[ModelVersionOut](items=items, next_cursor=cursor)
 
 

@@ -6,8 +6,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from api.schemas.common import HttpURL, Name, ProjectId, RecordOut, SecretText, StrictModel, optional_fields
+from api.schemas.common import (
+    HttpURL,
+    Name,
+    ProjectId,
+    RecordOut,
+    SecretText,
+    StrictModel,
+    optional_fields,
+    serialised_at_most,
+)
 
+SERVICE_ACCOUNT_MAX_BYTES = 64 * 1024  # a key file is about 2.4 KB (RSA 2048) to 3.3 KB (RSA 4096)
 SyncInterval = Annotated[int, Field(ge=60, le=7 * 86400, description="Seconds between registry syncs.")]
 
 
@@ -23,7 +33,7 @@ class MlflowCredentials(StrictModel):
 
 
 class SagemakerConfig(StrictModel):
-    region_name: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$", description="e.g. us-east-1")
+    region_name: str = Field(max_length=32, pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$", description="e.g. us-east-1")
     endpoint_url: HttpURL | None = Field(default=None, description="A VPC endpoint, if any.")
     sync_interval_seconds: SyncInterval = 900
 
@@ -36,9 +46,10 @@ class SagemakerCredentials(StrictModel):
 
 class VertexAiConfig(StrictModel):
     project_id: str = Field(min_length=1, max_length=100, description="Google Cloud project id.")
-    location: str = Field(pattern=r"^[a-z]+(-[a-z0-9]+)+$", description="e.g. us-central1")
+    location: str = Field(max_length=64, pattern=r"^[a-z]+(-[a-z0-9]+)+$", description="e.g. us-central1")
     api_endpoint: str | None = Field(
         default=None,
+        max_length=300,
         pattern=r"^(https?://)?[A-Za-z0-9.-]+(:\d{1,5})?/?$",
         description="Regional API host, e.g. us-central1-aiplatform.googleapis.com",
     )
@@ -46,8 +57,9 @@ class VertexAiConfig(StrictModel):
 
 
 class VertexAiCredentials(StrictModel):
-    service_account_info: dict[str, Any] = Field(
-        description="The service account key JSON (type, client_email, private_key, token_uri...).",
+    service_account_info: Annotated[dict[str, Any], *serialised_at_most(SERVICE_ACCOUNT_MAX_BYTES)] = Field(
+        description="The service account key JSON (type, client_email, private_key, token_uri...); at most "
+        "64 KiB serialised.",
         json_schema_extra={"writeOnly": True},
     )
 

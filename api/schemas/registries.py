@@ -27,13 +27,14 @@ class MlflowRegistration(_RegistrationBase):
 
 
 class SagemakerRegistration(_RegistrationBase):
-    model_package_group: Annotated[str, Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")] = Field(
+    model_package_group: Annotated[str, Field(max_length=63, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")] = Field(
         description="The model package group (created if missing)."
     )
     image_uri: Uri = Field(description="Inference container image.")
     model_data_url: Uri = Field(description="s3:// URL of the model artifacts.")
     execution_role_arn: str | None = Field(
         default=None,
+        max_length=2048,
         pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/\S+$",
         description="Also create a SageMaker model named `name` from the package, run with this IAM role.",
     )

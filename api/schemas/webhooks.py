@@ -36,7 +36,7 @@ HeaderValue = Annotated[str, Field(max_length=4096, pattern=r"^[^\r\n\x00]*$")]
 class WebhookIn(StrictModel):
     name: Name
     url: HttpURL
-    events: list[EventType] = Field(min_length=1)
+    events: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES))
     headers: dict[HeaderName, HeaderValue] = Field(
         default_factory=dict, description="Sent with every delivery; values are write-only."
     )
