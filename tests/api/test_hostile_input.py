@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.stack import services
+from api.topology import role_commands
 from store.db import session_scope
 from store.organizations import create_api_key
 from store.settings import Settings
@@ -138,7 +138,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(_sqlite_template, prefect_server, tmp_path_factory) -> Iterator[Served]:
-    """The API under gunicorn with the argv `make up` uses (api/stack.py), on its own SQLite database."""
+    """The API under gunicorn with the argv `make up` uses (api/topology.py), on its own SQLite database."""
     directory = tmp_path_factory.mktemp("served")
     database = directory / "modelpulse.db"
     shutil.copyfile(_sqlite_template, database)
@@ -146,9 +146,9 @@ def served(_sqlite_template, prefect_server, tmp_path_factory) -> Iterator[Serve
     with session_scope(url) as session:
         key = create_api_key(session, "acme")
     port = free_port()
-    api = next(service for service in services(Settings(api_port=port))[1] if service.name == "api")
+    argv = role_commands(Settings(api_port=port))["api"]
     log = directory / "gunicorn.log"
-    process = start_process(api.argv, log, env=dict(os.environ, MODELPULSE_DATABASE_URL=url), cwd=ROOT)
+    process = start_process(argv, log, env=dict(os.environ, MODELPULSE_DATABASE_URL=url), cwd=ROOT)
     try:
         wait_until_ready(f"http://127.0.0.1:{port}/health", process)
         yield Served(f"http://127.0.0.1:{port}", port, key, log)
