@@ -35,6 +35,7 @@ from store.settings import get_settings
 from tasks.webhooks.delivery import (
     MASK,
     AttemptResult,
+    Outcome,
     Target,
     encode_payload,
     retry_delay,
@@ -406,16 +407,7 @@ async def _attempt(sender: Sender, target: Target, trigger: str, settings: Webho
             "delivery %s: unexpected error in an attempt (%s, at %s:%s)",
             target.delivery_id, message, where.filename, where.lineno,
         )
-        return AttemptResult(
-            delivery_id=target.delivery_id,
-            webhook_id=target.webhook_id,
-            trigger=trigger,
-            attempted_at=utcnow(),
-            request_headers={},
-            duration_ms=0.0,
-            outcome="retry",
-            error=f"unexpected error: {message}",
-        )
+        return _unsent(target, trigger, "retry", f"unexpected error: {message}")
 
 
 def _without_secrets(text: str, target: Target) -> str:
@@ -437,6 +429,12 @@ def _retry_inline(result: AttemptResult, delay: float | None, settings: WebhookS
 
 
 def _missing_secrets(target: Target, trigger: str) -> AttemptResult:
+    missing = "the webhook's signing secret is missing (its secrets block was not found)"
+    return _unsent(target, trigger, "failed", missing)
+
+
+def _unsent(target: Target, trigger: str, outcome: Outcome, error: str) -> AttemptResult:
+    """An attempt that ended before a request went out."""
     return AttemptResult(
         delivery_id=target.delivery_id,
         webhook_id=target.webhook_id,
@@ -444,8 +442,8 @@ def _missing_secrets(target: Target, trigger: str) -> AttemptResult:
         attempted_at=utcnow(),
         request_headers={},
         duration_ms=0.0,
-        outcome="failed",
-        error="the webhook's signing secret is missing (its secrets block was not found)",
+        outcome=outcome,
+        error=error,
     )
 
 
