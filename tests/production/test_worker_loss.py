@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -78,6 +79,11 @@ def process_gone(pid: int) -> bool:
 
 
 def test_killed_worker_the_next_run_completes_the_export_exactly_once(cluster):
+    started = time.monotonic()
+
+    def progress(what: str) -> None:  # where the time went, in the output of a failure
+        print(f"[{time.monotonic() - started:6.1f}s] {what}", flush=True)
+
     database_url = cluster.database_url
     try:
         seed_inference_logs(database_url, RECORDS)
@@ -86,6 +92,7 @@ def test_killed_worker_the_next_run_completes_the_export_exactly_once(cluster):
         ids = expected_ids(database_url)
     finally:
         get_engine(database_url).dispose()  # the test holds no connection while the cluster runs
+    progress(f"seeded {RECORDS} inference logs")
 
     api = cluster.api(cluster.a)
     prefect = httpx.Client(base_url=cluster.prefect_api_url, timeout=30)
@@ -113,6 +120,7 @@ def test_killed_worker_the_next_run_completes_the_export_exactly_once(cluster):
         deployment_id = prefect.get(f"/deployments/name/export/{export_id}").json()["id"]
 
         wait_for(lambda: len(es.index_operations) >= 3 * PAGE, 300, "the export to ship a few pages")
+        progress("the export is shipping")
         (killed,) = wait_for(lambda: running_flow_runs(prefect, deployment_id), 30, "the running export run")
         flow_run_pid = int(str(killed["infrastructure_pid"]).rsplit(":", 1)[-1])
 
@@ -132,6 +140,7 @@ def test_killed_worker_the_next_run_completes_the_export_exactly_once(cluster):
                 pass
         wait_for(lambda: process_gone(flow_run_pid) and process_gone(worker_pid), 30, "the killed processes to go")
         shipped_when_killed = len(es.index_operations)
+        progress(f"killed {machine.name}'s worker {worker_pid} and flow run {killed['id']} at {shipped_when_killed}")
         es.latency = 0.0
         assert 0 < shipped_when_killed < RECORDS, "killed mid-run"
         assert prefect.get(f"/flow_runs/{killed['id']}").json()["state"]["type"] == "RUNNING", (
@@ -145,6 +154,7 @@ def test_killed_worker_the_next_run_completes_the_export_exactly_once(cluster):
             "zombie detection to mark the killed run Crashed",
         )
         assert "heartbeat" in crashed["state"]["message"], crashed["state"]
+        progress("the killed run is Crashed")
 
         def finished_rerun() -> dict | None:
             runs = api.get(f"/organizations/{ORG}/exports/{export_id}/runs", params={"limit": 100}).json()["items"]
@@ -152,6 +162,7 @@ def test_killed_worker_the_next_run_completes_the_export_exactly_once(cluster):
             return len(es.index_operations) == RECORDS and done and runs
 
         runs = wait_for(finished_rerun, 300, "a later run to complete the export")
+        progress("a later run completed the export")
         # The supervisor of `up` started the killed worker again.
         assert [pid for pid in machine.processes(WORKER) if pid != worker_pid], f"{machine.name} runs a worker again"
 
@@ -168,7 +179,11 @@ def test_killed_worker_the_next_run_completes_the_export_exactly_once(cluster):
     assert sum(r["streams"].get("inference_logs", {}).get("shipped", 0) for r in runs) == RECORDS
 
     rerun = next(r for r in runs if r["flow_run_id"] != killed["id"] and r["status"] == "completed")
-    assert prefect.get(f"/flow_runs/{rerun['flow_run_id']}").json()["state"]["type"] == "COMPLETED"
+    wait_for(
+        lambda: prefect.get(f"/flow_runs/{rerun['flow_run_id']}").json()["state"]["type"] == "COMPLETED",
+        60,
+        "Prefect to record the completed run's final state",
+    )
     history = prefect.post(
         "/flow_runs/filter", json={"flow_runs": {"deployment_id": {"any_": [deployment_id]}}}
     ).json()
