@@ -268,12 +268,14 @@ def run(process: str, args: tuple[str, ...]) -> None:
 
 @main.command("prefect-setup")
 def prefect_setup() -> None:
-    """Prepare a running Prefect server: work pool, block types, deployments (`up --roles prefect` runs it)."""
+    """Prepare a running Prefect server: work pool, block types, the zombie-run automation, deployments
+    (`up --roles prefect` runs it; running it again changes nothing)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.exceptions import ObjectAlreadyExists
 
     from blocks.connections import register_block_types
+    from flows.zombie_runs import ensure_zombie_automation
 
     settings = get_settings()
     with get_client(sync_client=True) as client:
@@ -282,6 +284,7 @@ def prefect_setup() -> None:
         except ObjectAlreadyExists:
             pass
     register_block_types()
+    ensure_zombie_automation(settings.flow_heartbeat_seconds)
     root = Path(__file__).resolve().parent.parent
     if _has_deployments(root / "prefect.yaml"):
         subprocess.run(

@@ -127,6 +127,9 @@ def stack_environment(settings: Settings) -> dict[str, str]:
             # Persisted flow and task results (what a retried run reuses) go here, not under the cwd.
             "PREFECT_LOCAL_STORAGE_PATH": str(prefect_home / "storage"),
             "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+            # Heartbeats drive the automation that marks a run whose process died Crashed
+            # (flows/zombie_runs.py); Prefect's default, 180 s, would take 9 minutes to notice.
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(settings.flow_heartbeat_seconds),
         }
     )
     if settings.redis_url:

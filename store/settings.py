@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     dispatchers: int = Field(default=1, ge=0, le=64, description="Webhook dispatchers `up` runs here.")
     api_workers: int = Field(default=2, ge=1, le=64, description="gunicorn worker processes of the API.")
     work_pool: str = Field(default="modelpulse", description="Prefect process work pool name.")
+    flow_heartbeat_seconds: int = Field(
+        default=30,
+        ge=30,  # Prefect's own minimum
+        le=3600,
+        description="Every flow run sends a heartbeat this often; a run silent for three intervals is "
+        "marked Crashed (its worker died), which lets the export's next run take over. Set the same "
+        "value on every machine.",
+    )
     allow_private_webhook_targets: bool = Field(
         default=False, description="Allow webhook URLs on loopback/private networks (demos, tests)."
     )
