@@ -45,7 +45,7 @@ _EMOJI = {
 
 
 def _escape(text: str) -> str:
-    """Slack mrkdwn treats &, < and > as control characters."""
+    """Slack reads &, < and > in message text (and mrkdwn) as control characters: they are escaped."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
@@ -70,7 +70,7 @@ def message(alert: Alert) -> dict[str, Any]:
     if alert.link and len(alert.link) <= BUTTON_URL_MAX:
         button = {"type": "button", "text": {"type": "plain_text", "text": "View in ModelPulse"}, "url": alert.link}
         blocks.append({"type": "actions", "elements": [button]})
-    return {"text": clip(alert.one_liner(), TEXT_MAX), "blocks": blocks[:BLOCKS_MAX]}
+    return {"text": clip(_escape(alert.one_liner()), TEXT_MAX), "blocks": blocks[:BLOCKS_MAX]}
 
 
 def render(event: dict[str, Any], destination: Destination) -> Rendered:
