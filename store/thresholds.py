@@ -55,6 +55,7 @@ def _end_episodes(session: Session, threshold: Threshold, reason: str) -> None:
             data = resolved_data(threshold, state.model, None, state.episode_event_id, state.episode_started_at, reason)
             record_event(session, threshold.organization_id, "threshold.resolved", data, threshold.project_id, now)
         session.delete(state)
+    session.flush()  # the states go before their threshold may (no ORM relationship orders the two)
 
 
 def resolved_data(

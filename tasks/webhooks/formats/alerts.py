@@ -219,7 +219,9 @@ _DESCRIBE = {
 }
 
 
-def _subject(event_type: str, data: dict[str, Any]) -> str:
+def _subject(event_type: str, data: dict[str, Any], destination: Destination) -> str:
+    if event_type == "webhook.test":
+        return destination.name or "webhook"
     if event_type == "webhook.disabled":
         return _text(data.get("name"), "webhook")
     if event_type == "delivery.exhausted":
@@ -286,7 +288,7 @@ def alert_for(event: dict[str, Any], destination: Destination) -> Alert:
         event_type=kind,
         timestamp=_text(event.get("timestamp")),
         title=entry.title if entry is not None else kind,
-        subject=_subject(kind, data),
+        subject=_subject(kind, data, destination),
         headline=one_line(headline),
         severity=severity_of(event, destination),
         resolves=kind in RESOLVING_TYPES,
