@@ -157,7 +157,9 @@ def _event_operation(entry: EventType, schemas: _Schemas) -> dict[str, Any]:
                 },
             },
             "responses": {
-                "2XX": {"description": "Received. Anything else within 15 s is a failed attempt, retried on the schedule."},
+                "2XX": {
+                    "description": "Received. Anything else within 15 s is a failed attempt, retried on the schedule."
+                },
                 "410": {"description": "Gone: ModelPulse disables the webhook."},
             },
         }

@@ -17,7 +17,8 @@ EXAMPLE_ORGANIZATION = "acme"
 
 class EventIn(StrictModel):
     type: PublishableEventType = Field(
-        description="What happened; webhook.disabled and delivery.exhausted are ModelPulse's own and cannot be published."
+        description="What happened; webhook.disabled and delivery.exhausted are ModelPulse's own and cannot be "
+        "published."
     )
     project_id: ProjectId | None = None
     data: Annotated[dict[str, Any], *serialised_at_most(EVENT_DATA_MAX_BYTES)] = Field(

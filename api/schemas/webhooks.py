@@ -25,7 +25,12 @@ EventType = Literal[
 ]
 assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
 PublishableEventType = Literal[
-    "drift.detected", "drift.resolved", "threshold.breached", "threshold.resolved", "recommendation.created", "model.registered"
+    "drift.detected",
+    "drift.resolved",
+    "threshold.breached",
+    "threshold.resolved",
+    "recommendation.created",
+    "model.registered",
 ]
 assert set(PublishableEventType.__args__) == set(PUBLISHABLE_TYPES)  # type: ignore[attr-defined]
 WebhookFormat = Literal["standard", "slack", "teams", "pagerduty"]
@@ -153,4 +158,6 @@ class RecoverIn(StrictModel):
 
 class RecoverAccepted(BaseModel):
     deliveries: int = Field(description="How many deliveries (retrying or failed) will be sent again.")
-    flow_run_id: str | None = Field(description="The recover-deliveries Prefect run; null when there is nothing to send.")
+    flow_run_id: str | None = Field(
+        description="The recover-deliveries Prefect run; null when there is nothing to send."
+    )

@@ -50,15 +50,35 @@ def test_the_catalog_is_the_organizations_own_path(client, org, make_key):
     [
         ({"type": "drift.detected", "data": {"psi": 0.4}}, ["data.model"]),
         ({"type": "drift.detected", "data": {"model": 7}}, ["data.model"]),
-        ({"type": "drift.detected", "data": {"model": "churn", "features": [{"value": 0.3}]}}, ["data.features[0].feature"]),
-        ({"type": "drift.detected", "data": {"model": "churn", "window": {"current": {"from": "x"}}}},
-         ["data.window.reference", "data.window.current.to"]),
-        ({"type": "threshold.breached", "data": {"model": "fraud", "metric": "latency_ms.p95", "operator": "==",
-                                                  "threshold": 250, "value": "high"}},
-         ["data.operator", "data.value"]),
-        ({"type": "threshold.resolved", "data": {"model": "fraud", "metric": "latency_ms.p95"}},
-         ["data.episode_event_id"]),
-        ({"type": "recommendation.created", "data": {"model": "churn", "kind": "reboot", "reason": "r"}}, ["data.kind"]),
+        (
+            {"type": "drift.detected", "data": {"model": "churn", "features": [{"value": 0.3}]}},
+            ["data.features[0].feature"],
+        ),
+        (
+            {"type": "drift.detected", "data": {"model": "churn", "window": {"current": {"from": "x"}}}},
+            ["data.window.reference", "data.window.current.to"],
+        ),
+        (
+            {
+                "type": "threshold.breached",
+                "data": {
+                    "model": "fraud",
+                    "metric": "latency_ms.p95",
+                    "operator": "==",
+                    "threshold": 250,
+                    "value": "high",
+                },
+            },
+            ["data.operator", "data.value"],
+        ),
+        (
+            {"type": "threshold.resolved", "data": {"model": "fraud", "metric": "latency_ms.p95"}},
+            ["data.episode_event_id"],
+        ),
+        (
+            {"type": "recommendation.created", "data": {"model": "churn", "kind": "reboot", "reason": "r"}},
+            ["data.kind"],
+        ),
         ({"type": "model.registered", "data": {"version": "3"}}, ["data.name"]),
         ({"type": "drift.resolved", "data": {"model": "m" * 201, "episode_event_id": None}}, ["data.model"]),
         ({"type": "webhook.disabled", "data": BY_TYPE["webhook.disabled"].example}, ["type"]),
@@ -76,7 +96,9 @@ def test_event_data_is_checked_against_its_types_schema_naming_the_field(client,
 @pytest.mark.parametrize("entry", [e for e in CATALOG if e.publishable], ids=lambda e: e.type)
 def test_each_publishable_types_example_is_accepted_and_extra_fields_are_kept(client, org, entry):
     data = entry.example | {"region": "eu-west-1"}
-    response = client.post(f"/organizations/{org.id}/events", json={"type": entry.type, "data": data}, headers=org.headers)
+    response = client.post(
+        f"/organizations/{org.id}/events", json={"type": entry.type, "data": data}, headers=org.headers
+    )
     assert response.status_code == 202, response.get_json()
 
 

@@ -95,7 +95,9 @@ class PagerDutyFake(FakeServer):
         try:
             event = json.loads(request.body)
         except ValueError:
-            return Reply(400, {"status": "invalid event", "message": "Event object is invalid", "errors": ["invalid JSON"]})
+            return Reply(
+                400, {"status": "invalid event", "message": "Event object is invalid", "errors": ["invalid JSON"]}
+            )
         found = problems(event, self.routing_keys)
         if found:
             return Reply(400, {"status": "invalid event", "message": "Event object is invalid", "errors": found})

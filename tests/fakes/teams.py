@@ -49,7 +49,9 @@ def _element_problems(element: Any, where: str) -> list[str]:
         return [
             f"{where}.facts[{i}]: title and value strings"
             for i, fact in enumerate(facts)
-            if not isinstance(fact, dict) or not isinstance(fact.get("title"), str) or not isinstance(fact.get("value"), str)
+            if not isinstance(fact, dict)
+            or not isinstance(fact.get("title"), str)
+            or not isinstance(fact.get("value"), str)
         ]
     return []
 

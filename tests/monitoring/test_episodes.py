@@ -91,16 +91,28 @@ def test_a_monitors_drift_episode_is_named_by_its_first_event_and_ends_with_drif
 
     client = flow_client
     ingest_hours(client, org.headers)
-    body = {"reference": REFERENCE, "window_seconds": 3600, "method": "psi", "features": ["x"],
-            "schedule": {"interval_seconds": 3600}}
+    body = {
+        "reference": REFERENCE,
+        "window_seconds": 3600,
+        "method": "psi",
+        "features": ["x"],
+        "schedule": {"interval_seconds": 3600},
+    }
     monitor = client.put(f"{ORG}/models/churn/monitor", json=body, headers=org.headers).json
 
     def monitor_check(hour: int) -> bool:
         with session_scope(flows_database) as session:
             check_id = create_drift_check(
-                session, "acme", model="churn", method="psi", features=["x"], monitor_id=monitor["id"],
-                reference_from=T0, reference_to=T0 + timedelta(hours=1),
-                current_from=T0 + timedelta(hours=hour), current_to=T0 + timedelta(hours=hour + 1),
+                session,
+                "acme",
+                model="churn",
+                method="psi",
+                features=["x"],
+                monitor_id=monitor["id"],
+                reference_from=T0,
+                reference_to=T0 + timedelta(hours=1),
+                current_from=T0 + timedelta(hours=hour),
+                current_to=T0 + timedelta(hours=hour + 1),
             ).id
         return asyncio.run(detect_drift(check_id))["drifted"]
 
@@ -129,14 +141,26 @@ def test_disabling_a_drifting_monitor_ends_its_episode(flow_client, org, flows_d
 
     client = flow_client
     ingest_hours(client, org.headers, hours=[2])
-    body = {"reference": REFERENCE, "window_seconds": 3600, "method": "psi", "features": ["x"],
-            "schedule": {"interval_seconds": 3600}}
+    body = {
+        "reference": REFERENCE,
+        "window_seconds": 3600,
+        "method": "psi",
+        "features": ["x"],
+        "schedule": {"interval_seconds": 3600},
+    }
     monitor = client.put(f"{ORG}/models/churn/monitor", json=body, headers=org.headers).json
     with session_scope(flows_database) as session:
         check_id = create_drift_check(
-            session, "acme", model="churn", method="psi", features=["x"], monitor_id=monitor["id"],
-            reference_from=T0, reference_to=T0 + timedelta(hours=1),
-            current_from=T0 + timedelta(hours=2), current_to=T0 + timedelta(hours=3),
+            session,
+            "acme",
+            model="churn",
+            method="psi",
+            features=["x"],
+            monitor_id=monitor["id"],
+            reference_from=T0,
+            reference_to=T0 + timedelta(hours=1),
+            current_from=T0 + timedelta(hours=2),
+            current_to=T0 + timedelta(hours=3),
         ).id
     assert asyncio.run(detect_drift(check_id))["drifted"]
     disabled = client.put(f"{ORG}/models/churn/monitor", json={**body, "enabled": False}, headers=org.headers)

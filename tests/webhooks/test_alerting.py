@@ -60,15 +60,20 @@ def test_a_breach_episode_pages_and_resolves_with_one_dedup_key(
     org = f"/organizations/{organization.id}"
     for start, shift, seed in ((T0, 0.0, 1), (T0 + timedelta(hours=2), 1.0, 2), (T0 + timedelta(hours=4), 0.0, 4)):
         response = client.post(
-            f"{org}/inference-logs", json={"records": make_records("churn", start, 300, shift, seed)}, headers=organization.headers
+            f"{org}/inference-logs",
+            json={"records": make_records("churn", start, 300, shift, seed)},
+            headers=organization.headers,
         )
         assert response.status_code == 202, response.get_json()
     hooks = {
         "slack": create_webhook(slack.hook_url, EPISODE_EVENTS, format="slack"),
         "teams": create_webhook(teams.workflow_url, EPISODE_EVENTS, format="teams"),
         "pagerduty": create_webhook(
-            pagerduty.events_url, EPISODE_EVENTS, format="pagerduty",
-            credentials={"routing_key": ROUTING_KEY}, config={"source": "churn-prod"},
+            pagerduty.events_url,
+            EPISODE_EVENTS,
+            format="pagerduty",
+            credentials={"routing_key": ROUTING_KEY},
+            config={"source": "churn-prod"},
         ),
     }
     threshold = client.post(
@@ -107,9 +112,9 @@ def test_a_breach_episode_pages_and_resolves_with_one_dedup_key(
     state = client.get(f"{org}/thresholds/{threshold['id']}", headers=organization.headers).get_json()["states"][0]
     assert state["breached"] is False and state["episode_event_id"] is None
     for hook in hooks.values():
-        deliveries = client.get(
-            f"{org}/webhooks/{hook['id']}/history", headers=organization.headers
-        ).get_json()["items"]
+        deliveries = client.get(f"{org}/webhooks/{hook['id']}/history", headers=organization.headers).get_json()[
+            "items"
+        ]
         assert sorted(d["event_type"] for d in deliveries) == EPISODE_EVENTS
         assert {d["status"] for d in deliveries} == {"succeeded"}
         breached = next(d for d in deliveries if d["event_type"] == "threshold.breached")
@@ -161,8 +166,9 @@ def test_recover_after_an_outage_sends_every_missed_event_once_more_in_order(
     sent = [publish("drift.detected", {"model": f"model-{n:03d}"}) for n in range(100)]
 
     def parked() -> list[dict]:
-        items = client.get(f"{org}/webhooks/{hook['id']}/history", query_string={"limit": 500},
-                           headers=organization.headers).get_json()["items"]
+        items = client.get(
+            f"{org}/webhooks/{hook['id']}/history", query_string={"limit": 500}, headers=organization.headers
+        ).get_json()["items"]
         # The first attempt and the inline retry failed; the next retry is minutes away.
         return len(items) == 100 and all(d["status"] == "retrying" and d["attempt_count"] == 2 for d in items) and items
 
@@ -182,8 +188,9 @@ def test_recover_after_an_outage_sends_every_missed_event_once_more_in_order(
     assert _event_ids_in_order(slack.messages) == [d["event_id"] for d in creation_order]  # each once, in order
 
     def settled() -> list[dict]:
-        items = client.get(f"{org}/webhooks/{hook['id']}/history", query_string={"limit": 500},
-                           headers=organization.headers).get_json()["items"]
+        items = client.get(
+            f"{org}/webhooks/{hook['id']}/history", query_string={"limit": 500}, headers=organization.headers
+        ).get_json()["items"]
         return all(d["status"] == "succeeded" for d in items) and items
 
     for delivery in wait_for(settled, what="every delivery settled"):

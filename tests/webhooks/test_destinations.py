@@ -95,21 +95,38 @@ def test_a_slack_url_is_write_only_and_a_put_keeps_it(client, organization, crea
         assert message["text"].startswith("[INFO] renamed: Test event: This is a test event from ModelPulse.")
         assert "webhook-signature" not in test.get_json()["attempts"][0]["request_headers"]
     secret_path = SlackFake.PATH
-    for text in (json.dumps(hook), listed.get_data(as_text=True), test.get_data(as_text=True), stored_rows(database_url)):
+    for text in (
+        json.dumps(hook),
+        listed.get_data(as_text=True),
+        test.get_data(as_text=True),
+        stored_rows(database_url),
+    ):
         assert secret_path not in text
 
 
-def test_a_routing_key_is_write_only_and_the_url_defaults_to_pagerduty(client, organization, create_webhook, database_url):
+def test_a_routing_key_is_write_only_and_the_url_defaults_to_pagerduty(
+    client, organization, create_webhook, database_url
+):
     url = f"/organizations/{organization.id}/webhooks"
-    body = {"name": "pager", "format": "pagerduty", "events": ["threshold.breached"],
-            "credentials": {"routing_key": ROUTING_KEY}}
+    body = {
+        "name": "pager",
+        "format": "pagerduty",
+        "events": ["threshold.breached"],
+        "credentials": {"routing_key": ROUTING_KEY},
+    }
     created = client.post(url, json=body, headers=organization.headers)
     assert created.status_code == 201, created.get_json()
     assert created.get_json()["url"] == "https://events.pagerduty.com/v2/enqueue"
     assert created.get_json()["credentials"] == {"routing_key": "********"}
     with PagerDutyFake(ROUTING_KEY) as pagerduty:
-        kept = {"name": "pager", "format": "pagerduty", "events": ["threshold.breached"], "url": pagerduty.events_url,
-                "credentials": {"routing_key": "********"}, "config": {"severity": "warning"}}
+        kept = {
+            "name": "pager",
+            "format": "pagerduty",
+            "events": ["threshold.breached"],
+            "url": pagerduty.events_url,
+            "credentials": {"routing_key": "********"},
+            "config": {"severity": "warning"},
+        }
         replaced = client.put(f"{url}/{created.get_json()['id']}", json=kept, headers=organization.headers)
         assert replaced.status_code == 200, replaced.get_json()
         assert replaced.get_json()["config"] == {"severity": "warning"}
@@ -117,8 +134,12 @@ def test_a_routing_key_is_write_only_and_the_url_defaults_to_pagerduty(client, o
         assert test.get_json()["status"] == "succeeded", test.get_json()
         (sent,) = pagerduty.events
     assert sent["routing_key"] == ROUTING_KEY and sent["payload"]["severity"] == "warning"
-    for text in (created.get_data(as_text=True), replaced.get_data(as_text=True), test.get_data(as_text=True),
-                 stored_rows(database_url)):
+    for text in (
+        created.get_data(as_text=True),
+        replaced.get_data(as_text=True),
+        test.get_data(as_text=True),
+        stored_rows(database_url),
+    ):
         assert ROUTING_KEY not in text
 
 
@@ -130,8 +151,10 @@ def test_a_routing_key_is_write_only_and_the_url_defaults_to_pagerduty(client, o
         ({"format": "standard", "url": "http://127.0.0.1:9/********"}, "url"),
         ({"format": "pagerduty"}, "credentials.routing_key"),
         ({"format": "pagerduty", "credentials": {"routing_key": "short"}}, "credentials.routing_key"),
-        ({"format": "slack", "url": "http://127.0.0.1:9/s", "credentials": {"routing_key": ROUTING_KEY}},
-         "credentials.routing_key"),
+        (
+            {"format": "slack", "url": "http://127.0.0.1:9/s", "credentials": {"routing_key": ROUTING_KEY}},
+            "credentials.routing_key",
+        ),
         ({"format": "email", "url": "http://127.0.0.1:9/s"}, "format"),
         ({"format": "slack", "url": "http://127.0.0.1:9/s", "config": {"severity": "panic"}}, "config.severity"),
         ({"url": "http://127.0.0.1:9/s", "events": ["webhook.test"]}, "events[0]"),
@@ -149,8 +172,9 @@ def test_format_settings_are_validated_naming_the_field(client, organization, bo
 
 def test_pagerduty_rejecting_an_event_is_recorded_and_not_retried(create_webhook, publish, history, database_url):
     with PagerDutyFake(ROUTING_KEY) as pagerduty:
-        hook = create_webhook(pagerduty.events_url, ["drift.detected"], format="pagerduty",
-                              credentials={"routing_key": UNKNOWN_KEY})
+        hook = create_webhook(
+            pagerduty.events_url, ["drift.detected"], format="pagerduty", credentials={"routing_key": UNKNOWN_KEY}
+        )
         fan_out(database_url, publish("drift.detected", {"model": "churn"}))
         assert pagerduty.events == [] and len(pagerduty.requests) == 1
     (delivery,) = history(hook["id"])
@@ -166,8 +190,9 @@ def test_pagerduty_throttling_and_outages_are_retried(create_webhook, publish, h
     with PagerDutyFake(ROUTING_KEY) as pagerduty, TeamsFake() as teams:
         pagerduty.script(429, 503)
         teams.script(503)
-        paged = create_webhook(pagerduty.events_url, ["drift.detected"], format="pagerduty",
-                               credentials={"routing_key": ROUTING_KEY})
+        paged = create_webhook(
+            pagerduty.events_url, ["drift.detected"], format="pagerduty", credentials={"routing_key": ROUTING_KEY}
+        )
         posted = create_webhook(teams.workflow_url, ["drift.detected"], format="teams")
         fan_out(database_url, publish("drift.detected", {"model": "churn"}))
         assert len(pagerduty.events) == 1 and len(teams.messages) == 1
@@ -247,6 +272,9 @@ def test_recover_refuses_a_disabled_webhook_and_other_organizations(client, orga
     assert "disabled" in refused.get_json()["detail"] and '"enabled": true' in refused.get_json()["detail"]
     other = {"Authorization": f"Bearer {make_key('someone-else')}"}
     assert client.post(path, json=window, headers=other).status_code == 404
-    assert client.post(
-        f"/organizations/someone-else/webhooks/{hook['id']}/recover", json=window, headers=other
-    ).status_code == 404
+    assert (
+        client.post(
+            f"/organizations/someone-else/webhooks/{hook['id']}/recover", json=window, headers=other
+        ).status_code
+        == 404
+    )

@@ -33,19 +33,37 @@ def event(type_: str, data: dict, event_id: str = "evt_01jdx3k8v5c8m2y7q4n6t9w0a
 EXAMPLES = [event(entry.type, entry.example) for entry in CATALOG]
 HUGE = [
     # The largest data the API accepts, in the fields the formats show.
-    event("drift.detected", {
-        "model": "m" * 200,
-        "features": [{"feature": "f" * 200, "method": "psi", "value": 0.5, "threshold": 0.2}] * 1000,
-    }),
+    event(
+        "drift.detected",
+        {
+            "model": "m" * 200,
+            "features": [{"feature": "f" * 200, "method": "psi", "value": 0.5, "threshold": 0.2}] * 1000,
+        },
+    ),
     event("recommendation.created", {"model": "m" * 200, "kind": "retrain", "reason": "r" * 2000, "details": {}}),
-    event("webhook.disabled", {
-        "webhook_id": "wh_1", "name": "n" * 200, "format": "slack", "url": "https://x/" + "u" * 2000,
-        "reason": "gone", "detail": "d" * 2000, "disabled_at": "2026-11-02T10:00:00Z",
-    }),
-    event("threshold.breached", {
-        "model": "<@channel> & " + "m" * 180, "metric": "latency_ms.p95", "operator": ">", "threshold": 1e300,
-        "value": -1.2345678e-300, "blob": "x" * 200_000,
-    }),
+    event(
+        "webhook.disabled",
+        {
+            "webhook_id": "wh_1",
+            "name": "n" * 200,
+            "format": "slack",
+            "url": "https://x/" + "u" * 2000,
+            "reason": "gone",
+            "detail": "d" * 2000,
+            "disabled_at": "2026-11-02T10:00:00Z",
+        },
+    ),
+    event(
+        "threshold.breached",
+        {
+            "model": "<@channel> & " + "m" * 180,
+            "metric": "latency_ms.p95",
+            "operator": ">",
+            "threshold": 1e300,
+            "value": -1.2345678e-300,
+            "blob": "x" * 200_000,
+        },
+    ),
 ]
 
 
@@ -80,7 +98,9 @@ def test_slack_message_says_severity_model_and_what_happened_with_a_link_back():
     fields = {f["text"].split("\n")[0]: f["text"].split("\n")[1] for f in message["blocks"][2]["fields"]}
     assert fields["*Model*"] == "fraud" and fields["*Threshold*"] == "&gt; 250"
     [button] = message["blocks"][-1]["elements"]
-    assert button["url"] == "https://modelpulse.example.com/organizations/acme/thresholds/thr_01jdx3k8v5c8m2y7q4n6t9w0ab"
+    assert (
+        button["url"] == "https://modelpulse.example.com/organizations/acme/thresholds/thr_01jdx3k8v5c8m2y7q4n6t9w0ab"
+    )
 
 
 def test_without_a_public_url_there_is_no_link():
@@ -111,10 +131,16 @@ def test_pagerduty_summary_is_cut_to_1024_characters_and_severity_comes_from_con
 
 
 def test_one_episode_is_one_dedup_key():
-    breached = event("threshold.breached", {"model": "fraud", "metric": "m", "operator": ">", "threshold": 1, "value": 2},
-                     event_id="evt_breach")
-    resolved = event("threshold.resolved", {"model": "fraud", "metric": "m", "value": 0, "episode_event_id": "evt_breach"},
-                     event_id="evt_resolve")
+    breached = event(
+        "threshold.breached",
+        {"model": "fraud", "metric": "m", "operator": ">", "threshold": 1, "value": 2},
+        event_id="evt_breach",
+    )
+    resolved = event(
+        "threshold.resolved",
+        {"model": "fraud", "metric": "m", "value": 0, "episode_event_id": "evt_breach"},
+        event_id="evt_resolve",
+    )
     first = event("drift.detected", {"model": "churn", "episode_event_id": "evt_first"}, event_id="evt_first")
     again = event("drift.detected", {"model": "churn", "episode_event_id": "evt_first"}, event_id="evt_again")
     clean = event("drift.resolved", {"model": "churn", "episode_event_id": "evt_first"}, event_id="evt_clean")
@@ -153,7 +179,13 @@ def test_standard_renders_the_event_as_it_is():
         (teams, 400, '{"error": {"code": "InvalidRequestContent", "message": "bad"}}', "failed", None),
         (teams, 429, '{"error": {"code": "WorkflowRequestsThrottled"}}', "retry", None),
         (pagerduty, 202, '{"status": "success"}', "succeeded", None),
-        (pagerduty, 400, '{"status": "invalid event", "message": "Event object is invalid", "errors": ["x"]}', "failed", None),
+        (
+            pagerduty,
+            400,
+            '{"status": "invalid event", "message": "Event object is invalid", "errors": ["x"]}',
+            "failed",
+            None,
+        ),
         (pagerduty, 429, '{"status": "throttle event"}', "retry", None),
         (pagerduty, 502, "bad gateway", "retry", None),
     ],

@@ -127,7 +127,10 @@ def _drift(data: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
         ("Model", data.get("model")),
         ("Version", data.get("model_version")),
         ("Method", data.get("method")),
-        ("Features", ", ".join(_text(f.get("feature")) for f in features[:20]) + (" ..." if len(features) > 20 else "")),
+        (
+            "Features",
+            ", ".join(_text(f.get("feature")) for f in features[:20]) + (" ..." if len(features) > 20 else ""),
+        ),
         ("Current window", _window(window.get("current"))),
         ("Reference window", _window(window.get("reference"))),
         ("Monitor", data.get("monitor_id")),

@@ -55,7 +55,11 @@ def message(alert: Alert) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
         {
             "type": "header",
-            "text": {"type": "plain_text", "text": clip(f"{emoji} {alert.title}: {alert.subject}", HEADER_MAX), "emoji": True},
+            "text": {
+                "type": "plain_text",
+                "text": clip(f"{emoji} {alert.title}: {alert.subject}", HEADER_MAX),
+                "emoji": True,
+            },
         },
         {"type": "section", "text": {"type": "mrkdwn", "text": clip(_escape(alert.headline), SECTION_MAX)}},
     ]

@@ -47,7 +47,9 @@ def card(alert: Alert) -> dict[str, Any]:
         {"type": "TextBlock", "text": clip(alert.headline, TEXT_MAX), "wrap": True},
     ]
     if alert.facts:
-        facts = [{"title": clip(label, 100), "value": clip(value, FACT_MAX)} for label, value in alert.facts[:FACTS_MAX]]
+        facts = [
+            {"title": clip(label, 100), "value": clip(value, FACT_MAX)} for label, value in alert.facts[:FACTS_MAX]
+        ]
         body.append({"type": "FactSet", "facts": facts})
     body.append(
         {
@@ -98,5 +100,7 @@ def classify(status: int, body: str) -> Verdict:
     code, text = _error_code(body)
     error = f"HTTP {status}: {code}" + (f": {text[:300]}" if text else "") if code else None
     if status == 404 and code == "WorkflowNotFound":
-        return Verdict("gone", error, "workflow_not_found", "Teams answered 404 WorkflowNotFound: the workflow was deleted")
+        return Verdict(
+            "gone", error, "workflow_not_found", "Teams answered 404 WorkflowNotFound: the workflow was deleted"
+        )
     return http_verdict(status, error)
