@@ -57,6 +57,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     for module in (meta, integrations, registries, exports, export_runs, webhooks, webhook_deliveries, events):
         app.register_blueprint(module.bp)
     for blueprint in (
+        events.catalog_bp,
         inference_logs.bp,
         drift.checks_bp,
         drift.metrics_bp,

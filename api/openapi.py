@@ -9,7 +9,9 @@ from flask import Flask
 from pydantic import BaseModel, TypeAdapter
 
 from api.endpoint import EndpointSpec
+from api.schemas.events import example_event
 from api.standard_json import MAX_DEPTH
+from store.event_catalog import CATALOG, EventType
 
 REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
@@ -36,7 +38,7 @@ PROBLEM_TITLES = {
     400: "Bad request",
     401: "Missing or invalid API key",
     404: "Not found (or another organization's)",
-    409: "Duplicate name in the organization",
+    409: "Conflict: a duplicate name in the organization, or the resource's state forbids it (disabled)",
     413: "Request body larger than the operation's limit (refused unread)",
     415: "Body not sent as uncompressed JSON (Content-Type: application/json)",
     422: "Validation failed, or the body is not standard JSON",
@@ -90,6 +92,78 @@ def _parameters(rule_arguments: set[str], path: str, spec: EndpointSpec, schemas
                 parameter["explode"] = True
             parameters.append(parameter)
     return parameters
+
+
+SIGNATURE_HEADERS = [
+    {
+        "name": "webhook-id",
+        "in": "header",
+        "required": True,
+        "description": "The event id (evt_...), the same on every attempt: deduplicate on it.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "webhook-timestamp",
+        "in": "header",
+        "required": True,
+        "description": "Unix seconds of this attempt; refuse old ones (replays).",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "webhook-signature",
+        "in": "header",
+        "required": True,
+        "description": "Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of \"{id}.{timestamp}.{body}\">`, "
+        "one per active signing secret.",
+        "schema": {"type": "string"},
+    },
+]
+FORMATS_NOTE = (
+    "This is the `standard` format's request: the event as JSON, signed. A webhook of format `slack`, "
+    "`teams` or `pagerduty` receives the same event rendered for that service instead (unsigned: its URL "
+    "or routing key is the secret)."
+)
+
+
+def _event_operation(entry: EventType, schemas: _Schemas) -> dict[str, Any]:
+    """The OpenAPI ``webhooks`` entry of one event type: what its receivers are sent."""
+    data_ref = schemas.ref(entry.data, "validation")
+    name = entry.data.__name__.removesuffix("Data") + "Event"
+    schemas.components[name] = {
+        "type": "object",
+        "description": entry.description,
+        "required": ["id", "type", "timestamp", "organization_id", "project_id", "data"],
+        "properties": {
+            "id": {"type": "string", "description": "evt_..., also sent as `webhook-id`."},
+            "type": {"const": entry.type},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "organization_id": {"type": "string"},
+            "project_id": {"type": ["string", "null"]},
+            "data": data_ref,
+        },
+    }
+    kinds = [k for k, on in (("publishable", entry.publishable), ("operational", entry.operational)) if on]
+    return {
+        "post": {
+            "operationId": "event_" + entry.type.replace(".", "_"),
+            "summary": entry.title,
+            "description": f"{entry.description}\n\n{FORMATS_NOTE}",
+            "tags": ["events"] + kinds,
+            "parameters": SIGNATURE_HEADERS,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": REF.format(model=name)}, "example": example_event(entry)}
+                },
+            },
+            "responses": {
+                "2XX": {
+                    "description": "Received. Anything else within 15 s is a failed attempt, retried on the schedule."
+                },
+                "410": {"description": "Gone: ModelPulse disables the webhook."},
+            },
+        }
+    }
 
 
 def openapi_document(app: Flask) -> dict[str, Any]:
@@ -147,6 +221,7 @@ def openapi_document(app: Flask) -> dict[str, Any]:
             if spec.public:
                 operation["security"] = []
             paths.setdefault(path, {})[method.lower()] = operation
+    webhooks = {entry.type: _event_operation(entry, schemas) for entry in CATALOG}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -157,6 +232,8 @@ def openapi_document(app: Flask) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
         "paths": paths,
+        # OpenAPI 3.1: the requests ModelPulse sends to its webhooks, one per event type.
+        "webhooks": webhooks,
         "components": {
             "schemas": schemas.components,
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     allow_private_webhook_targets: bool = Field(
         default=False, description="Allow webhook URLs on loopback/private networks (demos, tests)."
     )
+    public_url: str | None = Field(
+        default=None,
+        description="Where users reach ModelPulse (https://modelpulse.example.com); Slack, Teams and "
+        "PagerDuty messages link back to the resource an event is about when it is set.",
+    )
     rate_limit_per_minute: int = Field(
         default=6000,
         ge=0,

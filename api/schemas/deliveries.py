@@ -19,7 +19,7 @@ class HistoryQuery(PageQuery):
 
 class AttemptOut(BaseModel):
     attempted_at: datetime
-    trigger: Literal["initial", "retry", "redeliver", "test"]
+    trigger: Literal["initial", "retry", "redeliver", "recover", "test"]
     request_headers: dict[str, str] = Field(description='Custom header values shown as "********".')
     response_status: int | None
     response_body: str | None = Field(

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.schemas.common import DATETIME_TEXT, PageQuery, ProjectId, StrictModel, serialised_at_most
 from api.schemas.exports import Schedule
+from store.event_catalog import Severity
 from tasks.drift.methods import REQUESTABLE_METHODS
 from tasks.monitoring.thresholds import METRICS
 
@@ -262,6 +263,9 @@ class MonitorOut(BaseModel):
     next_run_at: datetime
     last_run_at: datetime | None
     last_check_id: str | None
+    drift_episode_event_id: str | None = Field(
+        description="The drift.detected event that opened the drift episode in progress (null: none)."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -274,6 +278,11 @@ class ThresholdIn(StrictModel):
     window_seconds: int | None = Field(
         default=None, ge=60, le=31 * 86400, description="Log metrics only; default 3600."
     )
+    severity: Severity = Field(
+        default="error",
+        description="Carried by threshold.breached; the severity Slack, Teams and PagerDuty show (unless the "
+        "webhook's config.severity overrides it).",
+    )
     project_id: ProjectId | None = None
     enabled: bool = True
 
@@ -282,6 +291,7 @@ class ThresholdStateOut(BaseModel):
     model: str
     breached: bool
     episode_started_at: datetime | None
+    episode_event_id: str | None = Field(description="The threshold.breached event of the episode in progress.")
     consecutive_breaches: int
     last_value: float | None
     last_evaluated_at: datetime | None
@@ -296,6 +306,7 @@ class ThresholdOut(BaseModel):
     operator: str
     value: float
     window_seconds: int | None
+    severity: str
     enabled: bool
     states: list[ThresholdStateOut]
     created_at: datetime

@@ -1,6 +1,9 @@
 """One delivery attempt: sign, POST, classify the outcome, and decide what happens next.
 
 Nothing here touches the database; ``tasks.webhooks.fanout`` records what ``send_attempt`` returns.
+The body is the webhook's format's rendering of the event (``tasks.webhooks.formats``); only the
+``standard`` format is signed, and each format classifies its receiver's answer (a Slack
+``no_service`` disables the webhook like a 410). Network failures are the same for every format.
 What an attempt records when the receiver misbehaves (``error``; ``retry`` = on the schedule)::
 
     host does not resolve       could not resolve host <name>                          retry
@@ -20,18 +23,19 @@ What an attempt records when the receiver misbehaves (``error``; ``retry`` = on 
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
+from tasks.webhooks.formats import get_format
+from tasks.webhooks.formats.base import Outcome, encode_json, http_outcome
 from tasks.webhooks.signing import signature_header
 from tasks.webhooks.ssrf import HostNotResolved, TargetRefused
 
@@ -41,14 +45,12 @@ BODY_KEEP_BYTES = 1024
 PROTECTED_HEADERS = frozenset(
     {"webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "user-agent"}
 )
-RETRYABLE_STATUSES = frozenset({408, 425, 429})
-
-Outcome = Literal["succeeded", "retry", "failed", "gone"]
 
 
 @dataclass
 class Target:
-    """Everything needed to send one delivery; ``secrets`` and ``headers`` are never stored."""
+    """Everything needed to send one delivery; ``secrets``, ``headers`` and ``body`` (a PagerDuty body
+    carries the routing key) are never stored."""
 
     delivery_id: str
     webhook_id: str
@@ -59,7 +61,13 @@ class Target:
     headers: dict[str, str] = field(default_factory=dict)
     attempts_made: int = 0
     scheduled: bool = False  # a retry is already scheduled (a manual attempt leaves it be)
+    scheduled_at: datetime | None = None  # its due time, when a claim moved it (recover puts it back)
     secrets_version: datetime | None = None  # the webhook row's updated_at: secrets are cached per version
+    format: str = "standard"  # how the event is rendered and the answer judged (tasks.webhooks.formats)
+    event: dict[str, Any] | None = None  # the event's wire form, rendered once the secrets are loaded
+    webhook_name: str = ""
+    config: dict[str, Any] = field(default_factory=dict)  # the format's options (severity, source)
+    hidden: list[str] = field(default_factory=list)  # other secrets (a secret URL, a routing key) kept out of logs
 
 
 @dataclass
@@ -79,6 +87,8 @@ class AttemptResult:
     retry_after: float | None = None
     location: str | None = None  # a redirect's Location header
     timed_out: bool = False
+    disable_reason: str | None = None  # "gone": the webhook.disabled reason code (gone, no_service...)
+    disable_detail: str | None = None  # "gone": the webhook's disabled_reason in words
 
     def record_fields(self) -> dict[str, Any]:
         """The columns of the attempt row."""
@@ -95,28 +105,32 @@ class AttemptResult:
 
 
 def encode_payload(payload: dict[str, Any]) -> bytes:
-    """The exact bytes that are signed and sent."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    """The exact bytes that are signed and sent (the ``standard`` format's body)."""
+    return encode_json(payload)
 
 
 def build_headers(target: Target, timestamp: int, user_agent: str) -> dict[str, str]:
-    """Custom headers first, then ours, which a custom header of the same name cannot replace."""
+    """Custom headers first, then ours, which a custom header of the same name cannot replace.
+
+    Only a signed format (``standard``) carries the Standard Webhooks headers; Slack, Teams and
+    PagerDuty are unsigned by their own protocols (their URL or routing key is the secret).
+    """
     headers = {
         name: value
         for name, value in target.headers.items()
         if name.lower() not in PROTECTED_HEADERS
     }
-    headers.update(
-        {
-            "content-type": "application/json",
-            "user-agent": user_agent,
-            "webhook-id": target.message_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature_header(
-                target.secrets, target.message_id, timestamp, target.body
-            ),
-        }
-    )
+    headers.update({"content-type": "application/json", "user-agent": user_agent})
+    if get_format(target.format).SIGNED:
+        headers.update(
+            {
+                "webhook-id": target.message_id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": signature_header(
+                    target.secrets, target.message_id, timestamp, target.body
+                ),
+            }
+        )
     return headers
 
 
@@ -175,11 +189,17 @@ async def send_attempt(
     result.duration_ms = (time.perf_counter() - started) * 1000
     if result.response_status is not None:
         result.response_body = body.text()
-        result.outcome = classify_status(result.response_status)
+        verdict = get_format(target.format).classify(result.response_status, body.kept_text())
+        result.outcome = verdict.outcome
+        result.disable_reason, result.disable_detail = verdict.disable_reason, verdict.disable_detail
         if 300 <= result.response_status < 400:
             result.error = redirect_error(result.response_status, result.location)
         elif result.outcome != "succeeded":
-            result.error = f"HTTP {result.response_status}"
+            result.error = verdict.error or f"HTTP {result.response_status}"
+    for secret in target.hidden:  # an error or an answer quoting a secret URL or routing key
+        if secret:
+            result.error = result.error.replace(secret, MASK) if result.error else result.error
+            result.response_body = result.response_body.replace(secret, MASK) if result.response_body else None
     return result
 
 
@@ -228,9 +248,13 @@ class BodyKept:
         self.cut = self.observed > BODY_KEEP_BYTES
         return self.cut
 
+    def kept_text(self) -> str:
+        """The kept bytes as text (what a format reads to classify the answer)."""
+        return bytes(self.kept).decode("utf-8", errors="replace")
+
     def text(self) -> str:
         """The kept bytes as text, with a note when the body was cut short or did not finish."""
-        text = bytes(self.kept).decode("utf-8", errors="replace")
+        text = self.kept_text()
         if self.cut:
             size = (
                 f"of {self.announced} bytes (Content-Length)"
@@ -312,19 +336,8 @@ def redirect_error(status: int, location: str | None) -> str:
 
 
 def classify_status(status: int) -> Outcome:
-    """2xx succeeds; 410 means the receiver is gone; 408/425/429/5xx retry; anything else fails.
-
-    "Anything else" includes 3xx: a redirect is not followed (it could lead anywhere, past the SSRF
-    guard's check of the saved URL), and one that repeats on every attempt is a wrong URL, which
-    retrying cannot fix, like a 404.
-    """
-    if 200 <= status < 300:
-        return "succeeded"
-    if status == 410:
-        return "gone"
-    if status in RETRYABLE_STATUSES or status >= 500:
-        return "retry"
-    return "failed"
+    """The ``standard`` format's reading of a status (see ``formats.base.http_outcome``)."""
+    return http_outcome(status)
 
 
 def retry_after_seconds(value: str | None) -> float | None:

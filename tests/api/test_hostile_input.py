@@ -211,7 +211,7 @@ def test_served_api_stops_reading_a_chunked_body_past_the_limit(served):
     """No Content-Length to judge by: a body of exactly the limit is read, one byte more is refused."""
     headers = {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
     head = _request_head("POST", "/organizations/acme/events", served.key, headers)
-    event = b'{"type": "drift.detected", "data": {"psi": 0.4}}'
+    event = b'{"type": "drift.detected", "data": {"model": "churn", "psi": 0.4}}'
     at_limit = event.ljust(1024 * 1024)  # JSON may end in whitespace
     status, _, content = _raw_exchange(served.port, head, _chunked(at_limit))
     assert status == 202, content
@@ -245,7 +245,8 @@ def test_served_api_keeps_serving_after_the_barrage(served):
         failures = _barrage(send, document, ids)
         assert not failures, "\n".join(failures)
         assert http.get("/health").json() == {"status": "ok"}
-        accepted = http.post("/organizations/acme/events", json={"type": "drift.detected", "data": {"psi": 0.4}})
+        event = {"type": "drift.detected", "data": {"model": "churn", "psi": 0.4}}
+        accepted = http.post("/organizations/acme/events", json=event)
         assert accepted.status_code == 202, accepted.text
     log = served.log.read_text(errors="replace")
     assert "Traceback" not in log and "unhandled error" not in log, log[-5000:]

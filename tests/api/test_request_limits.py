@@ -19,7 +19,7 @@ MIB = 1024 * 1024
 
 
 def _event(data: dict) -> dict:
-    return {"type": "drift.detected", "data": data}
+    return {"type": "drift.detected", "data": {"model": "m", **data}}  # `model`: the type's one required field
 
 
 def _records(count: int) -> list[dict]:
@@ -87,10 +87,10 @@ def test_the_limits_are_settings_and_are_documented(monkeypatch, sqlite_url, pre
 
 def test_event_data_is_at_most_256_kib_serialised(client, org):
     url = f"/organizations/{org.id}/events"
-    # {"blob":"xxx..."} serialises to 11 bytes besides the x's.
-    at_limit = client.post(url, json=_event({"blob": "x" * (256 * 1024 - 11)}), headers=org.headers)
+    # {"model":"m","blob":"xxx..."} serialises to 23 bytes besides the x's.
+    at_limit = client.post(url, json=_event({"blob": "x" * (256 * 1024 - 23)}), headers=org.headers)
     assert at_limit.status_code == 202, at_limit.get_json()
-    past = client.post(url, json=_event({"blob": "x" * (256 * 1024 - 10)}), headers=org.headers)
+    past = client.post(url, json=_event({"blob": "x" * (256 * 1024 - 22)}), headers=org.headers)
     assert past.status_code == 422
     [error] = past.get_json()["errors"]
     assert error["field"] == "data"

@@ -25,7 +25,9 @@ def test_both_machines_serve_one_installation(cluster):
         secret = hook.json()["signing_secret"]
 
         sent = [
-            machine.post("/organizations/default/events", json={"type": "drift.detected", "data": {"n": n}})
+            machine.post(
+                "/organizations/default/events", json={"type": "drift.detected", "data": {"model": "churn", "n": n}}
+            )
             for n, machine in enumerate([a, b] * 10)
         ]
         assert {response.status_code for response in sent} == {202}
