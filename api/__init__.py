@@ -18,7 +18,10 @@ from store.settings import get_settings
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
-    app.config.from_mapping(DATABASE_URL=get_settings().resolved_database_url, JSON_SORT_KEYS=False)
+    settings = get_settings()
+    app.config.from_mapping(
+        DATABASE_URL=settings.resolved_database_url, PUBLIC_URL=settings.public_url, JSON_SORT_KEYS=False
+    )
     if test_config:
         app.config.from_mapping(test_config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -29,6 +32,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         events,
         export_runs,
         exports,
+        inbound,
         inference_logs,
         integrations,
         meta,
@@ -42,7 +46,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     errors.init_app(app)
-    for module in (meta, integrations, registries, exports, export_runs, webhooks, webhook_deliveries, events):
+    for module in (meta, integrations, registries, inbound, exports, export_runs, webhooks, webhook_deliveries, events):
         app.register_blueprint(module.bp)
     for blueprint in (
         inference_logs.bp,

@@ -45,16 +45,33 @@ class Settings(BaseSettings):
     allow_private_webhook_targets: bool = Field(
         default=False, description="Allow webhook URLs on loopback/private networks (demos, tests)."
     )
+    public_url: str | None = Field(
+        default=None,
+        description="Where the registries reach this API (`https://modelpulse.example.com`): the base of "
+        "the inbound URLs that MLflow webhooks and EventBridge API destinations post to. Push events "
+        "(`config.push_events`) need it.",
+    )
     export_event_settle_seconds: float = Field(
         default=60.0,
         description="Exports ship an event once its id is this old: an event id is made before its "
         "transaction commits, so a younger one could still be followed by an older one.",
     )
 
-    @field_validator("database_url", "prefect_api_url", "prefect_database_url", "redis_url", mode="before")
+    @field_validator(
+        "database_url", "prefect_api_url", "prefect_database_url", "redis_url", "public_url", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value  # `VAR=` in a compose file or a unit means "not set"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")) or "?" in value or "#" in value:
+            raise ValueError("must be an http:// or https:// base URL without query or fragment")
+        return value.rstrip("/")
 
     @property
     def resolved_database_url(self) -> str:
