@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from store.events import record_event
@@ -41,7 +42,7 @@ def record_model_version(
 
     The unique (integration, name, version) constraint is the claim: of a push, a sync and a
     registration recording the same version at once, in any processes, one inserts the row and
-    emits the event; the others' insert fails inside a savepoint and they return ``None``.
+    emits the event; the others' insert inserts nothing and they return ``None``.
 
     Args:
         session: The caller's session (the event joins its transaction).
@@ -57,8 +58,11 @@ def record_model_version(
     """
     if find_monitored_version(session, integration.id, name, version) is not None:
         return None
-    monitored = MonitoredModel(
-        id=new_id("mm"),
+    monitored_id = new_id("mm")
+    inserted = _insert_unless_taken(
+        session,
+        MonitoredModel,
+        id=monitored_id,
         organization_id=integration.organization_id,
         integration_id=integration.id,
         project_id=integration.project_id,
@@ -69,12 +73,10 @@ def record_model_version(
         flow_run_id=flow_run_id,
         aliases=sorted(aliases or []),
         tags=dict(tags or {}),
+        registered_at=utcnow(),
         labels_updated_at=utcnow(),
     )
-    try:
-        with session.begin_nested():
-            session.add(monitored)
-    except IntegrityError:
+    if not inserted:
         return None  # recorded meanwhile by another process: its event is the one
     record_event(
         session,
@@ -90,7 +92,21 @@ def record_model_version(
         },
         project_id=integration.project_id,
     )
-    return monitored
+    return session.get(MonitoredModel, monitored_id)
+
+
+def _insert_unless_taken(session: Session, model: type[Any], **values: Any) -> bool:
+    """``INSERT ... ON CONFLICT DO NOTHING``: whether this row went in (a unique key taken means not).
+
+    A concurrent writer of the same key waits for the first one's commit and then inserts nothing
+    (PostgreSQL), or waits for the database's write lock (SQLite). No savepoint: pysqlite would let
+    one started outside a transaction commit on release.
+    """
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.flush()  # pending ORM changes first, as a query would
+    table = model.__table__
+    statement = insert(table).values(**values).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return session.execute(statement).first() is not None  # rowcount is -1 here on psycopg
 
 
 def find_monitored_version(session: Session, integration_id: str, name: str, version: str) -> MonitoredModel | None:
@@ -197,16 +213,11 @@ def _set_labels(row: MonitoredModel, aliases: list[str], tags: dict[str, Any], a
 def claim_inbound_receipt(session: Session, integration_id: str, receipt_id: str) -> bool:
     """Take an inbound delivery id for this integration; ``False`` if it was taken before (a replay).
 
-    The primary key decides across processes: a concurrent taker's insert fails in its savepoint.
+    The primary key decides across processes: a concurrent taker's insert inserts nothing.
     """
-    if session.get(InboundReceipt, (integration_id, receipt_id)) is not None:
-        return False
-    try:
-        with session.begin_nested():
-            session.add(InboundReceipt(integration_id=integration_id, receipt_id=receipt_id, received_at=utcnow()))
-    except IntegrityError:
-        return False
-    return True
+    return _insert_unless_taken(
+        session, InboundReceipt, integration_id=integration_id, receipt_id=receipt_id, received_at=utcnow()
+    )
 
 
 def prune_inbound_receipts(session: Session, received_before: datetime) -> int:

@@ -74,8 +74,9 @@ def apply_sagemaker_event(session: Session, integration: Integration, event: dic
     arguments = _arguments(kind, event) if handler is not None else {}  # a bad event takes no receipt
     if not claim_inbound_receipt(session, integration.id, event["id"]):
         return InboundOutcome("duplicate", f"event {event['id']} was received before")
-    if event.get("source") not in (None, "aws.sagemaker"):
-        return InboundOutcome("ignored", f"events from {event.get('source')!r} are not SageMaker's")
+    source = event.get("source")
+    if source not in (None, "aws.sagemaker", ["aws.sagemaker"]):  # AWS's own example carries it as a list
+        return InboundOutcome("ignored", f"events from {source!r} are not SageMaker's")
     region = integration.config.get("region_name")
     if event.get("region") not in (None, region):
         return InboundOutcome("ignored", f"the event is from {event.get('region')}, this integration reads {region}")
