@@ -101,14 +101,6 @@ class PlatformSubscriptions(Protocol):
         ...
 
 
-class _NoSubscriptions:
-    def subscribe(self, record: Any, credentials: dict[str, Any], previous: Previous | None) -> Subscribed:
-        return Subscribed()
-
-    def unsubscribe(self, record: Any, block: Any) -> None:
-        return None
-
-
 @dataclass(frozen=True)
 class ConnectedRecords:
     """The life cycle of one kind of record (``integration``, ``export``) and its block."""
@@ -118,7 +110,7 @@ class ConnectedRecords:
     id_prefix: str
     create_schema: Any
     extra_fields: tuple[str, ...] = ()
-    subscriptions: PlatformSubscriptions = field(default_factory=_NoSubscriptions)
+    subscriptions: PlatformSubscriptions | None = None
 
     def get(self, session: Session, organization_id: str, record_id: str) -> Any:
         record = session.get(self.model, record_id)
@@ -187,15 +179,18 @@ class ConnectedRecords:
         that cannot be reached does not keep the record alive).
         """
         try:
-            block = find_connection(self.kind, record.id, record.type)
+            block = find_connection(self.kind, record.id, record.type) if self.subscriptions is not None else None
             delete_connection(self.kind, record.id)
         except PREFECT_ERRORS as error:
             raise secrets_store_unavailable(error) from None
-        self.subscriptions.unsubscribe(record, block)
+        if self.subscriptions is not None:
+            self.subscriptions.unsubscribe(record, block)
         session.delete(record)
         session.commit()
 
     def _subscribe(self, session: Session, record: Any, credentials: dict[str, Any], previous: Previous | None) -> Subscribed:
+        if self.subscriptions is None:
+            return Subscribed()
         try:
             return self.subscriptions.subscribe(record, credentials, previous)
         except Exception:
