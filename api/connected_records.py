@@ -188,7 +188,9 @@ class ConnectedRecords:
         session.delete(record)
         session.commit()
 
-    def _subscribe(self, session: Session, record: Any, credentials: dict[str, Any], previous: Previous | None) -> Subscribed:
+    def _subscribe(
+        self, session: Session, record: Any, credentials: dict[str, Any], previous: Previous | None
+    ) -> Subscribed:
         if self.subscriptions is None:
             return Subscribed()
         try:

@@ -108,11 +108,16 @@ class IntegrationPushSubscriptions:
             )
         connection = MlflowConnection.from_settings(record.config, credentials)
         webhooks = MlflowWebhooks(connection)
-        name, description = webhook_name(record.id), f"ModelPulse integration {record.name!r} ({record.organization_id})"
+        name, description = (
+            webhook_name(record.id),
+            f"ModelPulse integration {record.name!r} ({record.organization_id})",
+        )
         try:
             if earlier is not None:
                 webhook_id, old_connection = earlier
-                same_server = previous is not None and previous.config.get("tracking_uri") == record.config["tracking_uri"]
+                same_server = (
+                    previous is not None and previous.config.get("tracking_uri") == record.config["tracking_uri"]
+                )
                 if same_server and old_connection.webhook_secret is not None:
                     updated = webhooks.update(webhook_id, name, url, description)
                     if updated is not None:  # else someone deleted it on MLflow: register it again

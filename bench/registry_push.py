@@ -182,7 +182,9 @@ def main() -> None:
         rest.post("/registered-models/create", json={"name": "churn"}).raise_for_status()
         rest.post("/model-versions/create", json={"name": "churn", "source": "s3://b/1"}).raise_for_status()
         with session_scope() as session:  # monitored, as registering version 1 through ModelPulse makes it
-            record_model_version(session, session.get(Integration, integration_id), "churn", "1", "models:/churn/1", "api")
+            record_model_version(
+                session, session.get(Integration, integration_id), "churn", "1", "models:/churn/1", "api"
+            )
 
         created: dict[str, float] = {}
         for index in range(args.versions):

@@ -158,7 +158,9 @@ def delete_version_alias(session: Session, integration_id: str, name: str, alias
     return removed
 
 
-def set_version_tag(session: Session, integration_id: str, name: str, version: str, key: str, value: str | None) -> bool:
+def set_version_tag(
+    session: Session, integration_id: str, name: str, version: str, key: str, value: str | None
+) -> bool:
     """Set (or, with ``value`` None, delete) a tag of a recorded version; whether the version is recorded."""
     row = find_monitored_version(session, integration_id, name, version)
     if row is None:

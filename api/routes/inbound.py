@@ -53,7 +53,9 @@ def _pushing_integration(integration_id: str, type_: str) -> Integration:
 
 def _body() -> bytes:
     """The raw body (signatures are over its exact bytes), read no further than the limit."""
-    too_large = Problem(f"A pushed event is at most {MAX_BODY_BYTES // 1024} KiB.", status=413, title="Content Too Large")
+    too_large = Problem(
+        f"A pushed event is at most {MAX_BODY_BYTES // 1024} KiB.", status=413, title="Content Too Large"
+    )
     if (request.content_length or 0) > MAX_BODY_BYTES:
         raise too_large
     body = request.stream.read(MAX_BODY_BYTES + 1)

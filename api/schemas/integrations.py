@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 from api.schemas.common import HttpURL, Name, ProjectId, RecordOut, SecretText, StrictModel, optional_fields
 
 SyncInterval = Annotated[int, Field(ge=60, le=7 * 86400, description="Seconds between registry syncs.")]
+EventsApiKey = Annotated[str, Field(min_length=16, max_length=512, json_schema_extra={"writeOnly": True})]
 
 
 class MlflowConfig(StrictModel):
@@ -45,12 +46,10 @@ class SagemakerCredentials(StrictModel):
     aws_access_key_id: SecretText
     aws_secret_access_key: SecretText
     aws_session_token: SecretText | None = None
-    events_api_key: Annotated[str, Field(min_length=16, max_length=512, json_schema_extra={"writeOnly": True})] | None = (
-        Field(
-            default=None,
-            description="The API key the EventBridge connection sends in `X-ModelPulse-Key` (16-512 characters, "
-            "e.g. `openssl rand -base64 32`); required with `config.push_events`.",
-        )
+    events_api_key: EventsApiKey | None = Field(
+        default=None,
+        description="The API key the EventBridge connection sends in `X-ModelPulse-Key` (16-512 characters, "
+        "e.g. `openssl rand -base64 32`); required with `config.push_events`.",
     )
 
 
@@ -146,7 +145,9 @@ class PushOut(BaseModel):
     mlflow_webhook_status: str | None = Field(
         default=None, description="MLflow: ACTIVE or DISABLED as MLflow last reported it (refreshed by POST .../test)."
     )
-    checked_at: datetime | None = Field(default=None, description="When the MLflow webhook was last written or checked.")
+    checked_at: datetime | None = Field(
+        default=None, description="When the MLflow webhook was last written or checked."
+    )
 
 
 class IntegrationOut(RecordOut):

@@ -117,7 +117,9 @@ def _text(detail: dict[str, Any], name: str) -> str:
     return value
 
 
-def _package_version(session: Session, integration: Integration, group: str, version: str | None, arn: str) -> InboundOutcome:
+def _package_version(
+    session: Session, integration: Integration, group: str, version: str | None, arn: str
+) -> InboundOutcome:
     if version is None:
         return InboundOutcome("ignored", f"the package {arn} is not versioned (no model package group version)")
     if not is_monitored(session, integration.id, group):

@@ -164,7 +164,11 @@ def verify_delivery(
     delivery_id = headers.get(DELIVERY_ID_HEADER)
     timestamp = headers.get(TIMESTAMP_HEADER)
     signature = headers.get(SIGNATURE_HEADER)
-    for name, value in ((DELIVERY_ID_HEADER, delivery_id), (TIMESTAMP_HEADER, timestamp), (SIGNATURE_HEADER, signature)):
+    for name, value in (
+        (DELIVERY_ID_HEADER, delivery_id),
+        (TIMESTAMP_HEADER, timestamp),
+        (SIGNATURE_HEADER, signature),
+    ):
         if not value:
             raise DeliveryRejected(f"the {name} header is missing")
     if len(delivery_id) > 200:

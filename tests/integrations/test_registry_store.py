@@ -158,7 +158,10 @@ def test_an_alias_names_one_version_and_tags_are_set_and_deleted(database_url, i
     with session_scope(database_url) as session:
         assert set_version_alias(session, integration_id, "churn", "champion", "2") is True  # it moves
         assert set_version_tag(session, integration_id, "churn", "1", "team", None) is True
-    assert _labels(database_url, integration_id) == {"1": ([], {"stage": "prod"}), "2": (["champion"], {"team": "risk"})}
+    assert _labels(database_url, integration_id) == {
+        "1": ([], {"stage": "prod"}),
+        "2": (["champion"], {"team": "risk"}),
+    }
     with session_scope(database_url) as session:
         assert delete_version_alias(session, integration_id, "churn", "champion") is True
         assert delete_version_alias(session, integration_id, "churn", "champion") is False

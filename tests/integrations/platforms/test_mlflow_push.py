@@ -88,7 +88,9 @@ def _signed(secret: str, body: bytes, delivery_id: str | None = None, timestamp:
 
 def _delivery(event: str, data: dict) -> bytes:
     entity, action = event.split(".")
-    return json.dumps({"entity": entity, "action": action, "timestamp": "2026-01-01T00:00:00+00:00", "data": data}).encode()
+    return json.dumps(
+        {"entity": entity, "action": action, "timestamp": "2026-01-01T00:00:00+00:00", "data": data}
+    ).encode()
 
 
 def test_a_version_created_on_mlflow_reaches_a_modelpulse_webhook_as_pushed(
@@ -236,7 +238,9 @@ def test_aliases_and_tags_follow_push_events(client, org, mlflow_server, push_in
     mlflow_server.call("POST", "/registered-models/alias", json={"name": name, "alias": "champion", "version": first})
     assert wait_for(labels, lambda v: v[first][0] == ["champion"])[second] == ([], {})
     mlflow_server.call("POST", "/registered-models/alias", json={"name": name, "alias": "champion", "version": second})
-    mlflow_server.call("POST", "/model-versions/set-tag", json={"name": name, "version": second, "key": "stage", "value": "prod"})
+    mlflow_server.call(
+        "POST", "/model-versions/set-tag", json={"name": name, "version": second, "key": "stage", "value": "prod"}
+    )
     moved = wait_for(labels, lambda v: v[second] == (["champion"], {"stage": "prod"}))
     assert moved[first] == ([], {})
     mlflow_server.call("DELETE", "/model-versions/delete-tag", json={"name": name, "version": second, "key": "stage"})

@@ -98,7 +98,9 @@ def _endpoint_event(arn: str, name: str, status: str, time_ms: int) -> dict:
 def pushing(create_integration, moto, live_api):
     """A SageMaker integration that takes pushed events, and ``post(event, key=...)`` to its inbound route."""
     base = create_integration(
-        "sagemaker", {"region_name": AWS_REGION, "endpoint_url": moto, "push_events": True}, KEYS | {"events_api_key": EVENTS_KEY}
+        "sagemaker",
+        {"region_name": AWS_REGION, "endpoint_url": moto, "push_events": True},
+        KEYS | {"events_api_key": EVENTS_KEY},
     )
     url = f"{live_api.url}/inbound/sagemaker/{integration_id_of(base)}"
 
@@ -174,8 +176,14 @@ def test_events_of_unmonitored_groups_other_regions_and_other_kinds_are_ignored(
     group = f"unmonitored-{uuid.uuid4().hex[:8]}"
     arn = _package(aws, group, "s3://b/1.tar.gz")
     elsewhere = _package_event(group, 1, arn) | {"region": "eu-west-1"}
-    training = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "SageMaker Training Job State Change",
-                "source": "aws.sagemaker", "region": AWS_REGION, "detail": {"TrainingJobStatus": "Completed"}}  # fmt: skip
+    training = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "SageMaker Training Job State Change",
+        "source": "aws.sagemaker",
+        "region": AWS_REGION,
+        "detail": {"TrainingJobStatus": "Completed"},
+    }
 
     answers = [pushing(_package_event(group, 1, arn)), pushing(elsewhere), pushing(training)]
 
