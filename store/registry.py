@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -162,7 +162,7 @@ def set_version_tag(
     session: Session, integration_id: str, name: str, version: str, key: str, value: str | None
 ) -> bool:
     """Set (or, with ``value`` None, delete) a tag of a recorded version; whether the version is recorded."""
-    row = find_monitored_version(session, integration_id, name, version)
+    row = next(iter(_model_versions(session, integration_id, name, version)), None)
     if row is None:
         return False
     tags = {k: v for k, v in row.tags.items() if k != key}
@@ -185,24 +185,41 @@ def reconcile_version_labels(
 
     Left alone when a push wrote them after the sync's read began (``read_at``): that is newer.
     """
-    row = find_monitored_version(session, integration_id, name, version)
-    if row is None or (row.labels_updated_at is not None and row.labels_updated_at > read_at):
-        return False
-    if sorted(aliases) == sorted(row.aliases) and dict(tags) == dict(row.tags):
+    def unchanged(row: MonitoredModel | None) -> bool:
+        newer = row is not None and row.labels_updated_at is not None and row.labels_updated_at > read_at
+        return row is None or newer or (sorted(aliases) == sorted(row.aliases) and dict(tags) == dict(row.tags))
+
+    if unchanged(find_monitored_version(session, integration_id, name, version)):
+        return False  # the usual case, decided without taking a lock
+    row = next(iter(_model_versions(session, integration_id, name, version)), None)
+    if unchanged(row):
         return False
     _set_labels(row, sorted(aliases), dict(tags), at=read_at)
     return True
 
 
-def _model_versions(session: Session, integration_id: str, name: str) -> list[MonitoredModel]:
-    return list(
-        session.scalars(
-            select(MonitoredModel)
-            .where(MonitoredModel.integration_id == integration_id, MonitoredModel.name == name)
-            .order_by(MonitoredModel.id)
-            .with_for_update()
-        )
+def _model_versions(
+    session: Session, integration_id: str, name: str, version: str | None = None
+) -> list[MonitoredModel]:
+    """The model's recorded versions (or one of them), locked for this transaction, as last committed.
+
+    Aliases and tags are read, changed and written back whole, so two deliveries about one model
+    must not interleave: a no-op write takes the rows' locks first (row locks on PostgreSQL, the
+    write lock on SQLite, where a plain read would not hold anything) and the read after it sees
+    what the other writer committed.
+    """
+    table = MonitoredModel.__table__
+    condition = (table.c.integration_id == integration_id) & (table.c.name == name)
+    if version is not None:
+        condition &= table.c.version == version
+    session.execute(update(table).where(condition).values(name=table.c.name))
+    statement = select(MonitoredModel).where(
+        MonitoredModel.integration_id == integration_id, MonitoredModel.name == name
     )
+    if version is not None:
+        statement = statement.where(MonitoredModel.version == version)
+    statement = statement.order_by(MonitoredModel.id).execution_options(populate_existing=True)
+    return list(session.scalars(statement))
 
 
 def _set_labels(row: MonitoredModel, aliases: list[str], tags: dict[str, Any], at: datetime | None = None) -> None:

@@ -189,3 +189,25 @@ def test_an_endpoint_status_observed_before_the_last_one_is_not_a_change(databas
         assert record_endpoint_status(session, integration_id, "ep", "Updating", [], observed_at=now) is not None
         assert record_endpoint_status(session, integration_id, "ep", "Creating", [], now - timedelta(seconds=5)) is None
         assert record_endpoint_status(session, integration_id, "ep", "InService", [], now + timedelta(seconds=5))
+
+
+def test_label_changes_of_one_version_at_once_are_both_kept(database_url, integration_id):
+    """Two tag deliveries about one version, in two processes at once: neither overwrites the other."""
+    with session_scope(database_url) as session:
+        record_model_version(session, session.get(Integration, integration_id), "churn", "1", "m:/1", "push")
+    first = get_sessionmaker(database_url)()
+    set_version_tag(first, integration_id, "churn", "1", "team", "risk")
+    first.flush()  # written, uncommitted
+
+    def second_writer() -> None:
+        with session_scope(database_url) as session:
+            set_version_tag(session, integration_id, "churn", "1", "stage", "prod")
+
+    writer = threading.Thread(target=second_writer)
+    writer.start()
+    writer.join(timeout=0.5)  # it waits for the first writer's lock
+    first.commit()
+    first.close()
+    writer.join(timeout=60)
+
+    assert _labels(database_url, integration_id) == {"1": ([], {"team": "risk", "stage": "prod"})}
