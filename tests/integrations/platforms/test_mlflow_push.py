@@ -165,7 +165,9 @@ def test_the_webhook_is_registered_with_a_secret_kept_only_in_the_block(
     secret = _webhook_secret(integration_id)
     assert len(secret) >= 32
     assert secret not in json.dumps(integration) and "webhook_secret" not in integration["credentials"]
-    assert secret.encode() not in Path(sqlite_url.removeprefix("sqlite:///")).read_bytes()
+    database = Path(sqlite_url.removeprefix("sqlite:///"))
+    for path in database.parent.glob(database.name + "*"):  # the database, its WAL and shared memory
+        assert secret.encode() not in path.read_bytes()
 
 
 def test_push_events_without_a_public_url_is_a_422_and_creates_nothing(
