@@ -89,12 +89,14 @@ def _arguments(kind: str, event: dict[str, Any]) -> dict[str, Any]:
     detail = event["detail"]
     if kind == MODEL_PACKAGE_CHANGE:
         group = _text(detail, "ModelPackageGroupName")
-        arn = _text(detail, "ModelPackageArn")
+        arn = _text(detail, "ModelPackageArn", longest=1000)
         return {"group": group, "version": _package_version_label(detail.get("ModelPackageVersion")), "arn": arn}
-    arn = detail.get("EndpointArn") or next(iter(event.get("resources") or []), None)
-    if not isinstance(arn, str) or not arn:
+    resources = event.get("resources")
+    arn = detail.get("EndpointArn") or (resources[0] if isinstance(resources, list) and resources else None)
+    if not isinstance(arn, str) or not 0 < len(arn) <= 1000:
         raise InvalidDelivery("detail.EndpointArn", "must be the endpoint's ARN")
-    return {"arn": arn, "status": api_status(_text(detail, "EndpointStatus")), "observed_at": event_time(event)}
+    status = _text(detail, "EndpointStatus", longest=40)
+    return {"arn": arn, "status": api_status(status), "observed_at": event_time(event)}
 
 
 def _package_version_label(version: Any) -> str | None:
@@ -110,10 +112,10 @@ def _package_version_label(version: Any) -> str | None:
     raise InvalidDelivery("detail.ModelPackageVersion", "must be a positive whole number")
 
 
-def _text(detail: dict[str, Any], name: str) -> str:
+def _text(detail: dict[str, Any], name: str, longest: int = 500) -> str:
     value = detail.get(name)
-    if not isinstance(value, str) or not value or len(value) > 1000:
-        raise InvalidDelivery(f"detail.{name}", "must be a non-empty string")
+    if not isinstance(value, str) or not 0 < len(value) <= longest:
+        raise InvalidDelivery(f"detail.{name}", f"must be a string of 1 to {longest} characters")
     return value
 
 

@@ -211,6 +211,8 @@ def test_inbound_deliveries_are_verified_and_a_replay_is_ignored(
     unsigned = client.post(path, data=body, headers={"Content-Type": "application/json"})
     tampered = client.post(path, data=body.replace(b'"7"', b'"8"'), headers=headers)
     unknown = client.post("/inbound/mlflow/int_00000000000000000000000000", data=body, headers=headers)
+    versionless = _delivery("model_version.created", {"name": name, "source": "s3://b/9"})
+    malformed = client.post(path, data=versionless, headers=_signed(secret, versionless))
 
     assert first.status_code == 200 and first.get_json()["status"] == "recorded"
     assert replayed.status_code == 200 and replayed.get_json()["status"] == "duplicate"
@@ -220,6 +222,7 @@ def test_inbound_deliveries_are_verified_and_a_replay_is_ignored(
         assert secret not in refused.get_data(as_text=True)
     assert "timestamp" in stale.get_json()["detail"]
     assert unknown.status_code == 404 and unknown.headers["Content-Type"] == "application/problem+json"
+    assert malformed.status_code == 422 and malformed.get_json()["errors"][0]["field"] == "data.version"
     assert [(v, s) for _, v, s in monitored(sqlite_url, integration_id)] == [("1", "api"), ("7", "push")]
     assert [e["version"] for e in model_registered_events(sqlite_url, integration_id)] == ["1", "7"]
     assert secret not in caplog.text
