@@ -22,6 +22,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.from_mapping(
         DATABASE_URL=settings.resolved_database_url,
+        PUBLIC_URL=settings.public_url,
         RATE_LIMIT_PER_MINUTE=settings.rate_limit_per_minute,
         JSON_SORT_KEYS=False,
         MAX_BODY_BYTES=settings.max_body_bytes,
@@ -38,6 +39,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         events,
         export_runs,
         exports,
+        inbound,
         inference_logs,
         integrations,
         meta,
@@ -54,7 +56,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     endpoint.init_app(app)  # an oversized body is refused before anything else looks at the request
     auth.init_app(app)
     rate_limits.init_app(app)
-    for module in (meta, integrations, registries, exports, export_runs, webhooks, webhook_deliveries, events):
+    for module in (meta, integrations, registries, inbound, exports, export_runs, webhooks, webhook_deliveries, events):
         app.register_blueprint(module.bp)
     for blueprint in (
         events.catalog_bp,

@@ -27,10 +27,11 @@ DEFAULT_DEADLINE_SECONDS = 25.0
 
 def call_registry(integration: Integration, call: Callable[[ModelRegistry], T]) -> T:
     """``call(connector)`` for the integration, as 502/504 problems when the platform fails."""
+    return call_platform(integration, lambda: call(open_registry(integration.id, integration.type, integration.config)))
 
-    def run() -> T:
-        return call(open_registry(integration.id, integration.type, integration.config))
 
+def call_platform(integration: Integration, run: Callable[[], T]) -> T:
+    """``run()`` (which calls the integration's platform) within the deadline, its failures as problems."""
     deadline = current_app.config.get("REGISTRY_CALL_DEADLINE_SECONDS", DEFAULT_DEADLINE_SECONDS)
     try:
         return call_with_deadline(run, deadline)

@@ -55,8 +55,9 @@ class Settings(BaseSettings):
     )
     public_url: str | None = Field(
         default=None,
-        description="Where users reach ModelPulse (https://modelpulse.example.com); Slack, Teams and "
-        "PagerDuty messages link back to the resource an event is about when it is set.",
+        description="Where users and registries reach ModelPulse (`https://modelpulse.example.com`): Slack, "
+        "Teams and PagerDuty messages link back to it, and it is the base of the inbound URLs that MLflow "
+        "webhooks and EventBridge API destinations post to (push events, `config.push_events`, need it).",
     )
     rate_limit_per_minute: int = Field(
         default=6000,
@@ -91,10 +92,21 @@ class Settings(BaseSettings):
         "transaction commits, so a younger one could still be followed by an older one.",
     )
 
-    @field_validator("database_url", "prefect_api_url", "prefect_database_url", "redis_url", mode="before")
+    @field_validator(
+        "database_url", "prefect_api_url", "prefect_database_url", "redis_url", "public_url", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value  # `VAR=` in a compose file or a unit means "not set"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")) or "?" in value or "#" in value:
+            raise ValueError("must be an http:// or https:// base URL without query or fragment")
+        return value.rstrip("/")
 
     @property
     def resolved_database_url(self) -> str:

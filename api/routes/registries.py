@@ -9,13 +9,15 @@ from __future__ import annotations
 from flask import Blueprint, current_app, url_for
 from prefect.settings import PREFECT_UI_URL
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from api.auth import require_organization_key
 from api.db import db
 from api.endpoint import Accepted, Created, endpoint
 from api.errors import Unprocessable, validation_problem
-from api.pagination import decode_cursor, encode_cursor
-from api.registry_calls import call_registry, platform_dicts
+from api.pagination import decode_cursor, encode_cursor, paginate
+from api.registry_calls import call_platform, call_registry, platform_dicts
+from api.registry_push import check_push, inbound_url
 from api.registry_runs import await_registration, flow_run_state, start_registration, start_sync
 from api.routes.integrations import integrations
 from api.schemas.common import Page, PageQuery
@@ -24,6 +26,7 @@ from api.schemas.registries import (
     ConnectionTestOut,
     EndpointOut,
     ModelVersionOut,
+    MonitoredVersionOut,
     RegisteredModelOut,
     RegistrationBody,
     RegistrationStatus,
@@ -31,7 +34,7 @@ from api.schemas.registries import (
     StatusChangeOut,
 )
 from flows.register_model import register_model
-from store.models import Integration
+from store.models import Integration, MonitoredModel
 from store.registry import endpoint_status_history, model_recorded_by
 from tasks.registry_tasks import ENDPOINT_TYPES
 
@@ -126,8 +129,8 @@ def registration_status(organization_id: str, integration_id: str, flow_run_id: 
             external_id=recorded.external_id,
             source=None,
             status=None,
-            aliases=[],
-            tags={},
+            aliases=recorded.aliases,
+            tags=recorded.tags,
             created_at=recorded.registered_at,
             endpoints=[],
         )
@@ -181,6 +184,44 @@ def _prefect_run_url(flow_run_id: str) -> str:
 @bp.post("/test")
 @endpoint(response=ConnectionTestOut, problems=(401, 404, 502, 504))
 def test_connection(organization_id: str, integration_id: str):
-    """Test the integration: reach the platform with the stored credentials and report its answer."""
+    """Test the integration: reach the platform with the stored credentials and report its answer.
+
+    With `config.push_events` on an MLflow integration, also checks its webhook on MLflow (exists,
+    ACTIVE) and has MLflow send its signed test event to this API's inbound route (`push`).
+    """
     integration = integrations.get(db(), organization_id, integration_id)
-    return ConnectionTestOut(ok=True, message=call_registry(integration, lambda r: r.test_connection()))
+    message = call_registry(integration, lambda r: r.test_connection())
+    inbound = inbound_url(integration)
+    push, state = call_platform(integration, lambda: check_push(integration, inbound))
+    if state != integration.push_state:
+        integration.push_state = state
+        db().commit()
+    return ConnectionTestOut(ok=True, message=message, push=push)
+
+
+@bp.get("/monitored-models")
+@endpoint(query=PageQuery, response=Page[MonitoredVersionOut], problems=(401, 404, 422))
+def list_monitored_models(organization_id: str, integration_id: str, query: PageQuery):
+    """List the model versions ModelPulse monitors on this integration.
+
+    Each recorded version with how ModelPulse learnt of it (`api`, `push` or `sync`) and its aliases
+    and tags as last reported (push events update them at once, each sync reconciles them).
+    """
+    integrations.get(db(), organization_id, integration_id)
+    statement = select(MonitoredModel).where(MonitoredModel.integration_id == integration_id)
+    rows, cursor = paginate(db(), statement, MonitoredModel.id, query)
+    items = [
+        MonitoredVersionOut(
+            id=row.id,
+            name=row.name,
+            version=row.version,
+            external_id=row.external_id,
+            source=row.source,
+            aliases=row.aliases,
+            tags=row.tags,
+            registered_at=row.registered_at,
+            labels_updated_at=row.labels_updated_at,
+        )
+        for row in rows
+    ]
+    return Page[MonitoredVersionOut](items=items, next_cursor=cursor)

@@ -107,6 +107,39 @@ class EndpointOut(BaseModel):
     status_changes: list[StatusChangeOut] = Field(description="Latest recorded changes, newest first.")
 
 
+class PushCheckOut(BaseModel):
+    ok: bool
+    webhook_status: str | None = Field(default=None, description="MLflow: ACTIVE, DISABLED or MISSING.")
+    delivery_status: int | None = Field(
+        default=None, description="MLflow: the HTTP status this API gave MLflow's signed test delivery."
+    )
+    message: str
+
+
 class ConnectionTestOut(BaseModel):
     ok: Literal[True]
     message: str = Field(description="What the platform answered.")
+    push: PushCheckOut | None = Field(
+        default=None, description="With config.push_events: whether the platform's pushed events reach ModelPulse."
+    )
+
+
+class MonitoredVersionOut(BaseModel):
+    id: str
+    name: str
+    version: str
+    external_id: str
+    source: str = Field(description="How ModelPulse learnt of it: api (registered here), push or sync.")
+    aliases: list[str]
+    tags: dict[str, Any]
+    registered_at: datetime
+    labels_updated_at: datetime | None
+
+
+class InboundOut(BaseModel):
+    status: Literal["recorded", "updated", "ignored", "duplicate"] = Field(
+        description="recorded: a new version (model.registered emitted) or endpoint status; updated: aliases or "
+        "tags; ignored: nothing to do (an unmonitored model, an event ModelPulse does not act on); duplicate: "
+        "this delivery id was received before."
+    )
+    detail: str
