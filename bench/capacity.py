@@ -678,7 +678,7 @@ def main() -> None:
         say(f"done in {time.monotonic() - started:.0f} s; cleaning up")
     signal.alarm(0)
 
-    print(f"\n## Capacity: `bench/capacity.py {' '.join(sys.argv[1:])}`\n")
+    print(f"\n## Capacity: `{' '.join(['bench/capacity.py', *sys.argv[1:]])}`\n")
     print(f"{os.cpu_count()} cores; load average (1/5/15 min) {'/'.join(f'{v:.2f}' for v in load_at_start)} at the "
           f"start, {'/'.join(f'{v:.2f}' for v in os.getloadavg())} at the end; the run took "
           f"{time.monotonic() - started:.0f} s.")
