@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 from bench.api_throughput import load as closed_loop  # noqa: E402
 from bench.export_throughput import PASSWORD as ES_PASSWORD  # noqa: E402
 from bench.export_throughput import seed as seed_inference_logs  # noqa: E402
-from bench.process_cpu import children_of, process_table, tree, tree_cpu_seconds  # noqa: E402
+from bench.process_cpu import children_of, machine_busy_seconds, process_table, tree, tree_cpu_seconds  # noqa: E402
 from bench.webhook_load import EventLoad, Receivers, create_webhooks, offer_events, percentile, warm_up  # noqa: E402
 from tests.production.conftest import RoleSet, machine_environment  # noqa: E402
 from tests.support.databases import PostgresServer, RedisServer, postgres_binaries, redis_binary  # noqa: E402
@@ -83,6 +83,11 @@ class Usage:
 
     seconds: float
     cpu: dict[tuple[str, int], float]
+    machine_busy: float  # CPU seconds the whole machine was busy meanwhile (other sessions' processes too)
+
+    @property
+    def machine_cores(self) -> float:
+        return self.machine_busy / self.seconds
 
     def by_kind(self) -> dict[str, float]:
         totals: dict[str, float] = {}
@@ -109,6 +114,7 @@ class Usage:
 class Mark:
     at: float
     cpu: dict[tuple[str, int], float]
+    machine_busy: float
 
 
 @dataclass
@@ -152,11 +158,12 @@ class Shape:
         return found
 
     def mark(self) -> Mark:
-        return Mark(time.monotonic(), self.cpu_now())
+        return Mark(time.monotonic(), self.cpu_now(), machine_busy_seconds())
 
     def since(self, mark: Mark) -> Usage:
-        now = self.cpu_now()
-        return Usage(time.monotonic() - mark.at, {key: used - mark.cpu.get(key, 0.0) for key, used in now.items()})
+        now, busy = self.cpu_now(), machine_busy_seconds()
+        return Usage(time.monotonic() - mark.at, {key: used - mark.cpu.get(key, 0.0) for key, used in now.items()},
+                     busy - mark.machine_busy)
 
     def worker_busy(self) -> bool:
         """Whether a worker is running a flow run (a subprocess below it)."""
@@ -169,9 +176,9 @@ class Shape:
 # --- bringing a shape up ------------------------------------------------------------------------
 
 
-def start_shape(name: str, home: Path, production: bool, stack: ExitStack) -> Shape:
+def start_shape(name: str, home: Path, production: bool, stack: ExitStack, dispatchers: int = 2) -> Shape:
     """``modelpulse up`` (all roles) in a home of its own; the production shape on a PostgreSQL and a
-    Redis started here, with 2 dispatchers. ``stack`` stops all of it."""
+    Redis started here, with ``dispatchers`` dispatchers. ``stack`` stops all of it."""
     settings = {
         "MODELPULSE_PREFECT_PORT": str(free_port()),
         # Counted as in production (its cost is in the figures) but far above the offered load.
@@ -189,7 +196,7 @@ def start_shape(name: str, home: Path, production: bool, stack: ExitStack) -> Sh
             "MODELPULSE_DATABASE_URL": postgres.url("modelpulse"),
             "MODELPULSE_PREFECT_DATABASE_URL": postgres.url("prefect", "asyncpg"),
             "MODELPULSE_REDIS_URL": redis.url,
-            "MODELPULSE_DISPATCHERS": "2",
+            "MODELPULSE_DISPATCHERS": str(dispatchers),
         }
     api_port = free_port()
     env = machine_environment(home, api_port, {}, **settings)
@@ -423,9 +430,9 @@ def report_rates(shapes: dict[str, list[Step]], seconds: float) -> None:
 
     print("\n### Cores used per process kind at each step (first POST due -> last delivery)\n")
     print("| shape | events/s | dispatcher (busiest process) | Prefect API | Prefect services | API | worker "
-          "| PostgreSQL | Redis | receivers + bench client | all | POST /events p99 ms | fan-out runs per event "
-          "| load average |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| PostgreSQL | Redis | receivers + bench client | all of these | whole machine busy "
+          "| POST /events p99 ms | fan-out runs per event | load average |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in names:
         for step in shapes[name]:
             cores = step.usage.cores()
@@ -434,8 +441,8 @@ def report_rates(shapes: dict[str, list[Step]], seconds: float) -> None:
                 f"| {name} | {step.load.rate:g} | {dispatchers} "
                 + "".join(f"| {cores.get(kind, 0):.2f} " for kind in KINDS[1:])
                 + f"| {cores.get('receivers', 0) + cores.get('bench client', 0):.2f} | {sum(cores.values()):.2f} "
-                f"| {percentile(step.load.accept_ms, 0.99):,.0f} | {step.fan_out_runs / step.load.events:.2f} "
-                f"| {step.load_average:.1f} |"
+                f"| {step.usage.machine_cores:.2f} | {percentile(step.load.accept_ms, 0.99):,.0f} "
+                f"| {step.fan_out_runs / step.load.events:.2f} | {step.load_average:.1f} |"
             )
 
 
@@ -507,8 +514,9 @@ def report_ceiling(shapes: dict[str, list[Step]]) -> None:
         cores = last.usage.cores()
         stack_cores = {kind: cores.get(kind, 0.0) for kind in KINDS}
         top = max(stack_cores, key=stack_cores.__getitem__)
-        print(f"- {name}, {last.load.rate:g} events/s ({'met' if last.met else 'missed'}): all processes "
-              f"{sum(cores.values()):.2f} of {os.cpu_count()} cores (load average {last.load_average:.1f}); "
+        print(f"- {name}, {last.load.rate:g} events/s ({'met' if last.met else 'missed'}): the stack, receivers "
+              f"and bench client {sum(cores.values()):.2f} cores, the whole machine {last.usage.machine_cores:.2f} "
+              f"of {os.cpu_count()} (load average {last.load_average:.1f}); "
               f"the most: {top} {stack_cores[top]:.2f} (busiest dispatcher process "
               f"{last.usage.busiest('dispatcher'):.2f}; Prefect server {prefect_total(stack_cores):.2f}, API "
               f"{stack_cores['api']:.2f}, PostgreSQL {stack_cores['postgresql']:.2f})")
@@ -524,7 +532,8 @@ def raw_figures(shapes: dict[str, list[Step]], idle: dict[str, dict[str, float]]
                  "p50_ms": s.load.p(0.5), "p99_ms": s.load.p(0.99), "met": s.met,
                  "accept_p99_ms": percentile(s.load.accept_ms, 0.99),
                  "send_lag_p99_ms": percentile(s.load.send_lag_ms, 0.99), "fan_out_runs": s.fan_out_runs,
-                 "load_average": s.load_average, "cores": s.usage.cores(), "per_event_ms": s.per_event_ms(idle[name])}
+                 "load_average": s.load_average, "machine_cores": s.usage.machine_cores,
+                 "cores": s.usage.cores(), "per_event_ms": s.per_event_ms(idle[name])}
                 for s in steps
             ]
             for name, steps in shapes.items()
@@ -567,7 +576,8 @@ def measure_shape(bench: Bench, name: str, production: bool, results: Results) -
     """Bring one shape up, measure it, and stop it."""
     args, http, receivers = bench.args, bench.http, bench.receivers
     with ExitStack() as stack:
-        shape = start_shape(name, bench.workdir / ("production" if production else "sqlite"), production, stack)
+        home = bench.workdir / ("production" if production else "sqlite")
+        shape = start_shape(name, home, production, stack, args.dispatchers)
         stack.push(_print_logs_on_error(shape))
         shape.others = bench.others
         pause_schedules(shape)
@@ -642,6 +652,7 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, help="idle CPU measured for this long (10; --quick 4)")
     parser.add_argument("--export-sizes", type=int, nargs=2, help="records of the two exports (20000 100000)")
     parser.add_argument("--requests", type=int, help="API requests of each kind (2000; --quick 300)")
+    parser.add_argument("--dispatchers", type=int, default=2, help="dispatchers of the PostgreSQL + Redis shape (2)")
     parser.add_argument("--shapes", nargs="+", choices=["sqlite", "production"], default=["sqlite", "production"],
                         help="which shapes to run (both by default)")
     parser.add_argument("--time-limit", type=float, default=1800, help="stop everything after this many seconds")
@@ -681,7 +692,8 @@ def main() -> None:
     print(f"\n## Capacity: `{' '.join(['bench/capacity.py', *sys.argv[1:]])}`\n")
     print(f"{os.cpu_count()} cores; load average (1/5/15 min) {'/'.join(f'{v:.2f}' for v in load_at_start)} at the "
           f"start, {'/'.join(f'{v:.2f}' for v in os.getloadavg())} at the end; the run took "
-          f"{time.monotonic() - started:.0f} s.")
+          f"{time.monotonic() - started:.0f} s. {SQLITE}: `up` defaults (1 dispatcher); {PRODUCTION}: "
+          f"MODELPULSE_DISPATCHERS={args.dispatchers}.")
     exports = export_costs(results.export_runs, results.idle[PRODUCTION]) if results.export_runs else None
     report_rates(results.steps, args.seconds)
     report_costs(results.steps, results.idle, PRODUCTION, exports, results.export_runs, results.requests)

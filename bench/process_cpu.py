@@ -68,3 +68,12 @@ def tree_cpu_seconds(pid: int, table: dict[int, ProcessEntry] | None = None) -> 
     """CPU seconds used so far by ``pid``'s tree (live processes and the children they reaped)."""
     table = table if table is not None else process_table()
     return sum(table[member].cpu_seconds for member in tree(pid, table))
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores; not idle, not waiting on I/O), from
+    /proc/stat: what every process, ours or not, used."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / TICK  # user nice system idle iowait irq softirq steal (guest is in user)
+
