@@ -66,7 +66,11 @@ def seed(database_url: str, count: int) -> str:
     return key
 
 
-async def load(url: str, headers: dict[str, str], requests: int, concurrency: int) -> tuple[float, list[float]]:
+async def load(
+    url: str, headers: dict[str, str], requests: int, concurrency: int, body: object = None, status: int = 200
+) -> tuple[float, list[float]]:
+    """Send ``requests`` requests from ``concurrency`` clients: GETs, or POSTs of ``body`` when given;
+    every answer must have ``status``. Returns the wall time and each request's latency (seconds)."""
     latencies: list[float] = []
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(requests):
@@ -82,14 +86,17 @@ async def load(url: str, headers: dict[str, str], requests: int, concurrency: in
                 except asyncio.QueueEmpty:
                     return
                 started = time.perf_counter()
-                try:
-                    response = await client.get(url)
-                except httpx.TransportError:
-                    # gunicorn closes idle keep-alive connections (2 s); a GET sent on one as it closes
-                    # fails and is sent again, as any HTTP client retries an idempotent request.
-                    response = await client.get(url)
+                if body is not None:
+                    response = await client.post(url, json=body)
+                else:
+                    try:
+                        response = await client.get(url)
+                    except httpx.TransportError:
+                        # gunicorn closes idle keep-alive connections (2 s); a GET sent on one as it closes
+                        # fails and is sent again, as any HTTP client retries an idempotent request.
+                        response = await client.get(url)
                 latencies.append(time.perf_counter() - started)
-                if response.status_code != 200:
+                if response.status_code != status:
                     raise RuntimeError(f"{url}: {response.status_code} {response.text[:200]}")
 
         started = time.perf_counter()

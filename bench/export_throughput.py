@@ -45,7 +45,7 @@ def serve_fake() -> None:
         sys.stdin.read()
 
 
-def seed(database_url: str, count: int) -> str:
+def seed(database_url: str, count: int, org_id: str = "org_bench") -> str:
     """Write ``count`` inference logs for a new organization; returns the organization id."""
     from datetime import datetime, timedelta
 
@@ -57,7 +57,6 @@ def seed(database_url: str, count: int) -> str:
 
     upgrade(database_url)
     start = datetime(2026, 11, 1, tzinfo=UTC)
-    org_id = "org_bench"
     with session_scope(database_url) as session:
         session.add(Organization(id=org_id))
     batch = 20_000

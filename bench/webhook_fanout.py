@@ -24,53 +24,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-
-# --- the receiver process ---------------------------------------------------------------------
-
-
-async def _serve_receivers(count: int) -> None:
-    arrivals: list[tuple[str, int, float]] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        port = writer.get_extra_info("sockname")[1]
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                now = time.time()
-                lines = head.split(b"\r\n")
-                path = lines[0].split()[1]
-                headers = {
-                    name.strip().lower(): value.strip()
-                    for name, _, value in (line.partition(b":") for line in lines[1:] if line)
-                }
-                length = int(headers.get(b"content-length", b"0"))
-                if length:
-                    await reader.readexactly(length)
-                body = b"ok"
-                if path == b"/__dump":
-                    body = json.dumps(arrivals).encode()
-                    arrivals.clear()
-                else:
-                    arrivals.append((headers.get(b"webhook-id", b"").decode(), port, now))
-                head = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n\r\n" % len(body)
-                writer.write(head + body)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    servers = [await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024) for _ in range(count)]
-    print(json.dumps([s.sockets[0].getsockname()[1] for s in servers]), flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until the parent closes stdin
-
+from bench.process_cpu import tree_cpu_seconds  # noqa: E402
+from bench.webhook_load import Receivers, create_webhooks, offer_events, percentile, warm_up  # noqa: E402
 
 # --- setup ------------------------------------------------------------------------------------
 
@@ -115,7 +76,7 @@ class Stack:
         return process
 
     def cpu_seconds(self) -> dict[str, float]:
-        return {name: _cpu_seconds(process.pid) for name, process in self.processes.items()}
+        return {name: tree_cpu_seconds(process.pid) for name, process in self.processes.items()}
 
     def stop(self) -> None:
         from tests.support.servers import stop_process
@@ -124,53 +85,9 @@ class Stack:
             stop_process(process)
 
 
-def _cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of a process and its live descendants, from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    times: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        total += times.get(current, 0.0)
-        todo += children.get(current, [])
-    return total
-
-
 def _cpu_by_process(stack: Stack) -> dict[str, float]:
     # This process's own threads only: its children (the stack, the receivers) are counted apart.
     return stack.cpu_seconds() | {"benchmark client": sum(os.times()[:2])}
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
-
-
-def _create_webhooks(api: str, key: str, organization: str, urls: list[str], event_type: str) -> list[str]:
-    """Create one webhook per URL through the API; returns their signing secrets in URL order."""
-    import httpx
-
-    headers = {"Authorization": f"Bearer {key}"}
-
-    def create(index_url: tuple[int, str]) -> str:
-        index, url = index_url
-        body = {"name": f"receiver-{index}", "url": url, "events": [event_type]}
-        response = httpx.post(f"{api}/organizations/{organization}/webhooks", json=body, headers=headers, timeout=60)
-        response.raise_for_status()
-        return response.json()["signing_secret"]
-
-    with ThreadPoolExecutor(8) as pool:
-        return list(pool.map(create, enumerate(urls)))
 
 
 # --- part 1: one event to N receivers ---------------------------------------------------------
@@ -218,7 +135,7 @@ def bench_fan_out(api: str, key: str, urls: list[str], repeats: int) -> dict[str
     from tasks.webhooks.settings import get_webhook_settings
 
     organization = "bench-fanout"
-    secrets = _create_webhooks(api, key, organization, urls, "threshold.breached")
+    secrets = create_webhooks(api, key, organization, urls, "threshold.breached")
     concurrency = get_webhook_settings().concurrency
     ours, plain = [], []
     for round_ in range(repeats + 1):  # round 0 warms both up and is not counted
@@ -249,79 +166,33 @@ def bench_fan_out(api: str, key: str, urls: list[str], repeats: int) -> dict[str
 
 
 def bench_latency(
-    api: str, key: str, urls: list[str], rate: float, seconds: float, stack: Stack
+    api: str, key: str, receivers: Receivers, rate: float, seconds: float, stack: Stack
 ) -> dict[str, object]:
     import httpx
 
     organization = "bench-latency"
-    _create_webhooks(api, key, organization, urls, "drift.detected")
-    headers = {"Authorization": f"Bearer {key}"}
-    dump_url = f"{urls[0].rsplit('/', 1)[0]}/__dump"
+    create_webhooks(api, key, organization, receivers.urls, "drift.detected")
     # One client for every request: httpx.post() would build a client (and load the CA bundle, ~20 ms
     # of CPU) per call, load the measuring process adds to the machine, not to ModelPulse.
     http = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
     # Warm-up (not counted): the dispatcher is up and polling once this event arrives.
-    warm_up = http.post(
-        f"{api}/organizations/{organization}/events",
-        json={"type": "drift.detected", "data": {"model": "churn"}},
-        headers=headers,
-    ).json()["id"]
-    seen: list = []
-    deadline = time.monotonic() + 300
-    while len([a for a in seen if a[0] == warm_up]) < len(urls) and time.monotonic() < deadline:
-        time.sleep(0.5)
-        seen += http.get(dump_url).json()
-    sent: dict[str, float] = {}
-    accept_ms: list[float] = []
-    lock = threading.Lock()
-
-    def publish(_: int) -> None:
-        started = time.time()
-        response = http.post(
-            f"{api}/organizations/{organization}/events",
-            json={"type": "drift.detected", "data": {"model": "churn", "value": 0.4}},
-            headers=headers,
-        )
-        response.raise_for_status()
-        with lock:
-            sent[response.json()["id"]] = started
-            accept_ms.append((time.time() - started) * 1000)
-
-    total = int(rate * seconds)
+    warm_up(http, api, key, organization, "drift.detected", receivers)
     cpu_before = _cpu_by_process(stack)
-    begin = time.monotonic()
-    with ThreadPoolExecutor(16) as pool:
-        for index in range(total):
-            delay = begin + index / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            pool.submit(publish, index)
-    expected = total * len(urls)
-    arrivals: list[tuple[str, int, float]] = []
-    deadline = time.monotonic() + 120
-    while len(arrivals) < expected and time.monotonic() < deadline:
-        time.sleep(1)
-        arrivals += http.get(dump_url).json()
-    elapsed = time.monotonic() - begin
+    load = offer_events(http, api, key, organization, "drift.detected", rate, seconds, receivers)
     http.close()
-    cpu = {name: (used - cpu_before.get(name, 0.0)) / elapsed for name, used in _cpu_by_process(stack).items()}
-    first: dict[tuple[str, int], float] = {}
-    for event_id, port, at in arrivals:
-        if event_id in sent:
-            first[(event_id, port)] = min(at, first.get((event_id, port), at))
-    latencies = [(at - sent[event_id]) * 1000 for (event_id, _), at in first.items()]
+    cpu = {name: (used - cpu_before.get(name, 0.0)) / load.elapsed_s for name, used in _cpu_by_process(stack).items()}
     return {
-        "events": total,
+        "events": load.events,
         "rate": rate,
-        "deliveries": len(first),
-        "expected": expected,
-        "p50_ms": _percentile(latencies, 0.50),
-        "p90_ms": _percentile(latencies, 0.90),
-        "p99_ms": _percentile(latencies, 0.99),
-        "max_ms": max(latencies),
-        "accepted": len(sent),
-        "accept_p50_ms": _percentile(accept_ms, 0.50),
-        "accept_p99_ms": _percentile(accept_ms, 0.99),
+        "deliveries": load.deliveries,
+        "expected": load.expected,
+        "p50_ms": load.p(0.50),
+        "p90_ms": load.p(0.90),
+        "p99_ms": load.p(0.99),
+        "max_ms": max(load.latencies_ms),
+        "accepted": len(load.accept_ms),
+        "accept_p50_ms": percentile(load.accept_ms, 0.50),
+        "accept_p99_ms": percentile(load.accept_ms, 0.99),
         "cpu_cores_used": {name: round(share, 3) for name, share in cpu.items()},
     }
 
@@ -333,23 +204,15 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--dispatchers", type=int, default=1, help="webhook dispatcher processes (make up runs 1)")
-    parser.add_argument("--serve-receivers", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_receivers:
-        asyncio.run(_serve_receivers(args.serve_receivers))
-        return
 
     workdir = Path(tempfile.mkdtemp(prefix="modelpulse-webhook-bench-"))
     print(f"logs in {workdir}", flush=True)
     env = _environment(workdir)
     stack = Stack(workdir, env)
-    receivers = subprocess.Popen(
-        [sys.executable, __file__, "--serve-receivers", str(args.receivers)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=ROOT,
-    )
+    receivers = Receivers.start(args.receivers, env)
     try:
-        ports = json.loads(receivers.stdout.readline())  # type: ignore[union-attr]
-        urls = [f"http://127.0.0.1:{port}/hook" for port in ports]
+        urls = receivers.urls
         stack.start(
             "prefect-server",
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
@@ -376,11 +239,11 @@ def main() -> None:
         fan_out = bench_fan_out(api, key, urls, args.repeats)
         for index in range(args.dispatchers):
             stack.start(f"webhook-dispatcher-{index + 1}", [sys.executable, "-m", "flows.fan_out"])
-        latency = bench_latency(api, latency_key, urls[:5], args.rate, args.seconds, stack)
+        five = Receivers(receivers.process, urls[:5])  # the same process: one arrivals list for every port
+        latency = bench_latency(api, latency_key, five, args.rate, args.seconds, stack)
     finally:
         stack.stop()
-        receivers.stdin.close()  # type: ignore[union-attr]
-        receivers.wait(timeout=30)
+        receivers.stop()
 
     ratio = fan_out["modelpulse_s"] / fan_out["plain_s"]
     print(f"\nWebhook fan-out, {os.cpu_count()} CPUs, Prefect server on SQLite, all on loopback\n")
