@@ -2,13 +2,15 @@
 
     PYTHONPATH=. .venv/bin/python bench/capacity.py [--quick] [--seconds 15] [--rates 10 20 30 40 60 80]
 
+(5-7 minutes with the defaults; ``--quick`` is a smoke run of 2-3 minutes.)
+
 Two shapes of the stack, each brought up with the documented command (``modelpulse up``, all roles,
 one machine) and measured in turn, in one run:
 
 - **SQLite**: ``up`` with its defaults (SQLite for ModelPulse and Prefect, 1 dispatcher);
 - **PostgreSQL + Redis**: ``MODELPULSE_DATABASE_URL`` and ``MODELPULSE_PREFECT_DATABASE_URL`` on a
   PostgreSQL and ``MODELPULSE_REDIS_URL`` on a Redis started here (Prefect's services then run as their
-  own process), ``MODELPULSE_DISPATCHERS=2``.
+  own process), ``MODELPULSE_DISPATCHERS=2`` (``--dispatchers``).
 
 On each: events are posted to ``POST /events`` at stepped rates (5 loopback receivers subscribed), and
 each step reports event -> first attempt p50/p99 (from the moment each POST was due) and the cores each
@@ -16,7 +18,8 @@ process kind used; stepping stops after the first step that misses p99 < 1 s. On
 then measures the CPU-ms per unit of work: per event (from the steps), per 1,000 records exported to
 the Elasticsearch fake (two export sizes: the slope is the per-record cost, the rest the per-run cost),
 per accepted ``POST /events`` and per ``GET /webhooks``. CPU is read from /proc (utime + stime of each
-process tree, children included) and the idle CPU of each kind (measured first) is subtracted.
+process tree, children included) and the idle CPU of each kind (measured first) is subtracted; the
+whole machine's busy CPU (/proc/stat) shows how much other processes took meanwhile.
 
 The scheduled sweeps (``run-monitors``, ``registry-sync``, ``retry-due-deliveries``) are paused while
 measuring: they cost per run, not per unit of work. Everything is on loopback, bounded in time, and
@@ -55,8 +58,8 @@ from tests.support.servers import free_port  # noqa: E402
 
 GOAL_P99_MS = 1000.0
 RECEIVERS = 5
-# Process kinds of the stack, in the order of the tables; the Prefect server's API and its services
-# process are reported together as "Prefect server" where the issue asks for one figure.
+# Process kinds of the stack, in the order of the tables; the cost tables add the Prefect server's API
+# and services processes up as "Prefect server".
 KINDS = ("dispatcher", "prefect api", "prefect services", "api", "worker", "postgresql", "redis")
 
 

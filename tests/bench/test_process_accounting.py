@@ -31,9 +31,11 @@ def test_every_process_up_runs_has_a_kind():
 
 
 def test_a_tree_keeps_the_cpu_of_children_that_exited():
-    burn = "import time\nwhile time.process_time() < 0.3:\n    pass\n"
+    burn = "import time\nwhile time.process_time() < 0.5:\n    pass\n"
     tree_before, own_before = tree_cpu_seconds(os.getpid()), sum(os.times()[:2])
     subprocess.run([sys.executable, "-c", burn], check=True)  # exits, and is reaped, before we look
     tree_used = tree_cpu_seconds(os.getpid()) - tree_before
     own_used = sum(os.times()[:2]) - own_before
-    assert tree_used - own_used >= 0.29  # the child's 0.3 s, less a clock tick
+    # The child's 0.5 s; /proc counts in clock ticks and splits user/system time by estimate, hence
+    # the margin (without the reaped child's time the difference is about 0).
+    assert tree_used - own_used >= 0.4
