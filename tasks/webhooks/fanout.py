@@ -236,7 +236,7 @@ def _lease_until(now: datetime, count: int, settings: WebhookSettings) -> dateti
     # Long enough for every delivery of the batch to time out in turn, plus an inline retry;
     # a crashed sender's deliveries become due again once it passes.
     rounds = max(1, math.ceil(count / settings.concurrency))
-    seconds = rounds * settings.timeout_seconds + settings.inline_retry_seconds + 60
+    seconds = rounds * settings.timeout_seconds + settings.inline_retry_seconds + settings.lease_margin_seconds
     return now + timedelta(seconds=seconds)
 
 
@@ -410,7 +410,8 @@ def _settlement(result: AttemptResult, delay: float | None, settings: WebhookSet
     if result.outcome == "retry" and delay is not None:
         due = result.attempted_at + timedelta(seconds=delay)
         if _retry_inline(result, delay, settings):
-            due += timedelta(seconds=settings.timeout_seconds + 60)  # the lease of the inline retry
+            # The lease of the inline retry.
+            due += timedelta(seconds=settings.timeout_seconds + settings.lease_margin_seconds)
         return Settlement({"status": "retrying", "next_attempt_at": due, "last_error": result.error})
     return Settlement({"status": "failed", "next_attempt_at": None, "last_error": result.error})
 

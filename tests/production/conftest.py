@@ -142,12 +142,19 @@ class RoleSet:
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
+        # `up` runs each process in a group of its own: remember them all, in case `up` cannot stop them.
+        started = [pid for pid, _ in descendants(self.process.pid)]
         os.killpg(self.process.pid, signal.SIGINT)
         try:
             self.process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        for pid in started:
+            try:
+                os.kill(pid, signal.SIGKILL)  # only what outlived `up`'s own stop
+            except ProcessLookupError:
+                pass
 
 
 @dataclass
@@ -188,8 +195,14 @@ def machine_environment(home: Path, api_port: int, shared: dict[str, str], **set
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[Cluster]:
-    """The two-machine production shape, fresh for each test module."""
+def cluster_settings() -> dict[str, str]:
+    """Extra environment for both machines; a test module overrides this fixture to change settings."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, cluster_settings) -> Iterator[Cluster]:
+    """The two-machine production shape, fresh for each test module (with its ``cluster_settings``)."""
     if postgres_binaries() is None:
         pytest.skip(POSTGRES_MISSING)
     if redis_binary() is None:
@@ -205,6 +218,7 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
     shared = {
         "MODELPULSE_DATABASE_URL": postgres.url(f"modelpulse_{suffix}"),
         "MODELPULSE_REDIS_URL": redis.url,
+        **cluster_settings,
     }
     a = RoleSet(
         "machine-a",
