@@ -13,22 +13,33 @@ from typing import Any
 
 from flask import Flask
 
+from api.standard_json import StandardJSONProvider
 from store.settings import get_settings
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    settings = get_settings()
     app = Flask(__name__)
-    app.config.from_mapping(DATABASE_URL=get_settings().resolved_database_url, JSON_SORT_KEYS=False)
+    app.config.from_mapping(
+        DATABASE_URL=settings.resolved_database_url,
+        PUBLIC_URL=settings.public_url,
+        RATE_LIMIT_PER_MINUTE=settings.rate_limit_per_minute,
+        JSON_SORT_KEYS=False,
+        MAX_BODY_BYTES=settings.max_body_bytes,
+        MAX_INFERENCE_LOG_BODY_BYTES=settings.max_inference_log_body_bytes,
+    )
     if test_config:
         app.config.from_mapping(test_config)
+    app.json = StandardJSONProvider(app)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from api import db, errors
+    from api import auth, db, endpoint, errors, rate_limits
     from api.routes import (
         drift,
         events,
         export_runs,
         exports,
+        inbound,
         inference_logs,
         integrations,
         meta,
@@ -42,9 +53,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     errors.init_app(app)
-    for module in (meta, integrations, registries, exports, export_runs, webhooks, webhook_deliveries, events):
+    endpoint.init_app(app)  # an oversized body is refused before anything else looks at the request
+    auth.init_app(app)
+    rate_limits.init_app(app)
+    for module in (meta, integrations, registries, inbound, exports, export_runs, webhooks, webhook_deliveries, events):
         app.register_blueprint(module.bp)
     for blueprint in (
+        events.catalog_bp,
         inference_logs.bp,
         drift.checks_bp,
         drift.metrics_bp,

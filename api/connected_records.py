@@ -8,8 +8,9 @@ are written so that a failure on either side leaves neither half behind.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import httpx
 from prefect.exceptions import PrefectHTTPStatusError
@@ -21,8 +22,9 @@ from sqlalchemy.orm import Session
 from api.errors import Conflict, NotFound, ServiceUnavailable, validation_problem
 from api.pagination import paginate
 from api.schemas.common import MASK, PageQuery
-from blocks.connections import delete_connection, read_credentials, save_connection
+from blocks.connections import credentials_of, delete_connection, find_connection, save_connection
 from store.ids import new_id
+from store.models import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,38 @@ def commit_or_conflict(session: Session, name: str) -> None:
 
 
 @dataclass(frozen=True)
+class Subscribed:
+    """What a platform subscription made while saving a record: secrets for the record's block that
+    the API never takes or shows (an MLflow webhook's signing secret), and how to undo it should the
+    save fail after all."""
+
+    secrets: dict[str, Any] = field(default_factory=dict)
+    undo: Callable[[], None] = lambda: None
+
+
+@dataclass(frozen=True)
+class Previous:
+    """A record as it was before a replace, with its block (``None`` if it had none)."""
+
+    type: str
+    config: dict[str, Any]
+    push_state: dict[str, Any] | None
+    block: Any
+
+
+class PlatformSubscriptions(Protocol):
+    """Work on the platform that goes with a record's life cycle (registering a webhook there)."""
+
+    def subscribe(self, record: Any, credentials: dict[str, Any], previous: Previous | None) -> Subscribed:
+        """Bring the platform in line with the record about to be saved; may raise a ``Problem``."""
+        ...
+
+    def unsubscribe(self, record: Any, block: Any) -> None:
+        """The record and its block are going away: undo its subscription (best effort)."""
+        ...
+
+
+@dataclass(frozen=True)
 class ConnectedRecords:
     """The life cycle of one kind of record (``integration``, ``export``) and its block."""
 
@@ -76,6 +110,7 @@ class ConnectedRecords:
     id_prefix: str
     create_schema: Any
     extra_fields: tuple[str, ...] = ()
+    subscriptions: PlatformSubscriptions | None = None
 
     def get(self, session: Session, organization_id: str, record_id: str) -> Any:
         record = session.get(self.model, record_id)
@@ -96,16 +131,26 @@ class ConnectedRecords:
         )
         session.add(record)
         flush_or_conflict(session, body.name)
-        self._save_block(session, record, body, credentials)
+        subscribed = self._subscribe(session, record, credentials, None)
         try:
-            commit_or_conflict(session, body.name)
+            self._save_block(session, record, body, credentials | subscribed.secrets)
+            try:
+                commit_or_conflict(session, body.name)
+            except Exception:
+                delete_connection(self.kind, record.id)
+                raise
         except Exception:
-            delete_connection(self.kind, record.id)
+            subscribed.undo()
             raise
         return record
 
     def replace(self, session: Session, record: Any, body: Any) -> Any:
-        stored = read_credentials(self.kind, record.id, record.type) if body.type == record.type else {}
+        try:
+            block = find_connection(self.kind, record.id, record.type)
+        except PREFECT_ERRORS as error:
+            raise secrets_store_unavailable(error) from None
+        previous = Previous(record.type, dict(record.config), getattr(record, "push_state", None), block)
+        stored = credentials_of(self.kind, record.type, block) if body.type == record.type else {}
         credentials = merge_credentials(stored, body.credentials)
         document = body.model_dump(mode="json", exclude={"credentials"}) | {"credentials": credentials}
         try:
@@ -115,19 +160,44 @@ class ConnectedRecords:
         credentials = full.credentials.model_dump(exclude_none=True)
         for column, value in self._columns(full, credentials).items():
             setattr(record, column, value)
+        # Readers cache secrets per version of the row; a PUT may change them without changing a column.
+        record.updated_at = utcnow()
         flush_or_conflict(session, full.name)
-        self._save_block(session, record, full, credentials)
-        commit_or_conflict(session, full.name)
+        subscribed = self._subscribe(session, record, credentials, previous)
+        try:
+            self._save_block(session, record, full, credentials | subscribed.secrets)
+            commit_or_conflict(session, full.name)
+        except Exception:
+            subscribed.undo()
+            raise
         return record
 
     def delete(self, session: Session, record: Any) -> None:
-        """The block (the secret) goes first: a failure leaves the record whole, never a dangling secret."""
+        """The block (the secret) goes first: a failure leaves the record whole, never a dangling secret.
+
+        A platform subscription goes next, with the credentials read before (best effort: a platform
+        that cannot be reached does not keep the record alive).
+        """
         try:
+            block = find_connection(self.kind, record.id, record.type) if self.subscriptions is not None else None
             delete_connection(self.kind, record.id)
         except PREFECT_ERRORS as error:
             raise secrets_store_unavailable(error) from None
+        if self.subscriptions is not None:
+            self.subscriptions.unsubscribe(record, block)
         session.delete(record)
         session.commit()
+
+    def _subscribe(
+        self, session: Session, record: Any, credentials: dict[str, Any], previous: Previous | None
+    ) -> Subscribed:
+        if self.subscriptions is None:
+            return Subscribed()
+        try:
+            return self.subscriptions.subscribe(record, credentials, previous)
+        except Exception:
+            session.rollback()
+            raise
 
     def _columns(self, body: Any, credentials: dict[str, Any]) -> dict[str, Any]:
         columns = {

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
 
-from flask import Response, json, request
+from flask import Flask, Response, current_app, json, request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from api.errors import Unprocessable, field_path, validation_problem
+from api.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType, field_path, validation_problem
+from api.standard_json import NotStandardJson, find_string, parse_standard_json
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class EndpointSpec:
     problems: Sequence[int] = field(default_factory=tuple)
     public: bool = False
     accepted: Any = None  # the body of a 202 the view may answer instead (a long-running operation)
+    body_limit: str = "MAX_BODY_BYTES"  # the app config key holding the largest body (bytes) it reads
 
 
 @dataclass(frozen=True)
@@ -73,31 +75,57 @@ def _render(value: Any, status: int) -> Response:
     return Response(json.dumps(payload), status=status, mimetype="application/json", headers=headers)
 
 
-def _nul_path(value: Any, path: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
-    """Where a NUL character hides in a JSON document (no database column can store one)."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        if isinstance(key, str) and "\x00" in key:
-            return (*path, key)
-        found = _nul_path(item, (*path, key))
-        if found is not None:
-            return found
-    return None
+def request_body_limit() -> int:
+    """The body limit of the request's operation: its ``body_limit`` config key, else ``MAX_BODY_BYTES``."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    spec: EndpointSpec | None = getattr(view, "endpoint_spec", None)
+    return int(current_app.config[spec.body_limit if spec is not None else "MAX_BODY_BYTES"])
+
+
+def _refuse_large_bodies() -> None:
+    # Runs before authentication and the view: a declared length past the limit is refused unread.
+    # An undeclared (chunked) length is read one byte past the limit at most: werkzeug's reader stops
+    # silently at its maximum, so that extra byte is what tells a body past the limit from one at it.
+    limit = request_body_limit()
+    request.max_content_length = limit + 1
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge.over(limit, request.content_length)
+
+
+def init_app(app: Flask) -> None:
+    """Bound every request's body (413 before it is read), whatever the route."""
+    app.before_request(_refuse_large_bodies)
+
+
+def _require_json_media_type() -> None:
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported: send the body uncompressed.")
+    mimetype, charset = request.mimetype, request.mimetype_params.get("charset", "utf-8").lower()
+    is_json = mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+    if not is_json or charset not in ("utf-8", "utf8"):
+        declared = (request.headers.get("Content-Type") or "none")[:100]
+        raise UnsupportedMediaType(
+            f"The body must be JSON sent as 'Content-Type: application/json' (UTF-8); got {declared!r}.",
+            headers={"Accept-Post": "application/json"} if request.method == "POST" else None,
+        )
 
 
 def _json_body(required: bool) -> Any:
     raw = request.get_data()
+    if len(raw) > request_body_limit():  # an undeclared (chunked) length ran past the limit
+        raise PayloadTooLarge.over(request_body_limit())
     if not raw and not required:
         return {}  # an omitted optional body means every field's default
     if not raw:
         raise Unprocessable.field("body", "a JSON request body is required")
-    payload = request.get_json(force=True, silent=True)
-    if payload is None:
-        raise Unprocessable.field("body", "the request body is not valid JSON")
+    _require_json_media_type()
+    try:
+        payload = parse_standard_json(raw)
+    except NotStandardJson as error:
+        raise Unprocessable.field(field_path(error.path), error.reason) from None
     if b"\\u0000" in raw:  # JSON can only carry NUL escaped, so the walk is rarely needed
-        location = _nul_path(payload)
+        location = find_string(payload, lambda text: "\x00" in text)
         if location is not None:
             raise Unprocessable.field(field_path(location), "must not contain the NUL character")
     return payload
@@ -128,11 +156,14 @@ def endpoint(
     problems: Sequence[int] = (),
     public: bool = False,
     accepted: Any = None,
+    body_limit: str = "MAX_BODY_BYTES",
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Validate ``body`` (JSON; may be omitted when not ``body_required``) and ``query`` (URL arguments),
     pass them to the view as ``body=`` and ``query=``, and render its result.
 
     ``accepted`` documents the 202 answer (an ``Accepted`` return) a view may give instead of ``status``.
+    ``body_limit`` names the app config key of the largest body the operation reads (default
+    ``MAX_BODY_BYTES``); a larger one is answered 413 before it is read.
     """
     body_adapter = TypeAdapter(body) if body is not None else None
 
@@ -150,6 +181,7 @@ def endpoint(
             problems=tuple(problems),
             public=public,
             accepted=accepted,
+            body_limit=body_limit,
         )
 
         @wraps(view)

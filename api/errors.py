@@ -6,7 +6,10 @@ Exception tree (catch the base to catch them all)::
     ├── Unauthorized       401   missing/invalid bearer key (adds WWW-Authenticate)
     ├── NotFound           404   unknown id, or another organization's resource
     ├── Conflict           409   duplicate name within an organization
-    ├── Unprocessable      422   a failed validation, with ``errors`` naming each field
+    ├── PayloadTooLarge    413   a request body past its limit, refused before it is read
+    ├── UnsupportedMediaType 415 a body that is not declared as JSON, or is compressed
+    ├── Unprocessable      422   a failed validation (or a body that is not standard JSON), naming each field
+    ├── TooManyRequests    429   the API key's requests per minute are used up (adds Retry-After)
     ├── UpstreamError      502   a platform or sink answered with an error during a synchronous call
     ├── ServiceUnavailable 503   our own database or Prefect server cannot be reached (adds Retry-After)
     └── UpstreamTimeout    504   ... or did not answer in time
@@ -84,6 +87,22 @@ class Conflict(Problem):
     title = "Conflict"
 
 
+class PayloadTooLarge(Problem):
+    status = 413
+    title = "Content Too Large"
+
+    @classmethod
+    def over(cls, limit: int, length: int | None = None) -> PayloadTooLarge:
+        """The body (``length`` bytes, when declared) is past ``limit`` bytes."""
+        sent = f" ({length:,} bytes declared)" if length is not None else ""
+        return cls(f"The request body is larger than this operation's limit of {limit:,} bytes{sent}.")
+
+
+class UnsupportedMediaType(Problem):
+    status = 415
+    title = "Unsupported Media Type"
+
+
 class Unprocessable(Problem):
     status = 422
     title = "Unprocessable Content"
@@ -92,6 +111,11 @@ class Unprocessable(Problem):
     def field(cls, path: str, message: str) -> Unprocessable:
         """One invalid field, e.g. ``Unprocessable.field("config.url", "must be http(s)")``."""
         return cls(f"{path}: {message}", errors=[{"field": path, "message": message}])
+
+
+class TooManyRequests(Problem):
+    status = 429
+    title = "Too Many Requests"
 
 
 class UpstreamError(Problem):

@@ -9,6 +9,9 @@ from flask import Flask
 from pydantic import BaseModel, TypeAdapter
 
 from api.endpoint import EndpointSpec
+from api.schemas.events import example_event
+from api.standard_json import MAX_DEPTH
+from store.event_catalog import CATALOG, EventType
 
 REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
@@ -35,14 +38,26 @@ PROBLEM_TITLES = {
     400: "Bad request",
     401: "Missing or invalid API key",
     404: "Not found (or another organization's)",
-    409: "Duplicate name in the organization",
-    422: "Validation failed",
+    409: "Conflict: a duplicate name in the organization, or the resource's state forbids it (disabled)",
+    413: "Request body larger than the operation's limit (refused unread)",
+    415: "Body not sent as uncompressed JSON (Content-Type: application/json)",
+    422: "Validation failed, or the body is not standard JSON",
+    429: "The API key's requests per minute are used up (see Retry-After)",
     502: "Upstream platform error",
     503: "The database or the Prefect server is unavailable; retry after Retry-After seconds",
     504: "Upstream platform timed out",
 }
-# What any authenticated operation may answer, whatever it does.
-EVERY_OPERATION_PROBLEMS = frozenset({503})
+# What any authenticated operation may answer, whatever it does: every request counts against its
+# key's rate limit, and needs the database.
+EVERY_OPERATION_PROBLEMS = frozenset({429, 503})
+
+_SECONDS = {"type": "integer", "minimum": 0}
+RATE_LIMIT_HEADERS = {
+    "Retry-After": {"description": "Seconds until the key's next window starts.", "schema": _SECONDS},
+    "RateLimit-Limit": {"description": "Requests allowed per key per minute.", "schema": _SECONDS},
+    "RateLimit-Remaining": {"description": "Requests left in this window.", "schema": _SECONDS},
+    "RateLimit-Reset": {"description": "Seconds until the window ends.", "schema": _SECONDS},
+}
 
 
 class _Schemas:
@@ -79,6 +94,78 @@ def _parameters(rule_arguments: set[str], path: str, spec: EndpointSpec, schemas
     return parameters
 
 
+SIGNATURE_HEADERS = [
+    {
+        "name": "webhook-id",
+        "in": "header",
+        "required": True,
+        "description": "The event id (evt_...), the same on every attempt: deduplicate on it.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "webhook-timestamp",
+        "in": "header",
+        "required": True,
+        "description": "Unix seconds of this attempt; refuse old ones (replays).",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "webhook-signature",
+        "in": "header",
+        "required": True,
+        "description": "Standard Webhooks: space-separated `v1,<base64 HMAC-SHA256 of \"{id}.{timestamp}.{body}\">`, "
+        "one per active signing secret.",
+        "schema": {"type": "string"},
+    },
+]
+FORMATS_NOTE = (
+    "This is the `standard` format's request: the event as JSON, signed. A webhook of format `slack`, "
+    "`teams` or `pagerduty` receives the same event rendered for that service instead (unsigned: its URL "
+    "or routing key is the secret)."
+)
+
+
+def _event_operation(entry: EventType, schemas: _Schemas) -> dict[str, Any]:
+    """The OpenAPI ``webhooks`` entry of one event type: what its receivers are sent."""
+    data_ref = schemas.ref(entry.data, "validation")
+    name = entry.data.__name__.removesuffix("Data") + "Event"
+    schemas.components[name] = {
+        "type": "object",
+        "description": entry.description,
+        "required": ["id", "type", "timestamp", "organization_id", "project_id", "data"],
+        "properties": {
+            "id": {"type": "string", "description": "evt_..., also sent as `webhook-id`."},
+            "type": {"const": entry.type},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "organization_id": {"type": "string"},
+            "project_id": {"type": ["string", "null"]},
+            "data": data_ref,
+        },
+    }
+    kinds = [k for k, on in (("publishable", entry.publishable), ("operational", entry.operational)) if on]
+    return {
+        "post": {
+            "operationId": "event_" + entry.type.replace(".", "_"),
+            "summary": entry.title,
+            "description": f"{entry.description}\n\n{FORMATS_NOTE}",
+            "tags": ["events"] + kinds,
+            "parameters": SIGNATURE_HEADERS,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": REF.format(model=name)}, "example": example_event(entry)}
+                },
+            },
+            "responses": {
+                "2XX": {
+                    "description": "Received. Anything else within 15 s is a failed attempt, retried on the schedule."
+                },
+                "410": {"description": "Gone: ModelPulse disables the webhook."},
+            },
+        }
+    }
+
+
 def openapi_document(app: Flask) -> dict[str, Any]:
     schemas = _Schemas()
     paths: dict[str, dict[str, Any]] = {}
@@ -98,8 +185,12 @@ def openapi_document(app: Flask) -> dict[str, Any]:
             if spec.description:
                 operation["description"] = spec.description
             if spec.body is not None:
+                limit = int(app.config[spec.body_limit])
                 operation["requestBody"] = {
                     "required": spec.body_required,
+                    "description": f"Standard JSON (RFC 8259, UTF-8) of at most {limit:,} bytes, nested at most "
+                    f"{MAX_DEPTH} levels.",
+                    "x-max-body-bytes": limit,
                     "content": {"application/json": {"schema": schemas.ref(spec.body, "validation")}},
                 }
             success: dict[str, Any] = {"description": "OK" if spec.status != 201 else "Created"}
@@ -119,14 +210,18 @@ def openapi_document(app: Flask) -> dict[str, Any]:
             problems = set(spec.problems) | ({422} if spec.body is not None or spec.query is not None else set())
             if not spec.public:
                 problems |= EVERY_OPERATION_PROBLEMS
+            problems |= {413, 415} if spec.body is not None else set()
             for status in sorted(problems):
                 operation["responses"][str(status)] = {
                     "description": PROBLEM_TITLES.get(status, "Error"),
                     "content": {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}},
                 }
+                if status == 429:
+                    operation["responses"]["429"]["headers"] = RATE_LIMIT_HEADERS
             if spec.public:
                 operation["security"] = []
             paths.setdefault(path, {})[method.lower()] = operation
+    webhooks = {entry.type: _event_operation(entry, schemas) for entry in CATALOG}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -137,6 +232,8 @@ def openapi_document(app: Flask) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
         "paths": paths,
+        # OpenAPI 3.1: the requests ModelPulse sends to its webhooks, one per event type.
+        "webhooks": webhooks,
         "components": {
             "schemas": schemas.components,
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},

@@ -1,19 +1,20 @@
 """Calling a registry platform from a request: a hard deadline and platform errors as problems.
 
-A live read must answer within 30 s whatever the platform does, so the connector runs in a worker
-thread and the request stops waiting at the deadline (app config ``REGISTRY_CALL_DEADLINE_SECONDS``,
-default 25 s); the thread finishes on its own, bounded by each connector's client timeouts.
+A live read must answer within 30 s whatever the platform does: the connector runs under
+``call_with_deadline`` (app config ``REGISTRY_CALL_DEADLINE_SECONDS``, default 25 s), which stops
+waiting, and stops the call, at the deadline. Inside it each connector's client has its own
+connect/read timeouts (MLflow 10 s, SageMaker 5/20 s, Vertex AI 20 s a call), answered as 504 too.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import current_app
 
+from api.deadlines import DeadlinePassed, call_with_deadline
 from api.errors import UpstreamError, UpstreamTimeout
 from store.models import Integration
 from tasks.registries import ModelRegistry, RegistryError, RegistryTimeout, open_registry
@@ -22,20 +23,19 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 DEFAULT_DEADLINE_SECONDS = 25.0
-_pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="registry-call")
 
 
 def call_registry(integration: Integration, call: Callable[[ModelRegistry], T]) -> T:
     """``call(connector)`` for the integration, as 502/504 problems when the platform fails."""
+    return call_platform(integration, lambda: call(open_registry(integration.id, integration.type, integration.config)))
 
-    def run() -> T:
-        return call(open_registry(integration.id, integration.type, integration.config))
 
+def call_platform(integration: Integration, run: Callable[[], T]) -> T:
+    """``run()`` (which calls the integration's platform) within the deadline, its failures as problems."""
     deadline = current_app.config.get("REGISTRY_CALL_DEADLINE_SECONDS", DEFAULT_DEADLINE_SECONDS)
-    future = _pool.submit(run)
     try:
-        return future.result(timeout=deadline)
-    except concurrent.futures.TimeoutError:
+        return call_with_deadline(run, deadline)
+    except DeadlinePassed:
         raise UpstreamTimeout(f"The {integration.type} platform did not answer within {deadline:g} s.") from None
     except RegistryTimeout as error:
         raise UpstreamTimeout(str(error)) from None

@@ -31,8 +31,10 @@ from api.topology import (
 )
 from store.settings import Settings
 
-# A process that dies is started again after this long, doubling up to the cap while it keeps dying.
+# A process that dies is started again after this long, doubling up to the cap while it keeps dying;
+# one that ran this long before dying counts as healthy again.
 RESTART_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+HEALTHY_AFTER_SECONDS = 60.0
 
 
 @dataclass
@@ -43,7 +45,8 @@ class Service:
     argv: list[str]
     ready_url: str | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-    restarts: int = 0
+    restarts: int = 0  # restarts in a row, each after a short life
+    started_at: float = 0.0
     restart_at: float | None = None  # when a dead process is due to start again
 
 
@@ -83,6 +86,7 @@ class Stack:
             self._wait_ready(service, timeout)
 
     def _spawn(self, service: Service) -> None:
+        service.started_at = time.monotonic()
         self.logs.mkdir(parents=True, exist_ok=True)
         with open(self.logs / f"{service.name}.log", "ab") as log:
             service.process = subprocess.Popen(
@@ -142,6 +146,8 @@ class Stack:
             for service in self.running:
                 process = service.process
                 if service.restart_at is None and process is not None and process.poll() is not None:
+                    if now - service.started_at >= HEALTHY_AFTER_SECONDS:
+                        service.restarts = 0
                     delay = RESTART_DELAYS[min(service.restarts, len(RESTART_DELAYS) - 1)]
                     print(
                         f"{service.name} exited with {process.returncode}; starting it again in {delay:g}s "

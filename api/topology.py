@@ -58,6 +58,8 @@ def _is_sqlite(url: str) -> bool:
 def check_roles(settings: Settings, roles: Collection[str]) -> None:
     """Refuse, with one line saying why, a role set that cannot work with these settings."""
     split = set(roles) != set(ROLES) or settings.prefect_api_url is not None
+    if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://", "redis+sentinel://")):
+        raise TopologyError("MODELPULSE_REDIS_URL must be a redis://, rediss:// or redis+sentinel:// URL")
     if "prefect" in roles and settings.prefect_api_url:
         raise TopologyError(
             "MODELPULSE_PREFECT_API_URL names a Prefect server run elsewhere: drop the prefect role here, "
@@ -84,8 +86,6 @@ def check_roles(settings: Settings, roles: Collection[str]) -> None:
                 "Redis messaging runs the Prefect server as several processes, which SQLite cannot serve: "
                 "set MODELPULSE_PREFECT_DATABASE_URL=postgresql+asyncpg://..."
             )
-    if settings.redis_url and not settings.redis_url.startswith(("redis://", "rediss://", "redis+sentinel://")):
-        raise TopologyError("MODELPULSE_REDIS_URL must be a redis://, rediss:// or redis+sentinel:// URL")
 
 
 def redis_environment(redis_url: str) -> dict[str, str]:
@@ -132,6 +132,9 @@ def stack_environment(settings: Settings) -> dict[str, str]:
             # state change or a fan-out's secrets read outlives the outage instead of leaving the
             # run stuck Pending, holding its deployment's concurrency slot for the lease's 5 min.
             "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500",
+            # Heartbeats drive the automation that marks a run whose process died Crashed
+            # (flows/zombie_runs.py); Prefect's default, 180 s, would take 9 minutes to notice.
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(settings.flow_heartbeat_seconds),
         }
     )
     if settings.redis_url:

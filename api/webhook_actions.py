@@ -1,23 +1,35 @@
-"""What the webhook history endpoints do: read deliveries, send again, send a test, rotate the secret."""
+"""What the webhook history endpoints do: read deliveries, send again, recover, send a test, rotate the secret."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import logging
 from datetime import timedelta
+from typing import Any
 
 from flask import current_app
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
+from prefect.flow_engine import run_flow
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from api.connected_records import PREFECT_ERRORS, secrets_store_unavailable
-from api.errors import NotFound
+from api.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
 from api.pagination import paginate
 from api.schemas.deliveries import AttemptOut, DeliveryOut, HistoryQuery, RotatedSecret
+from api.schemas.webhooks import RecoverAccepted, RecoverIn
 from blocks.connections import block_document_name, load_connection
 from blocks.webhook import WebhookSecrets, new_signing_secret
+from flows.recover_deliveries import recover_deliveries
 from store import deliveries as store
 from store.models import Delivery, Webhook, utcnow
 from tasks.webhooks import fanout
+
+log = logging.getLogger(__name__)
+# Recoveries run here, off the request (like register-model): the answer is a 202 with the run's id.
+_recoveries = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="recover-deliveries")
 
 # Long enough for every receiver to deploy the new secret; both sign meanwhile.
 ROTATION_OVERLAP = timedelta(hours=24)
@@ -60,6 +72,39 @@ def redeliver_now(session: Session, webhook: Webhook, delivery_id: str) -> Deliv
     one_delivery(session, webhook, delivery_id)  # 404 before sending anything
     _run(fanout.redeliver(delivery_id, database_url=current_app.config["DATABASE_URL"]))
     return one_delivery(session, webhook, delivery_id)
+
+
+def start_recovery(session: Session, webhook: Webhook, body: RecoverIn) -> RecoverAccepted:
+    """Count the deliveries to send again and start a ``recover-deliveries`` run for them.
+
+    The window ends at ``until``, or now: what arrives after the request is not part of the outage.
+    """
+    if not webhook.enabled:
+        raise Conflict(
+            "The webhook is disabled; nothing is sent to it. Re-enable it with PUT ... "
+            '"enabled": true, then recover.'
+        )
+    until = body.until or utcnow()
+    if until <= body.since:
+        raise Unprocessable.field("until", "must be later than since")
+    count = fanout.recoverable_count(webhook.id, body.since, until, current_app.config["DATABASE_URL"])
+    if count == 0:
+        return RecoverAccepted(deliveries=0, flow_run_id=None)
+    parameters = {"webhook_id": webhook.id, "since": body.since, "until": until}
+    try:
+        with get_client(sync_client=True) as client:
+            flow_run = client.create_flow_run(recover_deliveries, parameters=parameters)
+    except PREFECT_ERRORS as error:
+        raise ServiceUnavailable(f"The Prefect server could not be reached: {type(error).__name__}") from None
+    _recoveries.submit(_run_recovery, flow_run, parameters)
+    return RecoverAccepted(deliveries=count, flow_run_id=str(flow_run.id))
+
+
+def _run_recovery(flow_run: FlowRun, parameters: dict[str, Any]) -> None:
+    try:
+        asyncio.run(run_flow(recover_deliveries, flow_run=flow_run, parameters=parameters))
+    except Exception as error:  # noqa: BLE001 - the run's state in Prefect says what failed
+        log.error("recover-deliveries run %s failed: %s: %s", flow_run.id, type(error).__name__, error)
 
 
 def send_test(session: Session, webhook: Webhook) -> DeliveryOut:

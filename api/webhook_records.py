@@ -1,9 +1,16 @@
-"""Create, replace and delete webhooks; the signing secret and header values live in a block."""
+"""Create, replace and delete webhooks; every secret lives in the webhook's block.
+
+The block holds the signing secret, header values, and per format: the real URL of a ``slack`` or
+``teams`` webhook (the URL is its credential; the record keeps ``https://host/********``) and the
+routing key of a ``pagerduty`` one. A PUT that omits a secret, or sends it masked, keeps it.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
+from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from api.connected_records import (
@@ -13,14 +20,26 @@ from api.connected_records import (
     flush_or_conflict,
     secrets_store_unavailable,
 )
+from api.errors import Unprocessable
 from api.schemas.common import MASK
 from api.schemas.webhooks import WebhookIn
 from blocks.connections import block_document_name, delete_connection, load_connection
 from blocks.webhook import WebhookSecrets, new_signing_secret
 from store.ids import new_id
 from store.models import Webhook, utcnow
+from tasks.webhooks.formats import DEFAULT_URLS, SECRET_URL_FORMATS
 
 webhooks = ConnectedRecords("webhook", Webhook, "wh", WebhookIn)
+
+
+def masked_url(url: str) -> str:
+    """A secret URL as records and responses show it: its origin and the mask."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/{MASK}"
+
+
+def _is_masked(url: str | None) -> bool:
+    return url is not None and urlsplit(url).path == f"/{MASK}"
 
 
 def _save_secrets(session: Session, webhook: Webhook, secrets: WebhookSecrets) -> None:
@@ -34,13 +53,54 @@ def _save_secrets(session: Session, webhook: Webhook, secrets: WebhookSecrets) -
         raise secrets_store_unavailable(error) from None
 
 
+def _check_credentials(body: WebhookIn, stored_routing_key: str | None) -> str | None:
+    """The routing key the webhook will have: given, kept (omitted or masked), or 422."""
+    given = body.credentials.routing_key
+    if body.format != "pagerduty":
+        if given is not None:
+            raise Unprocessable.field("credentials.routing_key", "only the pagerduty format takes a routing key")
+        return None
+    key = stored_routing_key if given is None or given == MASK else given
+    if not key:
+        raise Unprocessable.field("credentials.routing_key", "the pagerduty format needs its integration (routing) key")
+    return key
+
+
+def _resolve_url(body: WebhookIn, stored: Webhook | None, stored_secret_url: str | None) -> tuple[str, str | None]:
+    """The URL the record shows and the secret URL the block keeps (``None`` when the URL is not secret).
+
+    A secret URL left out of a PUT, or sent masked, keeps the stored one.
+    """
+    url = body.url
+    keeps_stored = url is None or _is_masked(url)
+    if body.format in SECRET_URL_FORMATS:
+        if keeps_stored:
+            if stored is None or stored.format not in SECRET_URL_FORMATS or not stored_secret_url:
+                raise Unprocessable.field("url", f"the {body.format} webhook URL is required")
+            url = stored_secret_url
+        return masked_url(url), url
+    if url is None and body.format in DEFAULT_URLS:
+        return DEFAULT_URLS[body.format], None
+    if url is None or _is_masked(url):
+        raise Unprocessable.field("url", "a URL is required (a masked one cannot be sent to)")
+    return url, None
+
+
+def _config(body: WebhookIn) -> dict[str, Any]:
+    return body.config.model_dump(exclude_none=True)
+
+
 def create_webhook(session: Session, organization_id: str, body: WebhookIn) -> tuple[Webhook, str]:
     """Create the webhook and its secrets; returns the record and the new signing secret (shown once)."""
+    url, secret_url = _resolve_url(body, None, None)
+    routing_key = _check_credentials(body, None)
     webhook = Webhook(
         id=new_id("wh"),
         organization_id=organization_id,
         name=body.name,
-        url=body.url,
+        url=url,
+        format=body.format,
+        config=_config(body),
         events=list(body.events),
         header_names=sorted(body.headers),
         project_id=body.project_id,
@@ -49,7 +109,10 @@ def create_webhook(session: Session, organization_id: str, body: WebhookIn) -> t
     session.add(webhook)
     flush_or_conflict(session, body.name)
     signing_secret = new_signing_secret()
-    _save_secrets(session, webhook, WebhookSecrets(signing_secret=signing_secret, headers=body.headers))
+    secrets = WebhookSecrets(
+        signing_secret=signing_secret, headers=body.headers, url=secret_url, routing_key=routing_key
+    )
+    _save_secrets(session, webhook, secrets)
     try:
         commit_or_conflict(session, body.name)
     except Exception:
@@ -74,12 +137,16 @@ def merge_headers(stored: dict[str, str], body: WebhookIn) -> dict[str, str]:
 
 def replace_webhook(session: Session, webhook: Webhook, body: WebhookIn) -> Webhook:
     try:
-        secrets = load_connection("webhook", webhook.id, "webhook")
+        secrets: WebhookSecrets = load_connection("webhook", webhook.id, "webhook")
     except PREFECT_ERRORS as error:
         raise secrets_store_unavailable(error) from None
+    url, secret_url = _resolve_url(body, webhook, secrets.secret_url())
+    routing_key = _check_credentials(body, secrets.routing_key_value() if webhook.format == "pagerduty" else None)
     headers = merge_headers(secrets.header_values(), body)
     webhook.name = body.name
-    webhook.url = body.url
+    webhook.url = url
+    webhook.format = body.format
+    webhook.config = _config(body)
     webhook.events = list(body.events)
     webhook.header_names = sorted(headers)
     webhook.project_id = body.project_id
@@ -87,7 +154,9 @@ def replace_webhook(session: Session, webhook: Webhook, body: WebhookIn) -> Webh
         webhook.disabled_reason = None
     webhook.enabled = body.enabled
     flush_or_conflict(session, body.name)
-    secrets.headers = headers
+    secrets.headers = headers  # type: ignore[assignment]
+    secrets.url = SecretStr(secret_url) if secret_url else None
+    secrets.routing_key = SecretStr(routing_key) if routing_key else None
     _save_secrets(session, webhook, secrets)
     commit_or_conflict(session, body.name)
     return webhook

@@ -262,7 +262,9 @@ def bench_latency(
     http = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
     # Warm-up (not counted): the dispatcher is up and polling once this event arrives.
     warm_up = http.post(
-        f"{api}/organizations/{organization}/events", json={"type": "drift.detected"}, headers=headers
+        f"{api}/organizations/{organization}/events",
+        json={"type": "drift.detected", "data": {"model": "churn"}},
+        headers=headers,
     ).json()["id"]
     seen: list = []
     deadline = time.monotonic() + 300

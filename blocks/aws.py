@@ -1,10 +1,16 @@
-"""SageMaker integrations reuse ``prefect_aws.AwsCredentials``; this maps our fields onto it."""
+"""SageMaker integrations reuse ``prefect_aws.AwsCredentials``; this maps our fields onto it.
+
+``SagemakerConnection`` is ``AwsCredentials`` plus the one secret AWS does not hold for us: the key
+that EventBridge's API destination sends with each pushed event. Documents saved before it existed
+are plain ``AwsCredentials`` and still load (``blocks.connections``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from prefect_aws import AwsClientParameters, AwsCredentials
+from pydantic import Field, SecretStr
 
 # botocore's defaults (60 s connect and read, legacy retries) would hold a synchronous API read far
 # past its 30 s budget when the platform is unreachable; our tasks retry on top of this.
@@ -15,9 +21,32 @@ CLIENT_CONFIG: dict[str, Any] = {
 }
 
 
-def aws_credentials_from_settings(config: dict[str, Any], credentials: dict[str, Any]) -> AwsCredentials:
+class SagemakerConnection(AwsCredentials):
+    """AWS credentials of a SageMaker integration and the key of its pushed EventBridge events.
+
+    Example:
+        ```python
+        from blocks.aws import SagemakerConnection
+        block = SagemakerConnection.load("modelpulse-integration-int-01...")
+        block.get_client("sagemaker").list_model_package_groups()
+        ```
+    """
+
+    _block_type_name = "ModelPulse SageMaker Connection"
+    _block_type_slug = "modelpulse-sagemaker-connection"
+    _description = "AWS credentials of a SageMaker integration, and the API key its EventBridge events carry."
+
+    events_api_key: SecretStr | None = Field(
+        default=None,
+        title="Events API key",
+        description="The value of the EventBridge connection's API-key header on pushed events.",
+    )
+
+
+def aws_credentials_from_settings(config: dict[str, Any], credentials: dict[str, Any]) -> SagemakerConnection:
     """Build the block from an integration's config (region, endpoint) and credentials."""
-    return AwsCredentials(
+    return SagemakerConnection(
+        events_api_key=credentials.get("events_api_key"),
         aws_access_key_id=credentials["aws_access_key_id"],
         aws_secret_access_key=credentials["aws_secret_access_key"],
         aws_session_token=credentials.get("aws_session_token"),
@@ -31,10 +60,12 @@ def aws_credentials_from_settings(config: dict[str, Any], credentials: dict[str,
 def aws_credentials_values(block: AwsCredentials) -> dict[str, Any]:
     secret = block.aws_secret_access_key
     token = block.aws_session_token
+    events_key = getattr(block, "events_api_key", None)  # a legacy AwsCredentials document has none
     return {
         "aws_access_key_id": block.aws_access_key_id,
         "aws_secret_access_key": secret.get_secret_value() if secret else None,
         "aws_session_token": token.get_secret_value() if token else None,
+        "events_api_key": events_key.get_secret_value() if events_key else None,
     }
 
 

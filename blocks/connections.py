@@ -28,7 +28,7 @@ class ConnectionKind(NamedTuple):
 _CONNECTIONS: dict[tuple[str, str], tuple[str, str, str | None, str | None]] = {
     ("integration", "mlflow"): ("blocks.mlflow", "MlflowConnection", None, None),
     ("integration", "sagemaker"): (
-        "blocks.aws", "AwsCredentials", "aws_credentials_from_settings", "aws_credentials_values"
+        "blocks.aws", "SagemakerConnection", "aws_credentials_from_settings", "aws_credentials_values"
     ),
     ("integration", "vertex_ai"): (
         "blocks.gcp", "GcpCredentials", "gcp_credentials_from_settings", "gcp_credentials_values"
@@ -37,6 +37,13 @@ _CONNECTIONS: dict[tuple[str, str], tuple[str, str, str | None, str | None]] = {
     ("export", "splunk"): ("blocks.splunk", "SplunkHecConnection", None, None),
     ("export", "datadog"): ("blocks.datadog", "DatadogConnection", None, None),
     ("webhook", "webhook"): ("blocks.webhook", "WebhookSecrets", None, None),
+}
+
+# Block types a record's document may still have from before its kind's current type: loaded when the
+# current type has no document of that name, and deleted with the record. (SageMaker integrations
+# were plain ``AwsCredentials`` before they could carry an EventBridge key.)
+_LEGACY_BLOCK_TYPES: dict[tuple[str, str], tuple[str, str]] = {
+    ("integration", "sagemaker"): ("prefect_aws", "AwsCredentials"),
 }
 
 
@@ -62,28 +69,51 @@ def save_connection(
     """Build the record's block from its config and credentials and save it (overwriting)."""
     block = connection_kind(kind, type_).build(config, credentials)
     block.save(block_document_name(kind, record_id), overwrite=True)
+    if (kind, type_) in _LEGACY_BLOCK_TYPES:  # an older copy of the secrets must not outlive a change
+        _delete_documents(block_document_name(kind, record_id), {_legacy_slug(kind, type_)})
     return block
 
 
 def load_connection(kind: str, record_id: str, type_: str) -> Block:
     """Load the record's block; raises ``ValueError`` when the document is missing."""
-    return connection_kind(kind, type_).block_type.load(block_document_name(kind, record_id))
+    name = block_document_name(kind, record_id)
+    try:
+        return connection_kind(kind, type_).block_type.load(name)
+    except ValueError:
+        legacy = _LEGACY_BLOCK_TYPES.get((kind, type_))
+        if legacy is None:
+            raise
+        return getattr(import_module(legacy[0]), legacy[1]).load(name)
+
+
+def find_connection(kind: str, record_id: str, type_: str) -> Block | None:
+    """The record's block, or ``None`` when it has no document."""
+    try:
+        return load_connection(kind, record_id, type_)
+    except ValueError:
+        return None
+
+
+def credentials_of(kind: str, type_: str, block: Block | None) -> dict[str, Any]:
+    """A block's secret values keyed as the API names them (empty for no block)."""
+    return connection_kind(kind, type_).read(block) if block is not None else {}
 
 
 def read_credentials(kind: str, record_id: str, type_: str) -> dict[str, Any]:
     """The stored secret values of a record (for merging a PUT), keyed as the API names them."""
-    try:
-        block = load_connection(kind, record_id, type_)
-    except ValueError:
-        return {}
-    return connection_kind(kind, type_).read(block)
+    return credentials_of(kind, type_, find_connection(kind, record_id, type_))
 
 
 def delete_connection(kind: str, record_id: str) -> None:
     """Delete the record's block document; a missing one is already gone."""
-    name = block_document_name(kind, record_id)
+    slugs = {_block_type_slug(k, t) for (k, t) in _CONNECTIONS if k == kind}
+    slugs |= {_legacy_slug(k, t) for (k, t) in _LEGACY_BLOCK_TYPES if k == kind}
+    _delete_documents(block_document_name(kind, record_id), slugs)
+
+
+def _delete_documents(name: str, slugs: set[str]) -> None:
     with get_client(sync_client=True) as client:
-        for slug in {_block_type_slug(k, t) for (k, t) in _CONNECTIONS if k == kind}:
+        for slug in slugs:
             try:
                 document = client.read_block_document_by_name(name=name, block_type_slug=slug)
             except ObjectNotFound:
@@ -93,6 +123,11 @@ def delete_connection(kind: str, record_id: str) -> None:
 
 def _block_type_slug(kind: str, type_: str) -> str:
     return connection_kind(kind, type_).block_type.get_block_type_slug()
+
+
+def _legacy_slug(kind: str, type_: str) -> str:
+    module_name, class_name = _LEGACY_BLOCK_TYPES[(kind, type_)]
+    return getattr(import_module(module_name), class_name).get_block_type_slug()
 
 
 def register_block_types() -> None:

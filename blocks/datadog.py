@@ -45,8 +45,11 @@ class DatadogConnection(Block):
     def credentials(self) -> dict[str, Any]:
         return {"api_key": self.api_key.get_secret_value(), "app_key": self.app_key.get_secret_value()}
 
-    def configuration(self) -> Configuration:
+    def configuration(self, timeout: float = 30.0) -> Configuration:
+        """The client's configuration; ``timeout`` bounds connecting and each read (the library's
+        default is no timeout at all)."""
         configuration = Configuration(
+            request_timeout=(timeout, timeout),
             api_key={
                 "apiKeyAuth": self.api_key.get_secret_value(),
                 "appKeyAuth": self.app_key.get_secret_value(),
@@ -59,6 +62,8 @@ class DatadogConnection(Block):
         configuration.enable_retry = False  # retries belong to our tasks, which honour rate limits
         return configuration
 
-    def get_client(self) -> ApiClient:
-        """An ``ApiClient`` built from this block, cached per block content."""
-        return cached_client(self, {}, lambda _options: ApiClient(self.configuration()))
+    def get_client(self, timeout: float = 30.0) -> ApiClient:
+        """An ``ApiClient`` built from this block, cached per block content and timeout."""
+        return cached_client(
+            self, {"timeout": timeout}, lambda options: ApiClient(self.configuration(options["timeout"]))
+        )

@@ -100,6 +100,11 @@ class MlflowConnection(Block):
     username: str | None = Field(default=None, title="Username")
     password: SecretStr | None = Field(default=None, title="Password")
     token: SecretStr | None = Field(default=None, title="Token")
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        title="Webhook secret",
+        description="Signs the deliveries of the MLflow webhook ModelPulse registered (generated, never shown).",
+    )
 
     @classmethod
     def from_settings(cls, config: dict[str, Any], credentials: dict[str, Any]) -> MlflowConnection:
@@ -108,9 +113,11 @@ class MlflowConnection(Block):
             username=credentials.get("username"),
             password=credentials.get("password"),
             token=credentials.get("token"),
+            webhook_secret=credentials.get("webhook_secret"),
         )
 
     def credentials(self) -> dict[str, Any]:
+        """The secrets the API takes and masks (the generated webhook secret is not one of them)."""
         return {
             "username": self.username,
             "password": self.password.get_secret_value() if self.password else None,

@@ -1,5 +1,9 @@
 """``sync-registry``: record new versions of monitored models, then endpoint status changes.
 
+It is the reconciliation behind pushed events (MLflow webhooks, SageMaker's EventBridge events):
+whatever a push missed is found here, and nothing a push recorded is recorded twice. The scheduled
+run also forgets inbound delivery ids old enough that no retry or replay can still bring them.
+
 Run with an ``integration_id`` it syncs that integration now (``POST .../sync``); run without (the
 scheduled deployment, every minute) it syncs each integration whose ``config.sync_interval_seconds``
 has elapsed, so every integration keeps its own schedule without a deployment of its own.
@@ -14,6 +18,7 @@ from store.models import utcnow
 from tasks.registry_tasks import (
     ENDPOINT_TYPES,
     find_due_integrations,
+    forget_old_receipts,
     integration_type,
     platform_message,
     save_sync_outcome,
@@ -25,6 +30,8 @@ from tasks.registry_tasks import (
 def sync_registry(integration_id: str | None = None) -> dict[str, int]:
     """Sync one integration, or every integration that is due; returns versions recorded per integration."""
     targets = [integration_id] if integration_id else find_due_integrations()
+    if not integration_id:
+        forget_old_receipts()
     recorded: dict[str, int] = {}
     failures: dict[str, str] = {}
     for target in targets:

@@ -14,10 +14,14 @@ from typing import Any
 from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from store.event_catalog import about_webhook
+from store.events import record_event
 from store.ids import id_floor, new_id
 from store.models import Delivery, DeliveryAttempt, Event, Webhook
 
 OPEN_STATUSES = ("pending", "retrying")
+# What recover sends again: deliveries whose last attempt did not succeed.
+RECOVERABLE_STATUSES = ("retrying", "failed")
 
 
 def claim_event(session: Session, event_id: str, now: datetime) -> Event | None:
@@ -43,7 +47,12 @@ def events_by_id(session: Session, event_ids: Sequence[str]) -> list[Event]:
 
 
 def matching_webhooks(session: Session, event: Event) -> list[Webhook]:
-    """Enabled webhooks of the event's organization subscribed to its type and project."""
+    """Enabled webhooks of the event's organization subscribed to its type and project.
+
+    An operational event (``webhook.disabled``, ``delivery.exhausted``) never goes to the webhook it
+    is about: that receiver is the one in trouble, and a failure there would report itself forever.
+    """
+    subject = about_webhook(event.type, event.data)
     candidates = session.scalars(
         select(Webhook)
         .where(Webhook.organization_id == event.organization_id, Webhook.enabled.is_(True))
@@ -51,7 +60,7 @@ def matching_webhooks(session: Session, event: Event) -> list[Webhook]:
         .order_by(Webhook.id)
     )
     # `events` is a JSON list; filtering it in Python keeps SQLite and PostgreSQL alike.
-    return [webhook for webhook in candidates if event.type in webhook.events]
+    return [webhook for webhook in candidates if event.type in webhook.events and webhook.id != subject]
 
 
 def create_deliveries(
@@ -164,12 +173,98 @@ def fail_open_deliveries(session: Session, webhook_id: str, reason: str) -> None
     )
 
 
-def disable_webhook(session: Session, webhook_id: str, reason: str) -> None:
-    """Turn a webhook off with the reason shown to its owner, and stop its pending retries."""
-    session.execute(
-        update(Webhook).where(Webhook.id == webhook_id).values(enabled=False, disabled_reason=reason)
+def disable_webhook(session: Session, webhook_id: str, reason: str, detail: str, now: datetime) -> bool:
+    """Turn an enabled webhook off, stop its pending retries, and emit ``webhook.disabled``.
+
+    ``reason`` is the event's code (``gone``, ``no_service``, ``days_of_failures``...); ``detail`` is
+    what the owner reads as the webhook's ``disabled_reason``. Returns whether this call disabled it
+    (a webhook already off is left as it is and emits nothing).
+    """
+    disabled = session.execute(
+        update(Webhook)
+        .where(Webhook.id == webhook_id, Webhook.enabled.is_(True))
+        .values(enabled=False, disabled_reason=detail)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not disabled:
+        return False
+    fail_open_deliveries(session, webhook_id, detail)
+    webhook = session.get(Webhook, webhook_id)
+    if webhook is not None:
+        data = {
+            "webhook_id": webhook.id,
+            "name": webhook.name,
+            "format": webhook.format,
+            "url": webhook.url,
+            "reason": reason,
+            "detail": detail,
+            "disabled_at": now.isoformat(),
+        }
+        record_event(session, webhook.organization_id, "webhook.disabled", data, webhook.project_id, now)
+    return True
+
+
+def record_exhausted(session: Session, delivery_id: str, last_error: str | None, now: datetime) -> None:
+    """Emit ``delivery.exhausted`` for a delivery that spent its retry schedule.
+
+    Not for a delivery of a ``delivery.exhausted`` event itself: two receivers that are both down
+    would otherwise report each other's failures back and forth.
+    """
+    row = delivery_with_context(session, delivery_id)
+    if row is None:
+        return
+    delivery, webhook, event = row
+    if event.type == "delivery.exhausted":
+        return
+    data = {
+        "webhook_id": webhook.id,
+        "webhook_name": webhook.name,
+        "delivery_id": delivery.id,
+        "event_id": event.id,
+        "event_type": event.type,
+        "attempts": delivery.attempt_count,
+        "last_error": (last_error or "")[:2000] or None,
+    }
+    record_event(session, webhook.organization_id, "delivery.exhausted", data, webhook.project_id, now)
+
+
+def recoverable_delivery_ids(
+    session: Session, webhook_id: str, since: datetime, until: datetime | None, limit: int
+) -> list[str]:
+    """Deliveries of the webhook created in ``[since, until)`` whose last attempt did not succeed,
+    in order of creation."""
+    query = select(Delivery.id).where(
+        Delivery.webhook_id == webhook_id,
+        Delivery.status.in_(RECOVERABLE_STATUSES),
+        Delivery.created_at >= since,
     )
-    fail_open_deliveries(session, webhook_id, reason)
+    if until is not None:
+        query = query.where(Delivery.created_at < until)
+    return list(session.scalars(query.order_by(Delivery.created_at, Delivery.id).limit(limit)))
+
+
+def claim_for_recovery(session: Session, delivery_id: str, lease_until: datetime) -> tuple[str, datetime | None] | None:
+    """Lease a delivery that has not succeeded for one recovery attempt.
+
+    Returns its status and due time before the claim (to put back what a failed attempt should not
+    change), or ``None`` when it succeeded meanwhile or is gone.
+    """
+    before = session.execute(
+        select(Delivery.status, Delivery.next_attempt_at).where(Delivery.id == delivery_id)
+    ).first()
+    if before is None or before[0] not in RECOVERABLE_STATUSES:
+        return None
+    claimed = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.status == before[0],
+            Delivery.next_attempt_at.is_(None) if before[1] is None else Delivery.next_attempt_at == before[1],
+        )
+        .values(status="retrying", next_attempt_at=lease_until)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return (before[0], before[1]) if claimed else None
 
 
 def failing_since(session: Session, webhook_id: str) -> datetime | None:

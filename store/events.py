@@ -13,10 +13,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from store.event_catalog import SUBSCRIBABLE_TYPES
 from store.ids import new_id
 from store.models import Event, utcnow
 
-EVENT_TYPES = ("drift.detected", "threshold.breached", "recommendation.created", "model.registered")
+# What a webhook may subscribe to; store/event_catalog.py describes each type's data.
+EVENT_TYPES = SUBSCRIBABLE_TYPES
 
 
 def record_event(
@@ -26,10 +28,15 @@ def record_event(
     data: dict[str, Any],
     project_id: str | None = None,
     timestamp: datetime | None = None,
+    event_id: str | None = None,
 ) -> Event:
-    """Add an event to the outbox in ``session``'s transaction and return it (not yet committed)."""
+    """Add an event to the outbox in ``session``'s transaction and return it (not yet committed).
+
+    ``event_id`` (default: a new ``evt_...``) lets a producer name the event inside its own data, as
+    the event that opens an episode does (``episode_event_id``).
+    """
     event = Event(
-        id=new_id("evt"),
+        id=event_id or new_event_id(),
         organization_id=organization_id,
         project_id=project_id,
         type=type_,
@@ -38,6 +45,10 @@ def record_event(
     )
     session.add(event)
     return event
+
+
+def new_event_id() -> str:
+    return new_id("evt")
 
 
 def event_payload(event: Event) -> dict[str, Any]:

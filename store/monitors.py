@@ -1,4 +1,9 @@
-"""Monitors: a model's scheduled drift check, and when it is next due."""
+"""Monitors: a model's scheduled drift check, when it is next due, and its drift episode.
+
+A monitor's drift episode begins with the first check that finds drift (its ``drift.detected`` event
+opens it) and ends with the first clean check after it, or when the monitor is deleted or disabled:
+``drift.resolved``, once, naming the opening event.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,9 @@ from cronsim import CronSim
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from store.events import record_event
 from store.ids import new_id
-from store.models import InferenceLog, Monitor, MonitoredModel, utcnow
+from store.models import Event, InferenceLog, Monitor, MonitoredModel, utcnow
 
 
 def next_run_after(schedule: dict[str, Any], after: datetime) -> datetime:
@@ -35,10 +41,13 @@ def get_monitor(session: Session, organization_id: str, model: str) -> Monitor |
 def put_monitor(session: Session, organization_id: str, model: str, fields: dict[str, Any]) -> tuple[Monitor, bool]:
     """Create or fully replace the monitor of ``model``; return it and whether it was created.
 
-    The next run is scheduled from now, so a changed schedule takes effect at once.
+    The next run is scheduled from now, so a changed schedule takes effect at once. Disabling a
+    monitor ends its drift episode (``drift.resolved`` with reason ``monitor_disabled``).
     """
     monitor = get_monitor(session, organization_id, model)
     created = monitor is None
+    if monitor is not None and monitor.enabled and fields.get("enabled") is False:
+        end_drift_episode(session, monitor, "monitor_disabled")
     if monitor is None:
         monitor = Monitor(id=new_id("mon"), organization_id=organization_id, model=model)
         session.add(monitor)
@@ -49,7 +58,58 @@ def put_monitor(session: Session, organization_id: str, model: str, fields: dict
 
 
 def delete_monitor(session: Session, monitor: Monitor) -> None:
+    """Delete the monitor; a drift episode in progress ends (``monitor_deleted``)."""
+    end_drift_episode(session, monitor, "monitor_deleted")
     session.delete(monitor)
+
+
+def begin_drift_episode(session: Session, monitor_id: str, event_id: str) -> str | None:
+    """The opening event id of the monitor's drift episode: ``event_id`` if this call began it, the
+    existing one if an episode is in progress; ``None`` if the monitor is gone."""
+    began = session.execute(
+        update(Monitor)
+        .where(Monitor.id == monitor_id, Monitor.drift_episode_event_id.is_(None))
+        .values(drift_episode_event_id=event_id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if began:
+        return event_id
+    return session.scalar(select(Monitor.drift_episode_event_id).where(Monitor.id == monitor_id))
+
+
+def end_drift_episode(
+    session: Session, monitor: Monitor, reason: str, check_id: str | None = None, **extra: Any
+) -> str | None:
+    """End the monitor's drift episode, if one is in progress, and emit ``drift.resolved`` for it.
+
+    Guarded by the opening event id, so two clean checks finishing together resolve it once. Returns
+    the id of the event that had opened it.
+    """
+    opened_by = session.scalar(select(Monitor.drift_episode_event_id).where(Monitor.id == monitor.id))
+    if opened_by is None:
+        return None
+    ended = session.execute(
+        update(Monitor)
+        .where(Monitor.id == monitor.id, Monitor.drift_episode_event_id == opened_by)
+        .values(drift_episode_event_id=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not ended:
+        return None
+    monitor.drift_episode_event_id = None
+    opening = session.get(Event, opened_by)
+    data = {
+        "model": monitor.model,
+        "model_version": monitor.model_version,
+        "monitor_id": monitor.id,
+        "check_id": check_id,
+        "reason": reason,
+        "drifting_since": opening.timestamp.isoformat() if opening is not None else None,
+        "episode_event_id": opened_by,
+        **extra,
+    }
+    record_event(session, monitor.organization_id, "drift.resolved", data, monitor.project_id)
+    return opened_by
 
 
 def due_monitors(session: Session, now: datetime) -> list[Monitor]:

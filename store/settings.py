@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -42,14 +42,71 @@ class Settings(BaseSettings):
     dispatchers: int = Field(default=1, ge=0, le=64, description="Webhook dispatchers `up` runs here.")
     api_workers: int = Field(default=2, ge=1, le=64, description="gunicorn worker processes of the API.")
     work_pool: str = Field(default="modelpulse", description="Prefect process work pool name.")
+    flow_heartbeat_seconds: int = Field(
+        default=30,
+        ge=30,  # Prefect's own minimum
+        le=3600,
+        description="Every flow run sends a heartbeat this often; a run silent for three intervals is "
+        "marked Crashed (its worker died), which lets the export's next run take over. Set the same "
+        "value on every machine.",
+    )
     allow_private_webhook_targets: bool = Field(
         default=False, description="Allow webhook URLs on loopback/private networks (demos, tests)."
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Where users and registries reach ModelPulse (`https://modelpulse.example.com`): Slack, "
+        "Teams and PagerDuty messages link back to it, and it is the base of the inbound URLs that MLflow "
+        "webhooks and EventBridge API destinations post to (push events, `config.push_events`, need it).",
+    )
+    rate_limit_per_minute: int = Field(
+        default=6000,
+        ge=0,
+        description="Requests per minute per API key, counted across every API process; 0 disables the limit.",
+    )
+    sink_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Every request to an export sink must connect, and each read of its answer "
+        "arrive, within this many seconds.",
+    )
+    sink_page_deadline_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="One attempt at shipping a page (all its requests and the sink's own retries) "
+        "must end within this many seconds, however slowly the sink trickles its answers.",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        gt=0,
+        description="Largest request body the API reads (bytes); a larger one is answered 413 unread.",
+    )
+    max_inference_log_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        gt=0,
+        description="Largest `POST .../inference-logs` body (bytes): a batch of up to 10,000 records.",
     )
     export_event_settle_seconds: float = Field(
         default=60.0,
         description="Exports ship an event once its id is this old: an event id is made before its "
         "transaction commits, so a younger one could still be followed by an older one.",
     )
+
+    @field_validator(
+        "database_url", "prefect_api_url", "prefect_database_url", "redis_url", "public_url", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # `VAR=` in a compose file or a unit means "not set"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")) or "?" in value or "#" in value:
+            raise ValueError("must be an http:// or https:// base URL without query or fragment")
+        return value.rstrip("/")
 
     @property
     def resolved_database_url(self) -> str:

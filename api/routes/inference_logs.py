@@ -22,9 +22,18 @@ def inference_log_out(record: InferenceLog) -> InferenceLogOut:
 
 
 @bp.post("")
-@endpoint(body=InferenceLogsIn, response=Accepted, status=202, problems=(401, 404, 422))
+@endpoint(
+    body=InferenceLogsIn,
+    response=Accepted,
+    status=202,
+    problems=(401, 404, 422),
+    body_limit="MAX_INFERENCE_LOG_BODY_BYTES",
+)
 def ingest(organization_id: str, body: InferenceLogsIn):
     """Ingest up to 10,000 inference records.
+
+    The body may be up to `MODELPULSE_MAX_INFERENCE_LOG_BODY_BYTES` (16 MiB by default) rather than
+    the 1 MiB of other operations.
 
     All or nothing: one malformed record rejects the whole request with 422 naming it
     (`records[1].features`), and nothing of the request is stored.

@@ -8,6 +8,7 @@ from api.auth import require_organization_key
 from api.connected_records import ConnectedRecords
 from api.db import db
 from api.endpoint import Created, endpoint
+from api.registry_push import IntegrationPushSubscriptions, push_out
 from api.schemas.common import Page, PageQuery, masked
 from api.schemas.integrations import IntegrationIn, IntegrationOut, IntegrationUpdate
 from store.models import Integration
@@ -15,7 +16,9 @@ from store.models import Integration
 bp = Blueprint("integrations", __name__, url_prefix="/organizations/<organization_id>/integrations")
 require_organization_key(bp, owned={"integration_id": Integration})
 
-integrations = ConnectedRecords("integration", Integration, "int", IntegrationIn)
+integrations = ConnectedRecords(
+    "integration", Integration, "int", IntegrationIn, subscriptions=IntegrationPushSubscriptions()
+)
 
 
 def integration_out(record: Integration) -> IntegrationOut:
@@ -29,6 +32,7 @@ def integration_out(record: Integration) -> IntegrationOut:
         credentials=masked(record.secret_fields),
         status=record.status,
         status_detail=record.status_detail,
+        push=push_out(record),
         created_at=record.created_at,
         updated_at=record.updated_at,
     )
@@ -50,11 +54,13 @@ def get_integration(organization_id: str, integration_id: str):
 
 
 @bp.post("")
-@endpoint(body=IntegrationIn, response=IntegrationOut, status=201, problems=(401, 404, 409, 422, 502))
+@endpoint(body=IntegrationIn, response=IntegrationOut, status=201, problems=(401, 404, 409, 422, 502, 504))
 def create_integration(organization_id: str, body):
     """Create a new integration.
 
-    Credentials are stored in a Prefect block document, never in the ModelPulse database.
+    Credentials are stored in a Prefect block document, never in the ModelPulse database. With
+    `config.push_events`, an MLflow integration registers a webhook on its server (502 if MLflow
+    refuses; 422 without MODELPULSE_PUBLIC_URL) and a SageMaker one needs `credentials.events_api_key`.
     """
     record = integrations.create(db(), organization_id, body)
     location = url_for(".get_integration", organization_id=organization_id, integration_id=record.id)
@@ -62,11 +68,13 @@ def create_integration(organization_id: str, body):
 
 
 @bp.put("/<integration_id>")
-@endpoint(body=IntegrationUpdate, response=IntegrationOut, problems=(401, 404, 409, 422, 502))
+@endpoint(body=IntegrationUpdate, response=IntegrationOut, problems=(401, 404, 409, 422, 502, 504))
 def update_integration(organization_id: str, integration_id: str, body):
     """Update an integration.
 
     A full replace of the non-secret fields; a credential left out, or sent as "********", keeps its value.
+    The MLflow webhook of `config.push_events` follows: pointed at the current URL, moved to a new
+    server, or deleted when push is turned off.
     """
     record = integrations.get(db(), organization_id, integration_id)
     return integration_out(integrations.replace(db(), record, body))
@@ -75,5 +83,5 @@ def update_integration(organization_id: str, integration_id: str, body):
 @bp.delete("/<integration_id>")
 @endpoint(status=204, problems=(401, 404, 502))
 def delete_integration(organization_id: str, integration_id: str):
-    """Delete an integration and its stored credentials."""
+    """Delete an integration and its stored credentials (and its MLflow webhook, if MLflow answers)."""
     integrations.delete(db(), integrations.get(db(), organization_id, integration_id))

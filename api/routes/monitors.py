@@ -43,6 +43,7 @@ def monitor_out(monitor: Monitor) -> MonitorOut:
         next_run_at=monitor.next_run_at,
         last_run_at=monitor.last_run_at,
         last_check_id=monitor.last_check_id,
+        drift_episode_event_id=monitor.drift_episode_event_id,
         created_at=monitor.created_at,
         updated_at=monitor.updated_at,
     )

@@ -9,13 +9,15 @@ from __future__ import annotations
 from flask import Blueprint, current_app, url_for
 from prefect.settings import PREFECT_UI_URL
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from api.auth import require_organization_key
 from api.db import db
 from api.endpoint import Accepted, Created, endpoint
 from api.errors import Unprocessable, validation_problem
-from api.pagination import decode_cursor, encode_cursor
-from api.registry_calls import call_registry, platform_dicts
+from api.pagination import decode_cursor, encode_cursor, paginate
+from api.registry_calls import call_platform, call_registry, platform_dicts
+from api.registry_push import check_push, inbound_url
 from api.registry_runs import await_registration, flow_run_state, start_registration, start_sync
 from api.routes.integrations import integrations
 from api.schemas.common import Page, PageQuery
@@ -24,6 +26,7 @@ from api.schemas.registries import (
     ConnectionTestOut,
     EndpointOut,
     ModelVersionOut,
+    MonitoredVersionOut,
     RegisteredModelOut,
     RegistrationBody,
     RegistrationStatus,
@@ -31,7 +34,7 @@ from api.schemas.registries import (
     StatusChangeOut,
 )
 from flows.register_model import register_model
-from store.models import Integration
+from store.models import Integration, MonitoredModel
 from store.registry import endpoint_status_history, model_recorded_by
 from tasks.registry_tasks import ENDPOINT_TYPES
 
@@ -41,17 +44,22 @@ require_organization_key(bp, owned={"integration_id": Integration})
 DEFAULT_REGISTER_WAIT_SECONDS = 20.0
 
 
-def _page_of(items: list, query: PageQuery) -> tuple[list, str | None]:
+def _page_start(query: PageQuery) -> int:
+    """Where a page of a live read starts: 0, or the position a ``next_cursor`` carries (else 422)."""
+    if not query.cursor:
+        return 0
+    try:
+        start = int(decode_cursor(query.cursor))
+    except ValueError:
+        start = -1
+    if start < 0:
+        raise Unprocessable.field("query.cursor", "not a cursor this API returned")
+    return start
+
+
+def _page_of(items: list, start: int, limit: int) -> tuple[list, str | None]:
     """An in-memory page of a live read (the platforms' own page tokens do not span models and versions)."""
-    start = 0
-    if query.cursor:
-        try:
-            start = int(decode_cursor(query.cursor))
-        except ValueError:
-            start = -1
-        if start < 0:
-            raise Unprocessable.field("query.cursor", "not a cursor this API returned")
-    end = start + query.limit
+    end = start + limit
     return items[start:end], encode_cursor(str(end)) if end < len(items) else None
 
 
@@ -64,8 +72,10 @@ def list_models(organization_id: str, integration_id: str, query: PageQuery):
     SageMaker model package groups with their versioned packages, and models; Vertex AI models with
     their versions. Each item lists the endpoints serving it.
     """
+    start = _page_start(query)  # a bad cursor is the client's error, found before calling the platform
     integration = integrations.get(db(), organization_id, integration_id)
-    items, cursor = _page_of(platform_dicts(call_registry(integration, lambda r: r.list_models())), query)
+    models = platform_dicts(call_registry(integration, lambda r: r.list_models()))
+    items, cursor = _page_of(models, start, query.limit)
     return Page[ModelVersionOut](items=items, next_cursor=cursor)
 
 
@@ -119,8 +129,8 @@ def registration_status(organization_id: str, integration_id: str, flow_run_id: 
             external_id=recorded.external_id,
             source=None,
             status=None,
-            aliases=[],
-            tags={},
+            aliases=recorded.aliases,
+            tags=recorded.tags,
             created_at=recorded.registered_at,
             endpoints=[],
         )
@@ -174,6 +184,44 @@ def _prefect_run_url(flow_run_id: str) -> str:
 @bp.post("/test")
 @endpoint(response=ConnectionTestOut, problems=(401, 404, 502, 504))
 def test_connection(organization_id: str, integration_id: str):
-    """Test the integration: reach the platform with the stored credentials and report its answer."""
+    """Test the integration: reach the platform with the stored credentials and report its answer.
+
+    With `config.push_events` on an MLflow integration, also checks its webhook on MLflow (exists,
+    ACTIVE) and has MLflow send its signed test event to this API's inbound route (`push`).
+    """
     integration = integrations.get(db(), organization_id, integration_id)
-    return ConnectionTestOut(ok=True, message=call_registry(integration, lambda r: r.test_connection()))
+    message = call_registry(integration, lambda r: r.test_connection())
+    inbound = inbound_url(integration)
+    push, state = call_platform(integration, lambda: check_push(integration, inbound))
+    if state != integration.push_state:
+        integration.push_state = state
+        db().commit()
+    return ConnectionTestOut(ok=True, message=message, push=push)
+
+
+@bp.get("/monitored-models")
+@endpoint(query=PageQuery, response=Page[MonitoredVersionOut], problems=(401, 404, 422))
+def list_monitored_models(organization_id: str, integration_id: str, query: PageQuery):
+    """List the model versions ModelPulse monitors on this integration.
+
+    Each recorded version with how ModelPulse learnt of it (`api`, `push` or `sync`) and its aliases
+    and tags as last reported (push events update them at once, each sync reconciles them).
+    """
+    integrations.get(db(), organization_id, integration_id)
+    statement = select(MonitoredModel).where(MonitoredModel.integration_id == integration_id)
+    rows, cursor = paginate(db(), statement, MonitoredModel.id, query)
+    items = [
+        MonitoredVersionOut(
+            id=row.id,
+            name=row.name,
+            version=row.version,
+            external_id=row.external_id,
+            source=row.source,
+            aliases=row.aliases,
+            tags=row.tags,
+            registered_at=row.registered_at,
+            labels_updated_at=row.labels_updated_at,
+        )
+        for row in rows
+    ]
+    return Page[MonitoredVersionOut](items=items, next_cursor=cursor)

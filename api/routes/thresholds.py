@@ -32,6 +32,7 @@ def threshold_out(threshold: Threshold) -> ThresholdOut:
         operator=threshold.operator,
         value=threshold.value,
         window_seconds=threshold.window_seconds,
+        severity=threshold.severity,
         enabled=threshold.enabled,
         states=[ThresholdStateOut.model_validate(state, from_attributes=True) for state in states],
         created_at=threshold.created_at,
@@ -53,7 +54,8 @@ def create(organization_id: str, body: ThresholdIn):
 
     `drift.*` metrics are evaluated after each drift check of the model; `latency_ms.*`,
     `prediction.mean` and `records.count` by the `run-monitors` sweep over the last `window_seconds`.
-    A breach emits `threshold.breached` once per episode.
+    A breach emits `threshold.breached` once per episode; the first value back within bounds emits
+    `threshold.resolved` naming it.
     """
     threshold = create_threshold(db(), organization_id, body.model_dump())
     db().commit()
@@ -79,7 +81,10 @@ def get_one(organization_id: str, threshold_id: str):
 @bp.put("/<threshold_id>")
 @endpoint(body=ThresholdIn, response=ThresholdOut, problems=(401, 404, 422))
 def update(organization_id: str, threshold_id: str, body: ThresholdIn):
-    """Replace a threshold rule; its breach episodes start over."""
+    """Replace a threshold rule; its breach episodes start over.
+
+    An episode in progress ends with `threshold.resolved` (reason `threshold_changed`).
+    """
     threshold = _existing(organization_id, threshold_id)
     replace_threshold(db(), threshold, body.model_dump())
     db().commit()
@@ -89,6 +94,9 @@ def update(organization_id: str, threshold_id: str, body: ThresholdIn):
 @bp.delete("/<threshold_id>")
 @endpoint(status=204, problems=(401, 404))
 def delete(organization_id: str, threshold_id: str):
-    """Delete a threshold rule."""
+    """Delete a threshold rule.
+
+    An episode in progress ends with `threshold.resolved` (reason `threshold_deleted`).
+    """
     delete_threshold(db(), _existing(organization_id, threshold_id))
     db().commit()

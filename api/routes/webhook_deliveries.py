@@ -1,4 +1,4 @@
-"""A webhook's delivery history and the actions on it: redeliver, test, rotate the secret."""
+"""A webhook's delivery history and the actions on it: redeliver, recover, test, rotate the secret."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ from flask import Blueprint, url_for
 
 from api.auth import require_organization_key
 from api.db import db
-from api.endpoint import Created, endpoint
+from api.endpoint import Accepted, Created, endpoint
 from api.schemas.common import Page
 from api.schemas.deliveries import DeliveryOut, HistoryQuery, RotatedSecret
+from api.schemas.webhooks import RecoverAccepted, RecoverIn
 from api.webhook_actions import (
     history_page,
     one_delivery,
     redeliver_now,
     rotate_secret,
     send_test,
+    start_recovery,
 )
 from api.webhook_records import webhooks
 from store.models import Webhook
@@ -52,6 +54,22 @@ def redeliver(organization_id: str, webhook_id: str, delivery_id: str):
     One new attempt with the same `webhook-id`, freshly signed; answers with the delivery.
     """
     return redeliver_now(db(), webhooks.get(db(), organization_id, webhook_id), delivery_id)
+
+
+@bp.post("/recover")
+@endpoint(body=RecoverIn, response=RecoverAccepted, status=202, problems=(401, 404, 409, 422))
+def recover(organization_id: str, webhook_id: str, body: RecoverIn):
+    """Recover after an outage.
+
+    Every delivery created in `[since, until)` whose last attempt did not succeed (retrying or
+    failed) is sent again now, one at a time in order of creation, by a `recover-deliveries` Prefect
+    run; its attempts appear in the history (trigger `recover`). The run stops at the first delivery
+    the receiver still cannot take. A disabled webhook is a 409: re-enable it first (PUT with
+    `"enabled": true`).
+    """
+    accepted = start_recovery(db(), webhooks.get(db(), organization_id, webhook_id), body)
+    location = url_for(".history", organization_id=organization_id, webhook_id=webhook_id)
+    return Accepted(accepted, location)
 
 
 @bp.post("/test")

@@ -21,9 +21,12 @@ def webhook_out(record: Webhook) -> WebhookOut:
         id=record.id,
         organization_id=record.organization_id,
         name=record.name,
+        format=record.format,
         url=record.url,
         events=record.events,
         headers=masked(record.header_names),
+        config={name: str(value) for name, value in (record.config or {}).items()},
+        credentials=masked(["routing_key"] if record.format == "pagerduty" else []),
         project_id=record.project_id,
         enabled=record.enabled,
         disabled_reason=record.disabled_reason,
@@ -52,8 +55,9 @@ def get_webhook(organization_id: str, webhook_id: str):
 def create(organization_id: str, body: WebhookIn):
     """Create a new webhook.
 
-    The answer carries the `signing_secret` (whsec_...) once; deliveries are signed with it
-    (Standard Webhooks).
+    `format` picks the receiver: `standard` (signed JSON), `slack`, `teams` or `pagerduty`. The answer
+    carries the `signing_secret` (whsec_...) once; standard deliveries are signed with it (Standard
+    Webhooks).
     """
     record, signing_secret = create_webhook(db(), organization_id, body)
     location = url_for(".get_webhook", organization_id=organization_id, webhook_id=record.id)
@@ -66,7 +70,8 @@ def create(organization_id: str, body: WebhookIn):
 def update_webhook(organization_id: str, webhook_id: str, body: WebhookIn):
     """Update a webhook.
 
-    Header values left out, or sent as "********", keep their stored values.
+    Secrets left out, or sent masked, keep their stored values: header values, a slack or teams URL,
+    a pagerduty routing key.
     """
     record = webhooks.get(db(), organization_id, webhook_id)
     return webhook_out(replace_webhook(db(), record, body))

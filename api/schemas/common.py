@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
 
 MASK = "********"
 
@@ -31,6 +32,42 @@ def _http_url(value: str) -> str:
         raise ValueError(f"has an invalid port: {error}") from None
     return value
 
+
+def serialised_at_most(limit: int) -> tuple[Any, ...]:
+    """``Annotated`` metadata: the value, serialised as compact UTF-8 JSON, takes at most ``limit`` bytes.
+
+    Bounds fields whose values are any JSON (event data, predictions, a service account key), where
+    no per-string or per-list maximum applies; the OpenAPI document shows it as ``x-max-bytes``.
+
+    Example:
+        ``data: Annotated[dict[str, Any], *serialised_at_most(256 * 1024)]``
+    """
+
+    def check(value: T) -> T:
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+        if size > limit:
+            raise ValueError(f"must take at most {limit:,} bytes serialised as JSON (takes {size:,})")
+        return value
+
+    return AfterValidator(check), Field(json_schema_extra={"x-max-bytes": limit})
+
+
+DATETIME_MAX_LENGTH = 64
+
+
+def _short_datetime_text(value: Any) -> Any:
+    # A datetime arrives as text; bound it like every other string before parsing it.
+    if isinstance(value, str) and len(value) > DATETIME_MAX_LENGTH:
+        raise ValueError(f"must be an RFC 3339 date-time of at most {DATETIME_MAX_LENGTH} characters")
+    return value
+
+
+DATETIME_TEXT = (
+    BeforeValidator(_short_datetime_text),
+    WithJsonSchema({"type": "string", "format": "date-time", "maxLength": DATETIME_MAX_LENGTH}),
+)
+"""``Annotated`` metadata for a datetime field: at most 64 characters of RFC 3339, shown in the schema."""
+Timestamp = Annotated[datetime, *DATETIME_TEXT]
 
 HttpURL = Annotated[str, Field(min_length=8, max_length=2048), AfterValidator(_http_url)]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
@@ -61,7 +98,10 @@ def masked(fields: list[str]) -> dict[str, str]:
 
 def optional_fields(model: type[StrictModel]) -> type[StrictModel]:
     """The same model with every field optional (a PUT may omit a stored secret or send the mask)."""
-    fields: dict[str, Any] = {
-        name: (info.annotation | None, None) for name, info in model.model_fields.items()
-    }
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        # Keep each field's constraints (maximum length, validators) and description: optional, not unbounded.
+        annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        field = Field(default=None, description=info.description, json_schema_extra=info.json_schema_extra)
+        fields[name] = (annotation | None, field)
     return create_model(f"{model.__name__}Update", __base__=StrictModel, **fields)

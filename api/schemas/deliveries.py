@@ -19,10 +19,13 @@ class HistoryQuery(PageQuery):
 
 class AttemptOut(BaseModel):
     attempted_at: datetime
-    trigger: Literal["initial", "retry", "redeliver", "test"]
+    trigger: Literal["initial", "retry", "redeliver", "recover", "test"]
     request_headers: dict[str, str] = Field(description='Custom header values shown as "********".')
     response_status: int | None
-    response_body: str | None = Field(description="The first KiB of the response body.")
+    response_body: str | None = Field(
+        description="The first KiB of the response body; a last line in brackets notes a longer "
+        "(truncated) or unfinished (incomplete) body."
+    )
     duration_ms: float
     error: str | None
     succeeded: bool

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from api.schemas.common import StrictModel
-from api.schemas.exports import Stream
+from api.schemas.common import StrictModel, Timestamp
+from api.schemas.exports import STREAMS, Stream
 
 RunStatus = Literal["scheduled", "running", "completed", "completed_with_errors", "failed"]
 
@@ -18,9 +18,11 @@ class TriggerIn(StrictModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    streams: list[Stream] | None = Field(default=None, min_length=1, description="Streams to backfill.")
-    from_: datetime | None = Field(default=None, alias="from", description="Backfill start (inclusive, RFC 3339).")
-    to: datetime | None = Field(default=None, description="Backfill end (exclusive, RFC 3339).")
+    streams: list[Stream] | None = Field(
+        default=None, min_length=1, max_length=len(STREAMS), description="Streams to backfill."
+    )
+    from_: Timestamp | None = Field(default=None, alias="from", description="Backfill start (inclusive, RFC 3339).")
+    to: Timestamp | None = Field(default=None, description="Backfill end (exclusive, RFC 3339).")
 
     @model_validator(mode="after")
     def _ordered_aware_range(self) -> TriggerIn:

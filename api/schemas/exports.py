@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from api.schemas.common import HttpURL, Name, ProjectId, RecordOut, SecretText, StrictModel, optional_fields
 
 Stream = Literal["inference_logs", "drift_metrics", "events"]
+STREAMS: tuple[str, ...] = Stream.__args__  # type: ignore[attr-defined]
 IndexName = Annotated[
     str,
     Field(
@@ -97,6 +98,7 @@ class SplunkCredentials(StrictModel):
 class DatadogConfig(SinkConfig):
     site: str = Field(
         default="datadoghq.com",
+        max_length=253,
         pattern=r"^([a-z0-9-]+\.)*(datadoghq\.com|datadoghq\.eu|ddog-gov\.com)$",
         description="The Datadog site: datadoghq.com, us3/us5/ap1.datadoghq.com, datadoghq.eu, ddog-gov.com.",
     )
@@ -111,7 +113,9 @@ class DatadogCredentials(StrictModel):
 class _ExportBase(StrictModel):
     name: Name
     project_id: ProjectId | None = None
-    streams: list[Stream] = Field(default_factory=lambda: ["inference_logs", "drift_metrics"], min_length=1)
+    streams: list[Stream] = Field(
+        default_factory=lambda: ["inference_logs", "drift_metrics"], min_length=1, max_length=len(STREAMS)
+    )
     schedule: Schedule | None = None
     enabled: bool = True
 

@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from api.schemas.common import HttpURL, Name, ProjectId, RecordOut, SecretText, StrictModel, optional_fields
+from api.schemas.common import (
+    HttpURL,
+    Name,
+    ProjectId,
+    RecordOut,
+    SecretText,
+    StrictModel,
+    optional_fields,
+    serialised_at_most,
+)
 
+SERVICE_ACCOUNT_MAX_BYTES = 64 * 1024  # a key file is about 2.4 KB (RSA 2048) to 3.3 KB (RSA 4096)
 SyncInterval = Annotated[int, Field(ge=60, le=7 * 86400, description="Seconds between registry syncs.")]
+EventsApiKey = Annotated[str, Field(min_length=16, max_length=512, json_schema_extra={"writeOnly": True})]
 
 
 class MlflowConfig(StrictModel):
     tracking_uri: HttpURL = Field(description="e.g. http://mlflow-server:5000")
     sync_interval_seconds: SyncInterval = 900
+    push_events: bool = Field(
+        default=False,
+        description="Register an MLflow webhook (MLflow 3.3+) that pushes new versions, aliases and tags to "
+        "ModelPulse within seconds; the sync stays on as reconciliation. Needs MODELPULSE_PUBLIC_URL and "
+        "credentials allowed to manage webhooks (an admin under MLflow's basic-auth app).",
+    )
 
 
 class MlflowCredentials(StrictModel):
@@ -23,22 +41,34 @@ class MlflowCredentials(StrictModel):
 
 
 class SagemakerConfig(StrictModel):
-    region_name: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$", description="e.g. us-east-1")
+    region_name: str = Field(max_length=32, pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$", description="e.g. us-east-1")
     endpoint_url: HttpURL | None = Field(default=None, description="A VPC endpoint, if any.")
     sync_interval_seconds: SyncInterval = 900
+    push_events: bool = Field(
+        default=False,
+        description="Accept SageMaker's EventBridge events at /inbound/sagemaker/{integration_id} (an "
+        "EventBridge API destination whose connection sends `credentials.events_api_key`); the sync "
+        "stays on as reconciliation.",
+    )
 
 
 class SagemakerCredentials(StrictModel):
     aws_access_key_id: SecretText
     aws_secret_access_key: SecretText
     aws_session_token: SecretText | None = None
+    events_api_key: EventsApiKey | None = Field(
+        default=None,
+        description="The API key the EventBridge connection sends in `X-ModelPulse-Key` (16-512 characters, "
+        "e.g. `openssl rand -base64 32`); required with `config.push_events`.",
+    )
 
 
 class VertexAiConfig(StrictModel):
     project_id: str = Field(min_length=1, max_length=100, description="Google Cloud project id.")
-    location: str = Field(pattern=r"^[a-z]+(-[a-z0-9]+)+$", description="e.g. us-central1")
+    location: str = Field(max_length=64, pattern=r"^[a-z]+(-[a-z0-9]+)+$", description="e.g. us-central1")
     api_endpoint: str | None = Field(
         default=None,
+        max_length=300,
         pattern=r"^(https?://)?[A-Za-z0-9.-]+(:\d{1,5})?/?$",
         description="Regional API host, e.g. us-central1-aiplatform.googleapis.com",
     )
@@ -46,8 +76,9 @@ class VertexAiConfig(StrictModel):
 
 
 class VertexAiCredentials(StrictModel):
-    service_account_info: dict[str, Any] = Field(
-        description="The service account key JSON (type, client_email, private_key, token_uri...).",
+    service_account_info: Annotated[dict[str, Any], *serialised_at_most(SERVICE_ACCOUNT_MAX_BYTES)] = Field(
+        description="The service account key JSON (type, client_email, private_key, token_uri...); at most "
+        "64 KiB serialised.",
         json_schema_extra={"writeOnly": True},
     )
 
@@ -113,6 +144,24 @@ IntegrationUpdate = Annotated[
 ]
 
 
+class PushOut(BaseModel):
+    """Push events of the integration: where the platform posts them and, for MLflow, its webhook."""
+
+    enabled: bool
+    inbound_url: str | None = Field(
+        description="Where the platform posts (MODELPULSE_PUBLIC_URL + /inbound/{type}/{id}; the path alone when "
+        "MODELPULSE_PUBLIC_URL is unset); null when push is not available for the type."
+    )
+    key_header: str | None = Field(default=None, description="SageMaker: the header carrying events_api_key.")
+    mlflow_webhook_id: str | None = Field(default=None, description="MLflow: the webhook ModelPulse registered.")
+    mlflow_webhook_status: str | None = Field(
+        default=None, description="MLflow: ACTIVE or DISABLED as MLflow last reported it (refreshed by POST .../test)."
+    )
+    checked_at: datetime | None = Field(
+        default=None, description="When the MLflow webhook was last written or checked."
+    )
+
+
 class IntegrationOut(RecordOut):
     name: str
     type: str
@@ -121,3 +170,4 @@ class IntegrationOut(RecordOut):
     credentials: dict[str, str] = Field(description='Each stored secret as "********".')
     status: str
     status_detail: str | None
+    push: PushOut

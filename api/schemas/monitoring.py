@@ -8,12 +8,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from api.schemas.common import PageQuery, ProjectId, StrictModel
+from api.schemas.common import DATETIME_TEXT, PageQuery, ProjectId, StrictModel, serialised_at_most
 from api.schemas.exports import Schedule
+from store.event_catalog import Severity
 from tasks.drift.methods import REQUESTABLE_METHODS
 from tasks.monitoring.thresholds import METRICS
 
 MAX_RECORDS = 10_000
+MAX_FEATURES = 1000
+MAX_VALUE_BYTES = 64 * 1024  # a prediction or label: room for an embedding or a class distribution
 
 
 def _no_nul(value: str) -> str:
@@ -34,7 +37,7 @@ ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\
 ModelVersion = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_no_nul)]
 FeatureName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
 RequestId = Annotated[str, Field(max_length=200), AfterValidator(_no_nul)]
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+UtcDatetime = Annotated[AwareDatetime, *DATETIME_TEXT, AfterValidator(_utc)]
 Method = Literal["ks", "psi", "js", "auto"]
 assert set(Method.__args__) == set(REQUESTABLE_METHODS)  # type: ignore[attr-defined]
 Metric = Literal[METRICS]  # type: ignore[valid-type]
@@ -75,9 +78,15 @@ class InferenceRecordIn(StrictModel):
     project_id: ProjectId | None = None
     timestamp: UtcDatetime | None = Field(default=None, description="RFC 3339 with offset; default: now.")
     request_id: RequestId | None = None
-    features: dict[FeatureName, Any] = Field(description="name -> number | string | boolean | null")
-    prediction: Any = Field(description="Any JSON value; numeric or boolean ones feed `prediction.mean`.")
-    label: Any = None
+    features: dict[FeatureName, Any] = Field(
+        max_length=MAX_FEATURES, description="name -> number | string | boolean | null; at most 1,000 features."
+    )
+    prediction: Annotated[Any, *serialised_at_most(MAX_VALUE_BYTES)] = Field(
+        description="Any JSON value (at most 64 KiB serialised); numeric or boolean ones feed `prediction.mean`."
+    )
+    label: Annotated[Any, *serialised_at_most(MAX_VALUE_BYTES)] = Field(
+        default=None, description="Any JSON value, at most 64 KiB serialised."
+    )
     latency_ms: FiniteFloat | None = Field(default=None, ge=0)
 
     @field_validator("features")
@@ -169,7 +178,7 @@ class DriftCheckIn(StrictModel):
     threshold: FiniteFloat | None = Field(
         default=None, gt=0, description="p-value cut-off for tests (ks, chi-square, z), distance otherwise."
     )
-    features: list[FeatureName] | None = Field(default=None, min_length=1, max_length=1000)
+    features: list[FeatureName] | None = Field(default=None, min_length=1, max_length=MAX_FEATURES)
 
 
 class FeatureDriftOut(BaseModel):
@@ -234,7 +243,7 @@ class MonitorIn(StrictModel):
     window_seconds: int = Field(ge=60, le=90 * 86400, description="Length of the current window, ending at run time.")
     method: Method = "auto"
     threshold: FiniteFloat | None = Field(default=None, gt=0)
-    features: list[FeatureName] | None = Field(default=None, min_length=1, max_length=1000)
+    features: list[FeatureName] | None = Field(default=None, min_length=1, max_length=MAX_FEATURES)
     schedule: Schedule
     enabled: bool = True
 
@@ -254,6 +263,9 @@ class MonitorOut(BaseModel):
     next_run_at: datetime
     last_run_at: datetime | None
     last_check_id: str | None
+    drift_episode_event_id: str | None = Field(
+        description="The drift.detected event that opened the drift episode in progress (null: none)."
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -266,6 +278,11 @@ class ThresholdIn(StrictModel):
     window_seconds: int | None = Field(
         default=None, ge=60, le=31 * 86400, description="Log metrics only; default 3600."
     )
+    severity: Severity = Field(
+        default="error",
+        description="Carried by threshold.breached; the severity Slack, Teams and PagerDuty show (unless the "
+        "webhook's config.severity overrides it).",
+    )
     project_id: ProjectId | None = None
     enabled: bool = True
 
@@ -274,6 +291,7 @@ class ThresholdStateOut(BaseModel):
     model: str
     breached: bool
     episode_started_at: datetime | None
+    episode_event_id: str | None = Field(description="The threshold.breached event of the episode in progress.")
     consecutive_breaches: int
     last_value: float | None
     last_evaluated_at: datetime | None
@@ -288,6 +306,7 @@ class ThresholdOut(BaseModel):
     operator: str
     value: float
     window_seconds: int | None
+    severity: str
     enabled: bool
     states: list[ThresholdStateOut]
     created_at: datetime

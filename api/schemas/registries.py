@@ -27,13 +27,14 @@ class MlflowRegistration(_RegistrationBase):
 
 
 class SagemakerRegistration(_RegistrationBase):
-    model_package_group: Annotated[str, Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")] = Field(
+    model_package_group: Annotated[str, Field(max_length=63, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")] = Field(
         description="The model package group (created if missing)."
     )
     image_uri: Uri = Field(description="Inference container image.")
     model_data_url: Uri = Field(description="s3:// URL of the model artifacts.")
     execution_role_arn: str | None = Field(
         default=None,
+        max_length=2048,
         pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/\S+$",
         description="Also create a SageMaker model named `name` from the package, run with this IAM role.",
     )
@@ -106,6 +107,39 @@ class EndpointOut(BaseModel):
     status_changes: list[StatusChangeOut] = Field(description="Latest recorded changes, newest first.")
 
 
+class PushCheckOut(BaseModel):
+    ok: bool
+    webhook_status: str | None = Field(default=None, description="MLflow: ACTIVE, DISABLED or MISSING.")
+    delivery_status: int | None = Field(
+        default=None, description="MLflow: the HTTP status this API gave MLflow's signed test delivery."
+    )
+    message: str
+
+
 class ConnectionTestOut(BaseModel):
     ok: Literal[True]
     message: str = Field(description="What the platform answered.")
+    push: PushCheckOut | None = Field(
+        default=None, description="With config.push_events: whether the platform's pushed events reach ModelPulse."
+    )
+
+
+class MonitoredVersionOut(BaseModel):
+    id: str
+    name: str
+    version: str
+    external_id: str
+    source: str = Field(description="How ModelPulse learnt of it: api (registered here), push or sync.")
+    aliases: list[str]
+    tags: dict[str, Any]
+    registered_at: datetime
+    labels_updated_at: datetime | None
+
+
+class InboundOut(BaseModel):
+    status: Literal["recorded", "updated", "ignored", "duplicate"] = Field(
+        description="recorded: a new version (model.registered emitted) or endpoint status; updated: aliases or "
+        "tags; ignored: nothing to do (an unmonitored model, an event ModelPulse does not act on); duplicate: "
+        "this delivery id was received before."
+    )
+    detail: str

@@ -4,15 +4,37 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from api.schemas.common import HttpURL, Name, ProjectId, RecordOut, StrictModel
+from api.schemas.common import HttpURL, Name, ProjectId, RecordOut, StrictModel, Timestamp
+from store.event_catalog import PUBLISHABLE_TYPES, Severity
 from store.events import EVENT_TYPES
 from store.settings import get_settings
+from tasks.webhooks.formats import FORMAT_NAMES
 from tasks.webhooks.ssrf import UnsafeWebhookUrl, check_webhook_url
 
-EventType = Literal["drift.detected", "threshold.breached", "recommendation.created", "model.registered"]
+EventType = Literal[
+    "drift.detected",
+    "drift.resolved",
+    "threshold.breached",
+    "threshold.resolved",
+    "recommendation.created",
+    "model.registered",
+    "webhook.disabled",
+    "delivery.exhausted",
+]
 assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
+PublishableEventType = Literal[
+    "drift.detected",
+    "drift.resolved",
+    "threshold.breached",
+    "threshold.resolved",
+    "recommendation.created",
+    "model.registered",
+]
+assert set(PublishableEventType.__args__) == set(PUBLISHABLE_TYPES)  # type: ignore[attr-defined]
+WebhookFormat = Literal["standard", "slack", "teams", "pagerduty"]
+assert WebhookFormat.__args__ == FORMAT_NAMES  # type: ignore[attr-defined]
 
 # Headers that ModelPulse owns: a custom header may not replace the signature, body framing or identity.
 RESERVED_HEADERS = frozenset(
@@ -31,22 +53,61 @@ RESERVED_HEADERS = frozenset(
 )
 HeaderName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")]
 HeaderValue = Annotated[str, Field(max_length=4096, pattern=r"^[^\r\n\x00]*$")]
+# PagerDuty's integration (routing) key: 32 letters and digits (or the mask, on a PUT).
+RoutingKey = Annotated[
+    str, Field(min_length=8, max_length=32, pattern=r"^([A-Za-z0-9]{32}|\*{8})$", json_schema_extra={"writeOnly": True})
+]
+
+
+class WebhookConfig(StrictModel):
+    """How the slack, teams and pagerduty formats render events (the standard format sends them as they are)."""
+
+    severity: Severity | None = Field(
+        default=None,
+        description="The severity every event is shown (and, on PagerDuty, sent) with; default: the "
+        "threshold's for threshold events, else the event type's.",
+    )
+    source: str | None = Field(
+        default=None, min_length=1, max_length=255, description="pagerduty: `payload.source`; default: the model."
+    )
+
+
+class WebhookCredentials(StrictModel):
+    routing_key: RoutingKey | None = Field(
+        default=None,
+        description='pagerduty (required): the Events API v2 integration key. Write-only: shown as "********"; '
+        "a PUT that omits it or sends the mask keeps it.",
+    )
 
 
 class WebhookIn(StrictModel):
     name: Name
-    url: HttpURL
-    events: list[EventType] = Field(min_length=1)
-    headers: dict[HeaderName, HeaderValue] = Field(
-        default_factory=dict, description="Sent with every delivery; values are write-only."
+    format: WebhookFormat = Field(
+        default="standard",
+        description="standard: the event as JSON, signed (Standard Webhooks); slack: a Slack incoming-webhook "
+        "message; teams: a Teams Workflows message with an Adaptive Card; pagerduty: PagerDuty Events API v2.",
     )
+    url: HttpURL | None = Field(
+        default=None,
+        description="Required, except for pagerduty (default https://events.pagerduty.com/v2/enqueue). For slack "
+        "and teams the URL is the credential: write-only, shown masked; a PUT that omits it or sends the "
+        "masked form keeps it.",
+    )
+    events: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES))
+    headers: dict[HeaderName, HeaderValue] = Field(
+        default_factory=dict, max_length=50, description="Sent with every delivery; values are write-only."
+    )
+    config: WebhookConfig = Field(default_factory=WebhookConfig)
+    credentials: WebhookCredentials = Field(default_factory=WebhookCredentials)
     project_id: ProjectId | None = None
     enabled: bool = True
 
     @field_validator("url")
     @classmethod
-    def _public_target(cls, url: str) -> str:
+    def _public_target(cls, url: str | None) -> str | None:
         # Refused again at delivery time against the address actually connected to (DNS rebinding).
+        if url is None:
+            return url
         try:
             check_webhook_url(url, allow_private=get_settings().allow_private_webhook_targets)
         except UnsafeWebhookUrl as error:
@@ -72,13 +133,31 @@ class WebhookIn(StrictModel):
 
 class WebhookOut(RecordOut):
     name: str
-    url: str
+    format: str
+    url: str = Field(description="slack and teams: the origin and a mask (https://hooks.slack.com/********).")
     events: list[str]
     headers: dict[str, str] = Field(description='Each header value as "********".')
+    config: dict[str, str] = Field(description="The format's options that are set (severity, source).")
+    credentials: dict[str, str] = Field(description='pagerduty: {"routing_key": "********"}.')
     project_id: str | None
     enabled: bool
     disabled_reason: str | None
 
 
 class WebhookCreated(WebhookOut):
-    signing_secret: str = Field(description="whsec_... shown once; verify deliveries with it.")
+    signing_secret: str = Field(
+        description="whsec_... shown once; the standard format signs deliveries with it (the others are "
+        "unsigned by their receivers' protocols)."
+    )
+
+
+class RecoverIn(StrictModel):
+    since: Timestamp = Field(description="Deliveries created at or after this time (RFC 3339).")
+    until: Timestamp | None = Field(default=None, description="... and before this time; default now.")
+
+
+class RecoverAccepted(BaseModel):
+    deliveries: int = Field(description="How many deliveries (retrying or failed) will be sent again.")
+    flow_run_id: str | None = Field(
+        description="The recover-deliveries Prefect run; null when there is nothing to send."
+    )

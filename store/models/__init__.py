@@ -8,13 +8,14 @@ from store.models.export_runs import ExportRun, ExportRunStream, ExportWatermark
 from store.models.exports import Export
 from store.models.integrations import Integration
 from store.models.monitoring import DriftCheck, Monitor, Recommendation, Threshold, ThresholdState
-from store.models.organizations import ApiKey, Organization
-from store.models.registry import EndpointStatusChange, MonitoredModel, RegistrySyncState
+from store.models.organizations import ApiKey, ApiKeyRequestCount, Organization
+from store.models.registry import EndpointStatusChange, InboundReceipt, MonitoredModel, RegistrySyncState
 from store.models.telemetry import DriftMetric, InferenceLog
 from store.models.webhooks import Webhook
 
 __all__ = [
     "ApiKey",
+    "ApiKeyRequestCount",
     "Base",
     "ConnectionRecord",
     "Delivery",
@@ -27,6 +28,7 @@ __all__ = [
     "ExportRun",
     "ExportRunStream",
     "ExportWatermark",
+    "InboundReceipt",
     "InferenceLog",
     "Integration",
     "Monitor",

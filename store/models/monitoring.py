@@ -70,6 +70,8 @@ class Monitor(Timestamps, Base):
     next_run_at: Mapped[datetime]
     last_run_at: Mapped[datetime | None]
     last_check_id: Mapped[str | None] = mapped_column(String(40))
+    # The drift.detected event that opened the drift episode in progress (null: the last check was clean).
+    drift_episode_event_id: Mapped[str | None] = mapped_column(String(40))
 
 
 class Threshold(Timestamps, Base):
@@ -85,6 +87,8 @@ class Threshold(Timestamps, Base):
     operator: Mapped[str] = mapped_column(String(2))
     value: Mapped[float] = mapped_column(Double)
     window_seconds: Mapped[int | None]
+    # critical | error | warning | info: carried by threshold.breached, used by paging formats.
+    severity: Mapped[str] = mapped_column(String(16), default="error", server_default="error")
     enabled: Mapped[bool] = mapped_column(default=True)
 
 
@@ -103,6 +107,8 @@ class ThresholdState(Base):
     model: Mapped[str] = mapped_column(String(200))
     breached: Mapped[bool] = mapped_column(default=False)
     episode_started_at: Mapped[datetime | None]
+    # The threshold.breached event that opened the episode in progress; threshold.resolved names it.
+    episode_event_id: Mapped[str | None] = mapped_column(String(40))
     consecutive_breaches: Mapped[int] = mapped_column(Integer, default=0)
     last_value: Mapped[float | None] = mapped_column(Double)
     last_evaluated_at: Mapped[datetime | None]

@@ -1,10 +1,10 @@
-"""Tenancy: organizations and their API keys (stored as SHA-256 hashes only)."""
+"""Tenancy: organizations, their API keys (stored as SHA-256 hashes only) and the keys' request counts."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, utcnow
@@ -18,6 +18,8 @@ class Organization(Base):
 
 
 class ApiKey(Base):
+    """A bearer key: its hash, and its lifecycle (who created and revoked it, when, until when it is valid)."""
+
     __tablename__ = "api_keys"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -27,4 +29,25 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Keys made before the lifecycle was recorded have no creator.
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
+    # Written at most about once a minute per key (see api/auth.py), so it is a minute-granular "last seen".
+    last_used_at: Mapped[datetime | None]
+
+
+class ApiKeyRequestCount(Base):
+    """How many requests a key made in one fixed one-minute window, summed over every API process.
+
+    The rate limit's shared counter. No foreign key: rows live a minute or two and are pruned by the
+    API processes themselves, and a counter must never fail a request.
+    """
+
+    __tablename__ = "api_key_request_counts"
+
+    key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # Unix seconds of the window's start (a multiple of 60): an integer compares the same on every backend.
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer)

@@ -28,11 +28,35 @@ class MonitoredModel(Base):
     version: Mapped[str] = mapped_column(String(200))
     # The platform's own handle: MLflow "models:/name/3", a SageMaker ARN, a Vertex resource name.
     external_id: Mapped[str] = mapped_column(String(1000))
-    # "api" (registered through ModelPulse) or "sync" (found on the platform by the registry sync).
+    # "api" (registered through ModelPulse), "push" (the platform told us: an MLflow webhook, an
+    # EventBridge event) or "sync" (found on the platform by the registry sync).
     source: Mapped[str] = mapped_column(String(16))
     # The Prefect flow run that recorded it (register-model or sync-registry), for status lookups.
     flow_run_id: Mapped[str | None] = mapped_column(String(64), index=True)
     registered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The version's aliases and tags as last reported (push events as they come, the sync as it finds).
+    aliases: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    tags: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # When aliases/tags were last written: a sync whose read of the platform started earlier leaves
+    # them alone, so a slow sync never overwrites a newer push with what it read before.
+    labels_updated_at: Mapped[datetime | None]
+
+
+class InboundReceipt(Base):
+    """One inbound push delivery taken (an MLflow delivery id, an EventBridge event id).
+
+    The primary key is the replay and duplicate guard shared by every API process: a delivery id
+    seen again is answered and ignored. Rows are pruned once no retry or replay can still come.
+    """
+
+    __tablename__ = "inbound_receipts"
+    __table_args__ = (Index("ix_inbound_receipts_received_at", "received_at"),)
+
+    integration_id: Mapped[str] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True
+    )
+    receipt_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class EndpointStatusChange(Base):

@@ -1,6 +1,13 @@
-"""Webhook subscriptions. The signing secret and header values live in a Prefect block."""
+"""Webhook subscriptions. The signing secret, header values and every other secret live in a Prefect block.
+
+``format`` says how an event is rendered for the receiver (``standard``, ``slack``, ``teams``,
+``pagerduty``: ``tasks/webhooks/formats``). For ``slack`` and ``teams`` the URL itself is the secret:
+``url`` then holds only its masked form (``https://hooks.slack.com/********``) and the block the real one.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -17,7 +24,10 @@ class Webhook(Timestamps, Base):
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )
     name: Mapped[str] = mapped_column(String(200))
-    url: Mapped[str] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(Text)  # masked when the format keeps the URL secret
+    format: Mapped[str] = mapped_column(String(16), default="standard", server_default="standard")
+    # Non-secret rendering options of the format (``severity``, ``source``).
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     events: Mapped[list[str]]
     # Header names only; the values are secrets (they usually carry tokens).
     header_names: Mapped[list[str]]

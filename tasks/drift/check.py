@@ -14,9 +14,10 @@ from prefect.runtime import flow_run
 
 from store.db import session_scope
 from store.drift import check_metrics, close_drift_check, complete_drift_check
-from store.events import record_event
+from store.events import new_event_id, record_event
 from store.inference_logs import stream_window_features
-from store.models import DriftCheck, DriftMetric
+from store.models import DriftCheck, DriftMetric, Monitor
+from store.monitors import begin_drift_episode, end_drift_episode
 from tasks.drift.methods import measure
 from tasks.drift.samples import collect_columns, feature_samples
 
@@ -115,17 +116,26 @@ def drift_event_data(check: DriftCheck, drifted: list[dict[str, Any]]) -> dict[s
 def record_drift_check(check_id: str, results: list[dict[str, Any]], reference_count: int, current_count: int) -> None:
     """Write the drift-metric rows and, in the same transaction, one ``drift.detected`` if any drifted.
 
-    Idempotent: a retry after a commit that did happen finds the check completed and does nothing.
+    A monitor's check also moves the monitor's drift episode: a drifted check begins one (or carries
+    on the one in progress: ``episode_event_id`` names its first event), a clean check ends it with
+    ``drift.resolved``. Idempotent: a retry after a commit that did happen finds the check completed
+    and does nothing.
     """
     with session_scope() as session:
         check = session.get(DriftCheck, check_id)
         if check is None or check.status != "pending":
             return
         drifted = complete_drift_check(session, check, results, reference_count, current_count)
+        monitor = session.get(Monitor, check.monitor_id) if check.monitor_id else None
         if drifted:
-            record_event(
-                session, check.organization_id, "drift.detected", drift_event_data(check, drifted), check.project_id
-            )
+            event_id = new_event_id()
+            data = drift_event_data(check, drifted)
+            if monitor is not None:
+                data["monitor_id"] = monitor.id
+                data["episode_event_id"] = begin_drift_episode(session, monitor.id, event_id)
+            record_event(session, check.organization_id, "drift.detected", data, check.project_id, event_id=event_id)
+        elif monitor is not None:
+            end_drift_episode(session, monitor, "recovered", check_id=check.id)
 
 
 @task(name="close-drift-check", cache_policy=NO_CACHE)

@@ -8,7 +8,8 @@ Metrics a threshold can watch:
   ``records.count``: over the model's logs of the last ``window_seconds`` (default 3600).
 
 A metric without data (no log in the window, no feature measured with that method) is not evaluated,
-so it neither opens nor closes an episode. ``threshold.breached`` is emitted when an episode opens.
+so it neither opens nor closes an episode. ``threshold.breached`` is emitted when an episode opens,
+``threshold.resolved`` (naming the breach event) when it closes.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from sqlalchemy.orm import Session
 
 from store.db import session_scope
 from store.drift import check_metrics
-from store.events import record_event
+from store.events import new_event_id, record_event
 from store.inference_logs import models_logging_since, window_column
 from store.models import DriftCheck, DriftMetric, Threshold, utcnow
-from store.thresholds import enabled_thresholds, record_evaluation, thresholds_for
+from store.thresholds import enabled_thresholds, record_evaluation, resolved_data, thresholds_for
 from tasks.monitoring.recommendations import recommend_scaling
 
 DEFAULT_WINDOW_SECONDS = 3600
@@ -87,8 +88,9 @@ def evaluate(
     now: datetime,
     **extra: Any,
 ) -> dict[str, Any]:
-    """Record one evaluation; emit ``threshold.breached`` if it opens an episode. Returns its summary."""
-    state, opened = record_evaluation(session, threshold, model, value, now)
+    """Record one evaluation; emit ``threshold.breached`` if it opens an episode, ``threshold.resolved``
+    if it closes one. Returns its summary."""
+    state, change = record_evaluation(session, threshold, model, value, now)
     summary = {
         "threshold_id": threshold.id,
         "model": model,
@@ -96,11 +98,25 @@ def evaluate(
         "operator": threshold.operator,
         "threshold": threshold.value,
         "value": value,
+        "severity": threshold.severity,
         "window": window,
         **extra,
     }
-    if opened:
-        record_event(session, threshold.organization_id, "threshold.breached", summary, threshold.project_id)
+    if change.began:
+        state.episode_event_id = new_event_id()
+        record_event(
+            session,
+            threshold.organization_id,
+            "threshold.breached",
+            summary,
+            threshold.project_id,
+            event_id=state.episode_event_id,
+        )
+    elif change.ended:
+        data = resolved_data(
+            threshold, model, value, change.ended_event_id, change.ended_started_at, window=window, **extra
+        )
+        record_event(session, threshold.organization_id, "threshold.resolved", data, threshold.project_id)
     return {**summary, "breached": state.breached, "consecutive_breaches": state.consecutive_breaches}
 
 

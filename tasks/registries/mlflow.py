@@ -22,7 +22,7 @@ PAGE_SIZE = 200
 
 
 @contextmanager
-def _platform_errors() -> Iterator[None]:
+def platform_errors() -> Iterator[None]:
     """Turn the client's exceptions into ``RegistryError`` carrying MLflow's own message."""
     try:
         yield
@@ -37,11 +37,16 @@ def _quoted(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def version_uri(name: str, version: str) -> str:
+    """MLflow's handle for one version of a registered model (``models:/churn/3``)."""
+    return f"models:/{name}/{version}"
+
+
 def _version_info(version: ModelVersion, aliases: list[str] | None = None) -> ModelVersionInfo:
     return ModelVersionInfo(
         name=version.name,
         version=str(version.version),
-        external_id=f"models:/{version.name}/{version.version}",
+        external_id=version_uri(version.name, str(version.version)),
         source=version.source,
         status=version.status,
         aliases=list(aliases if aliases is not None else version.aliases or []),
@@ -64,7 +69,7 @@ class MlflowRegistry:
         return cls(block)
 
     def test_connection(self) -> str:
-        with _platform_errors():
+        with platform_errors():
             page = self._client.search_registered_models(max_results=1)
         more = " or more" if page.token else ""
         return f"MLflow at {self._connection.tracking_uri} answered: {len(page)}{more} registered model(s) visible"
@@ -87,7 +92,7 @@ class MlflowRegistry:
     def _search_versions(self, filter_string: str | None) -> list[ModelVersionInfo]:
         versions: list[ModelVersionInfo] = []
         token = None
-        with _platform_errors():
+        with platform_errors():
             aliases = self._aliases(filter_string)
             while True:
                 page = self._client.search_model_versions(
@@ -107,7 +112,7 @@ class MlflowRegistry:
     def register_model(self, request: dict[str, Any]) -> ModelVersionInfo:
         name = request["name"]
         tags = {**(request.get("tags") or {}), REGISTRATION_TAG: request["registration_id"]}
-        with _platform_errors():
+        with platform_errors():
             try:
                 self._client.create_registered_model(name, description=request.get("description"))
             except MlflowException as error:

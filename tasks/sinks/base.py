@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from store.export_runs import Rejection
+from store.settings import get_settings
 
 
 class SinkError(Exception):
@@ -52,6 +53,17 @@ class Check:
     name: str
     ok: bool
     detail: str
+
+
+def request_timeout() -> float:
+    """Seconds a sink has to accept a connection and to deliver each read of an answer
+    (``MODELPULSE_SINK_TIMEOUT_SECONDS``); a whole page is bounded by ``page_deadline()``."""
+    return get_settings().sink_timeout_seconds
+
+
+def page_deadline() -> float:
+    """Seconds one attempt at shipping a page may take (``MODELPULSE_SINK_PAGE_DEADLINE_SECONDS``)."""
+    return get_settings().sink_page_deadline_seconds
 
 
 def backoff_delay(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:

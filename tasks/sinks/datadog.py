@@ -30,6 +30,8 @@ from datadog_api_client.v2.model.metric_payload import MetricPayload
 from datadog_api_client.v2.model.metric_point import MetricPoint
 from datadog_api_client.v2.model.metric_series import MetricSeries
 from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from blocks.datadog import DatadogConnection
 from store.export_runs import Rejection
@@ -41,6 +43,7 @@ from tasks.sinks.base import (
     SinkUnavailable,
     backoff_delay,
     pause,
+    request_timeout,
 )
 from tasks.sinks.records import iso, model_labels, modelpulse_fields, record_time
 
@@ -106,7 +109,7 @@ def ship_page(
         CredentialsRejected: Datadog answered 403 (the API key, or application key, is not valid).
         SinkUnavailable: Datadog stayed rate-limited or failing through the retries.
     """
-    client = connection.get_client()
+    client = connection.get_client(timeout=request_timeout())
     result = ShipResult()
     if stream == "drift_metrics":
         metrics = MetricsApi(client)
@@ -149,9 +152,17 @@ def _send(call: Callable[[], Any], records: list[dict[str, Any]], result: ShipRe
             result.rejected.extend(Rejection(r["record_id"], reason, status) for r in records)
             return
         except Urllib3Error as error:
-            raise SinkUnavailable(f"cannot reach Datadog: {error}") from None
+            raise SinkUnavailable(_unreachable(error)) from None
         result.shipped += len(records)
         return
+
+
+def _unreachable(error: Urllib3Error) -> str:
+    """A network failure in words: a timeout says so, anything else is 'cannot reach'."""
+    cause = error.reason if isinstance(error, MaxRetryError) else error
+    if isinstance(cause, Urllib3Timeout):
+        return f"Datadog did not answer within {request_timeout():g} s"
+    return f"cannot reach Datadog: {error}"
 
 
 def _retry_wait(error: ApiException, attempt: int) -> float:
@@ -198,7 +209,7 @@ def _log_chunks(
 def check_connection(connection: DatadogConnection) -> list[Check]:
     """Validate the API key (``GET /api/v1/validate``), which also proves the site is reachable."""
     try:
-        AuthenticationApi(connection.get_client()).validate()
+        AuthenticationApi(connection.get_client(timeout=request_timeout())).validate()
     except ApiException as error:
         if error.status == 403:
             return [
@@ -207,7 +218,7 @@ def check_connection(connection: DatadogConnection) -> list[Check]:
             ]
         return [Check("reachable", False, f"Datadog answered {error.status}: {_body_text(error.body)}")]
     except Urllib3Error as error:
-        return [Check("reachable", False, f"cannot reach Datadog: {error}")]
+        return [Check("reachable", False, _unreachable(error))]
     return [
         Check("reachable", True, f"Datadog site {connection.site} answered"),
         Check("credentials", True, "API key is valid"),

@@ -8,9 +8,11 @@ error, say) is a rejection with Elasticsearch's reason.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
+from elasticsearch import ApiError, ConnectionTimeout, Elasticsearch, SSLError, TransportError, helpers
 
 from blocks.elasticsearch import ElasticsearchConnection
 from store.export_runs import Rejection
@@ -22,6 +24,7 @@ from tasks.sinks.base import (
     SinkUnavailable,
     backoff_delay,
     pause,
+    request_timeout,
 )
 from tasks.sinks.records import DATASETS, iso, model_labels, modelpulse_fields, record_time
 
@@ -108,9 +111,29 @@ def ship_page(
 
     Raises:
         CredentialsRejected: Elasticsearch answered 401/403.
-        SinkUnavailable: some items were still refused as busy after the item retries.
+        SinkUnavailable: some items were still refused as busy after the item retries, or the
+            cluster could not be reached or did not answer in time.
     """
-    client = connection.get_client()
+    with _network_errors(connection):
+        return _ship(connection.get_client(request_timeout=request_timeout()), target, stream, records)
+
+
+@contextmanager
+def _network_errors(connection: ElasticsearchConnection) -> Iterator[None]:
+    """The client's connection failures as ``SinkUnavailable`` saying what went wrong, and where."""
+    try:
+        yield
+    except ConnectionTimeout as error:
+        raise SinkUnavailable(
+            f"Elasticsearch at {connection.url} did not answer within {request_timeout():g} s"
+        ) from error
+    except SSLError as error:
+        raise SinkUnavailable(f"TLS with Elasticsearch at {connection.url} failed: {error.message}") from error
+    except TransportError as error:  # ApiError (an answer) is not a TransportError
+        raise SinkUnavailable(f"cannot reach Elasticsearch at {connection.url}: {error.message}") from error
+
+
+def _ship(client: Elasticsearch, target: ExportTarget, stream: str, records: list[dict[str, Any]]) -> ShipResult:
     index = index_name(target, stream)
     try:
         if target.config.get("index_template", True):
@@ -177,9 +200,10 @@ def _reason(error: Any) -> str:
 
 def check_connection(connection: ElasticsearchConnection) -> list[Check]:
     """Reach the cluster (``GET /``), which also proves the credentials."""
-    client = connection.get_client()
+    client = connection.get_client(request_timeout=request_timeout())
     try:
-        info = client.info()
+        with _network_errors(connection):
+            info = client.info()
     except ApiError as error:
         if error.status_code in (401, 403):
             return [
@@ -187,8 +211,8 @@ def check_connection(connection: ElasticsearchConnection) -> list[Check]:
                 Check("credentials", False, f"Elasticsearch rejected the credentials ({error.status_code})"),
             ]
         return [Check("reachable", False, f"{connection.url} answered {error.status_code}: {error}")]
-    except TransportError as error:
-        return [Check("reachable", False, f"cannot reach {connection.url}: {error}")]
+    except SinkUnavailable as error:
+        return [Check("reachable", False, str(error))]
     version = (info.get("version") or {}).get("number", "unknown")
     return [
         Check("reachable", True, f"Elasticsearch {version} at {connection.url}"),

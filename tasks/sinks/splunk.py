@@ -35,6 +35,7 @@ from tasks.sinks.base import (
     SinkUnavailable,
     backoff_delay,
     pause,
+    request_timeout,
 )
 from tasks.sinks.records import model_labels, modelpulse_fields, record_time
 
@@ -96,7 +97,7 @@ def ship_page(
         SinkMisconfigured: the export names a wrong index or channel (codes 7, 10, 11, 16).
         SinkUnavailable: HEC stayed busy through the retries.
     """
-    client = connection.get_client()
+    client = connection.get_client(timeout=request_timeout())
     encoded = [
         (record["record_id"], json.dumps(to_event(target, stream, record), separators=(",", ":")).encode())
         for record in records
@@ -110,7 +111,7 @@ def ship_page(
 def _ship_batch(client: httpx.Client, batch: list[tuple[str, bytes]], result: ShipResult) -> None:
     busy_attempts = 0
     while batch:
-        response = client.post(EVENT_PATH, content=b"".join(event for _, event in batch))
+        response = _post(client, EVENT_PATH, b"".join(event for _, event in batch))
         reply = _reply(response)
         code = reply.get("code")
         if response.status_code == 200 and code in (0, None):
@@ -141,6 +142,18 @@ def _ship_batch(client: httpx.Client, batch: list[tuple[str, bytes]], result: Sh
         raise SinkUnavailable(f"Splunk HEC answered {response.status_code}: {response.text[:300]}")
 
 
+def _post(client: httpx.Client, path: str, content: bytes) -> httpx.Response:
+    """POST to HEC; network failures become ``SinkUnavailable`` saying which, and where."""
+    try:
+        return client.post(path, content=content)
+    except httpx.TimeoutException as error:
+        raise SinkUnavailable(
+            f"Splunk HEC at {client.base_url} did not answer within {client.timeout.read:g} s"
+        ) from error
+    except httpx.TransportError as error:
+        raise SinkUnavailable(f"cannot reach Splunk HEC at {client.base_url}: {error}") from error
+
+
 def _reply(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
@@ -151,16 +164,18 @@ def _reply(response: httpx.Response) -> dict[str, Any]:
 
 def check_connection(connection: SplunkHecConnection) -> list[Check]:
     """HEC health, then the token (an empty event batch: code 5 "No data" means the token is good)."""
-    client = connection.get_client(timeout=10.0)
+    client = connection.get_client(timeout=request_timeout())
     try:
         health = client.get(HEALTH_PATH)
+    except httpx.TimeoutException:
+        return [Check("reachable", False, f"{connection.hec_url} did not answer within {request_timeout():g} s")]
     except httpx.HTTPError as error:
         return [Check("reachable", False, f"cannot reach {connection.hec_url}: {error}")]
     healthy = health.status_code == 200
     checks = [Check("reachable", healthy, f"HEC health: {health.status_code} {_reply(health).get('text', '')}")]
     try:
-        probe = client.post(EVENT_PATH, content=b"")
-    except httpx.HTTPError as error:
+        probe = _post(client, EVENT_PATH, b"")
+    except SinkUnavailable as error:
         return [*checks, Check("credentials", False, f"token check failed: {error}")]
     code = _reply(probe).get("code")
     if code in TOKEN_CODES:

@@ -11,8 +11,10 @@ Database work runs in a thread (``asyncio.to_thread``) so the event loop keeps s
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
+import traceback
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,23 +24,30 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
 from blocks.webhook import WebhookSecrets
 from store import deliveries as store
 from store.db import session_scope
+from store.event_catalog import about_webhook
 from store.events import event_payload
 from store.models import Delivery, Event, Webhook, utcnow
 from store.settings import get_settings
 from tasks.webhooks.delivery import (
+    MASK,
     AttemptResult,
+    Outcome,
     Target,
     encode_payload,
     retry_delay,
     send_attempt,
 )
+from tasks.webhooks.formats import SECRET_URL_FORMATS, Destination, get_format
 from tasks.webhooks.secrets import load_webhook_secrets
 from tasks.webhooks.settings import WebhookSettings, get_webhook_settings
 from tasks.webhooks.ssrf import GuardedTransport
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,6 +55,7 @@ class Settlement:
     """What an attempt changes on its delivery (columns not named here keep their value)."""
 
     changes: dict[str, Any] = field(default_factory=dict)
+    exhausted: bool = False  # the delivery spent its retry schedule: emit delivery.exhausted
 
 
 @dataclass
@@ -104,9 +114,10 @@ def _plan_fan_out(
         planned = []
         for event, webhooks in claimed:
             deliveries = store.create_deliveries(session, event, webhooks, lease)
-            body = encode_payload(event_payload(event))
+            payload = event_payload(event)
+            body = encode_payload(payload)
             planned += [
-                (_target(delivery, webhook, event, body), webhook.header_names)
+                (_target(delivery, webhook, payload, body), webhook.header_names)
                 for delivery, webhook in zip(deliveries, webhooks, strict=True)
             ]
         return planned
@@ -125,11 +136,12 @@ def settle_unsubscribed(event_ids: Sequence[str], database_url: str | None = Non
     """
     subscribed, unsubscribed = [], []
     with session_scope(database_url) as session:
-        has_subscribers: dict[tuple[str, str | None, str], bool] = {}
+        has_subscribers: dict[tuple[str, str | None, str, str | None], bool] = {}
         for event in store.events_by_id(session, event_ids):
             if event.dispatched_at is not None:
                 continue
-            key = (event.organization_id, event.project_id, event.type)
+            # An operational event's subscribers depend on the webhook it is about (never itself).
+            key = (event.organization_id, event.project_id, event.type, about_webhook(event.type, event.data))
             if key not in has_subscribers:
                 has_subscribers[key] = bool(store.matching_webhooks(session, event))
             (subscribed if has_subscribers[key] else unsubscribed).append(event.id)
@@ -168,8 +180,7 @@ def _plan_retries(
             if not webhook.enabled:
                 store.fail_open_deliveries(session, webhook.id, "the webhook is disabled")
                 continue
-            body = encode_payload(event_payload(event))
-            planned.append((_target(delivery, webhook, event, body), webhook.header_names))
+            planned.append(_planned(delivery, webhook, event))
         return planned
 
 
@@ -200,10 +211,121 @@ async def redeliver(
 def _plan_redelivery(delivery_id: str, database_url: str | None) -> tuple[Target, list[str]]:
     with session_scope(database_url) as session:
         delivery, webhook, event = store.delivery_with_context(session, delivery_id)
-        body = encode_payload(event_payload(event))
-        target = _target(delivery, webhook, event, body)
+        target, header_names = _planned(delivery, webhook, event)
         target.scheduled = delivery.status == "retrying" and delivery.next_attempt_at is not None
-        return target, webhook.header_names
+        return target, header_names
+
+
+@dataclass
+class RecoverySummary:
+    """What a recovery did; ``stopped`` says why it ended before the last delivery, if it did."""
+
+    deliveries: int = 0  # selected: created in the window and not succeeded
+    sent: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0  # succeeded (or went away) before their turn
+    stopped: str | None = None
+
+
+# How many deliveries one recovery takes at most (the oldest first); another recover takes the rest.
+RECOVER_LIMIT = 100_000
+# A receiver asking to slow down (429 + a short Retry-After) gets this many waits per delivery.
+RECOVER_WAITS = 3
+
+
+def recoverable_count(
+    webhook_id: str, since: datetime, until: datetime | None, database_url: str | None = None
+) -> int:
+    """How many deliveries a recovery of this window would send now."""
+    with session_scope(database_url) as session:
+        return len(store.recoverable_delivery_ids(session, webhook_id, since, until, RECOVER_LIMIT))
+
+
+async def recover_deliveries(
+    webhook_id: str, since: datetime, until: datetime | None = None, database_url: str | None = None
+) -> RecoverySummary:
+    """Send again every delivery of the webhook created in ``[since, until)`` whose last attempt did
+    not succeed (retrying or failed), one at a time, in order of creation.
+
+    One at a time, so the receiver gets them in the order they happened (a channel reads a breach
+    before its resolution) and is not flooded as it comes back. Each delivery is leased just before
+    its attempt, which is recorded in its history (trigger ``recover``) and settled like a
+    redelivery: success settles it; a failure puts back the retry it had scheduled, else leaves it
+    failed. The recovery stops at the first attempt the receiver could not take (a retryable
+    failure, after waiting out a short ``Retry-After``): it is still down, and what remains stays as
+    it was for the next recover. A delivery the receiver rejects (a 4xx) does not stop it.
+
+    Example:
+        ```python
+        summary = await recover_deliveries("wh_01jdx3k8v5c8m2y7q4n6t9w0ab", since=outage_began)
+        summary.succeeded
+        ```
+    """
+    settings = get_webhook_settings()
+    ids = await asyncio.to_thread(_recoverable_ids, webhook_id, since, until, database_url)
+    summary = RecoverySummary(deliveries=len(ids))
+    async with Sender(settings) as sender:
+        for delivery_id in ids:
+            planned = await asyncio.to_thread(_claim_for_recovery, delivery_id, settings, database_url)
+            if planned == "disabled":
+                summary.stopped = "the webhook was disabled"
+                break
+            if planned is None:
+                summary.skipped += 1
+                continue
+            [target] = await _with_secrets([planned])
+            result = await _recover_one(sender, target, settings, database_url)
+            summary.sent += 1
+            if result.outcome == "succeeded":
+                summary.succeeded += 1
+                continue
+            summary.failed += 1
+            if result.outcome in ("retry", "gone"):
+                summary.stopped = f"the receiver did not take delivery {delivery_id}: {result.error}"
+                break
+    return summary
+
+
+def _recoverable_ids(
+    webhook_id: str, since: datetime, until: datetime | None, database_url: str | None
+) -> list[str]:
+    with session_scope(database_url) as session:
+        return store.recoverable_delivery_ids(session, webhook_id, since, until, RECOVER_LIMIT)
+
+
+def _claim_for_recovery(
+    delivery_id: str, settings: WebhookSettings, database_url: str | None
+) -> tuple[Target, list[str]] | str | None:
+    now = utcnow()
+    with session_scope(database_url) as session:
+        row = store.delivery_with_context(session, delivery_id)
+        if row is None:
+            return None
+        delivery, webhook, event = row
+        if not webhook.enabled:
+            return "disabled"
+        previous = store.claim_for_recovery(session, delivery_id, _lease_until(now, 1, settings))
+        if previous is None:
+            return None
+        target, header_names = _planned(delivery, webhook, event)
+        status, due = previous
+        target.scheduled = status == "retrying" and due is not None
+        target.scheduled_at = due if target.scheduled else None
+        return target, header_names
+
+
+async def _recover_one(
+    sender: Sender, target: Target, settings: WebhookSettings, database_url: str | None
+) -> AttemptResult:
+    """One recovery attempt, recorded; a 429 with a short ``Retry-After`` is waited out and tried again."""
+    for _ in range(RECOVER_WAITS):
+        (result,) = await _send_all([target], "recover", settings, database_url, manual=True, sender=sender)
+        wait = result.retry_after
+        if result.outcome != "retry" or wait is None or wait > settings.inline_retry_seconds:
+            return result
+        await asyncio.sleep(wait)
+    return result
 
 
 async def send_test_event(webhook_id: str, database_url: str | None = None) -> str:
@@ -219,16 +341,26 @@ def _create_test_delivery(webhook_id: str, database_url: str | None) -> str:
         return store.create_test_delivery(session, webhook, utcnow()).id
 
 
-def _target(delivery: Delivery, webhook: Webhook, event: Event, body: bytes) -> Target:
+def _planned(delivery: Delivery, webhook: Webhook, event: Event) -> tuple[Target, list[str]]:
+    payload = event_payload(event)
+    return _target(delivery, webhook, payload, encode_payload(payload)), webhook.header_names
+
+
+def _target(delivery: Delivery, webhook: Webhook, payload: dict[str, Any], body: bytes) -> Target:
+    # The standard body is the payload as is; the other formats render once the secrets are loaded.
     return Target(
         delivery_id=delivery.id,
         webhook_id=webhook.id,
         url=webhook.url,
-        message_id=event.id,
-        body=body,
+        message_id=payload["id"],
+        body=body if webhook.format == "standard" else b"",
         secrets=[],
         attempts_made=delivery.attempt_count,
         secrets_version=webhook.updated_at,
+        format=webhook.format,
+        event=payload,
+        webhook_name=webhook.name,
+        config=dict(webhook.config or {}),
     )
 
 
@@ -243,6 +375,7 @@ def _lease_until(now: datetime, count: int, settings: WebhookSettings) -> dateti
 async def _with_secrets(planned: Sequence[tuple[Target, list[str]]]) -> list[Target]:
     secrets = await load_webhook_secrets({target.webhook_id: target.secrets_version for target, _ in planned})
     now = utcnow()
+    public_url = get_settings().public_url
     targets = []
     for target, header_names in planned:
         block: WebhookSecrets | None = secrets.get(target.webhook_id)
@@ -250,8 +383,28 @@ async def _with_secrets(planned: Sequence[tuple[Target, list[str]]]) -> list[Tar
             target.secrets = block.active_signing_secrets(now)
             values = block.header_values()
             target.headers = {name: values[name] for name in header_names if name in values}
+            _render(target, block, public_url)
         targets.append(target)
     return targets
+
+
+def _render(target: Target, block: WebhookSecrets, public_url: str | None) -> None:
+    """Put the secrets a format needs in place (the real URL, the routing key) and render its body."""
+    if target.format in SECRET_URL_FORMATS and block.secret_url():
+        target.url = block.secret_url() or target.url
+        target.hidden.append(target.url)
+    if target.format == "standard" or target.event is None:
+        return
+    if block.routing_key_value():
+        target.hidden.append(block.routing_key_value() or "")
+    destination = Destination(
+        webhook_id=target.webhook_id,
+        name=target.webhook_name,
+        config=target.config,
+        routing_key=block.routing_key_value(),
+        public_url=public_url,
+    )
+    target.body = get_format(target.format).render(target.event, destination).body
 
 
 @lru_cache
@@ -338,11 +491,20 @@ async def _send_all(
             return await _send_all(targets, trigger, settings, database_url, manual, own)
     recorder = AttemptRecorder(settings, database_url)
     writer = asyncio.create_task(recorder.run())
+    sending = asyncio.gather(
+        *(_deliver(sender, target, trigger, settings, recorder, manual) for target in targets)
+    )
     try:
-        results = await asyncio.gather(
-            *(_deliver(sender, target, trigger, settings, recorder, manual) for target in targets)
-        )
+        await asyncio.wait([sending, writer], return_when=asyncio.FIRST_COMPLETED)
+        if writer.done():
+            # The writer only ends early when our database fails it: stop sending what cannot be
+            # recorded; the deliveries' leases run out and the sweep takes them over.
+            sending.cancel()
+            writer.result()
+        results = await sending
     finally:
+        if not sending.done():
+            sending.cancel()
         await recorder.close()
         await writer
     return list(results)
@@ -357,13 +519,7 @@ async def _deliver(
     manual: bool,
 ) -> AttemptResult:
     while True:
-        if not target.secrets:
-            result = _missing_secrets(target, trigger)
-        else:
-            async with sender.client_for(target.url) as client:
-                result = await send_attempt(
-                    client, target, trigger, settings.timeout_seconds, settings.user_agent
-                )
+        result = await _attempt(sender, target, trigger, settings)
         target.attempts_made += 1
         if manual:
             recorder.put(result, _manual_settlement(result, target))
@@ -380,6 +536,33 @@ async def _deliver(
         return result
 
 
+async def _attempt(sender: Sender, target: Target, trigger: str, settings: WebhookSettings) -> AttemptResult:
+    """One attempt; an error nobody planned for is a failed attempt of this delivery only."""
+    if not target.secrets:
+        return _missing_secrets(target, trigger)
+    try:
+        async with sender.client_for(target.url) as client:
+            return await send_attempt(client, target, trigger, settings.timeout_seconds, settings.user_agent)
+    except SQLAlchemyError:
+        raise  # our own database is down: the run fails, and the lease and the sweep take over
+    except Exception as error:  # noqa: BLE001 - one delivery's surprise must not end the others
+        # No traceback: its message could quote a header value, and those are secrets.
+        message = _without_secrets(f"{type(error).__name__}: {error}", target)[:1000]
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        log.error(
+            "delivery %s: unexpected error in an attempt (%s, at %s:%s)",
+            target.delivery_id, message, where.filename, where.lineno,
+        )
+        return _unsent(target, trigger, "retry", f"unexpected error: {message}")
+
+
+def _without_secrets(text: str, target: Target) -> str:
+    for secret in [*target.secrets, *target.headers.values(), *target.hidden]:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
+
+
 def _retry_inline(result: AttemptResult, delay: float | None, settings: WebhookSettings) -> bool:
     # A receiver that timed out has held this unit for the whole timeout already; its retry goes
     # to the sweep so the rest of the event's unit of work can finish.
@@ -392,6 +575,12 @@ def _retry_inline(result: AttemptResult, delay: float | None, settings: WebhookS
 
 
 def _missing_secrets(target: Target, trigger: str) -> AttemptResult:
+    missing = "the webhook's signing secret is missing (its secrets block was not found)"
+    return _unsent(target, trigger, "failed", missing)
+
+
+def _unsent(target: Target, trigger: str, outcome: Outcome, error: str) -> AttemptResult:
+    """An attempt that ended before a request went out."""
     return AttemptResult(
         delivery_id=target.delivery_id,
         webhook_id=target.webhook_id,
@@ -399,8 +588,8 @@ def _missing_secrets(target: Target, trigger: str) -> AttemptResult:
         attempted_at=utcnow(),
         request_headers={},
         duration_ms=0.0,
-        outcome="failed",
-        error="the webhook's signing secret is missing (its secrets block was not found)",
+        outcome=outcome,
+        error=error,
     )
 
 
@@ -413,12 +602,15 @@ def _settlement(result: AttemptResult, delay: float | None, settings: WebhookSet
             # The lease of the inline retry.
             due += timedelta(seconds=settings.timeout_seconds + settings.lease_margin_seconds)
         return Settlement({"status": "retrying", "next_attempt_at": due, "last_error": result.error})
-    return Settlement({"status": "failed", "next_attempt_at": None, "last_error": result.error})
+    exhausted = result.outcome == "retry"  # it would be retried, but the schedule is spent
+    return Settlement({"status": "failed", "next_attempt_at": None, "last_error": result.error}, exhausted)
 
 
 def _manual_settlement(result: AttemptResult, target: Target) -> Settlement:
     if result.outcome == "succeeded":
         return Settlement({"status": "succeeded", "next_attempt_at": None, "last_error": None})
+    if target.scheduled and target.scheduled_at is not None:  # a recovery claim moved it: put it back
+        return Settlement({"status": "retrying", "next_attempt_at": target.scheduled_at, "last_error": result.error})
     if target.scheduled:
         return Settlement({"last_error": result.error})  # the scheduled retry stays
     return Settlement({"status": "failed", "next_attempt_at": None, "last_error": result.error})
@@ -458,16 +650,26 @@ def record_attempts(
     settings: WebhookSettings,
     database_url: str | None = None,
 ) -> None:
-    """Store attempts and their deliveries' new state; disable webhooks that are gone or dead."""
+    """Store attempts and their deliveries' new state; disable webhooks that are gone or dead.
+
+    In the same transaction, through the outbox: ``delivery.exhausted`` for each delivery that spent
+    its schedule, ``webhook.disabled`` for each webhook this batch disabled.
+    """
     now = utcnow()
     failing_webhooks = set()
     with session_scope(database_url) as session:
         for result, settlement in batch:
             store.add_attempt(session, result.delivery_id, **result.record_fields())
             store.settle_delivery(session, result.delivery_id, **settlement.changes)
+            if settlement.exhausted:
+                store.record_exhausted(session, result.delivery_id, result.error, now)
             if result.outcome == "gone":
                 store.disable_webhook(
-                    session, result.webhook_id, "the receiver answered 410 Gone"
+                    session,
+                    result.webhook_id,
+                    result.disable_reason or "gone",
+                    result.disable_detail or "the receiver answered 410 Gone",
+                    now,
                 )
             elif result.outcome != "succeeded":
                 failing_webhooks.add(result.webhook_id)
@@ -478,5 +680,7 @@ def record_attempts(
                 store.disable_webhook(
                     session,
                     webhook_id,
+                    "days_of_failures",
                     f"only failed deliveries for {settings.disable_after_days:g} days",
+                    now,
                 )

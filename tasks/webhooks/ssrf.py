@@ -11,6 +11,8 @@ Exceptions::
     TargetRefused (httpcore.ConnectError)
                                       a delivery's connection is refused; httpx raises it as
                                       httpx.ConnectError with this exception as ``__cause__``
+    HostNotResolved (httpcore.ConnectError)
+                                      the delivery's host name does not resolve (raised the same way)
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ class UnsafeWebhookUrl(ValueError):
 
 class TargetRefused(httpcore.ConnectError):
     """A delivery connection refused because of the address it would reach."""
+
+
+class HostNotResolved(httpcore.ConnectError):
+    """A delivery's host name does not resolve; ``host`` is the name."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(f"could not resolve host {host}")
+        self.host = host
 
 
 def refusal_reason(address: IPAddress) -> str | None:
@@ -116,6 +126,20 @@ def _ip(text: str) -> IPAddress:
     return ipaddress.ip_address(text.split("%", 1)[0])
 
 
+async def _lookup(host: str, port: int, timeout: float | None) -> list[typing.Any]:
+    """``getaddrinfo`` for a delivery, its failures raised as the connect errors httpx maps."""
+    try:
+        with anyio.fail_after(timeout):
+            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise HostNotResolved(host) from error
+    except TimeoutError as error:
+        raise httpcore.ConnectTimeout(f"resolving {host} took longer than {timeout:g} s") from error
+    if not infos:
+        raise HostNotResolved(host)
+    return list(infos)
+
+
 class GuardedNetworkBackend(AsyncNetworkBackend):
     """Resolves the host itself, connects only to a permitted address, and checks the peer."""
 
@@ -133,9 +157,9 @@ class GuardedNetworkBackend(AsyncNetworkBackend):
     ) -> AsyncNetworkStream:
         if self._allow_private:
             return await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        with anyio.fail_after(timeout):
-            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = await _lookup(host, port, timeout)
         refusals = []
+        failure: Exception | None = None
         for info in infos:
             address = _ip(str(info[4][0]))
             reason = refusal_reason(address)
@@ -143,11 +167,21 @@ class GuardedNetworkBackend(AsyncNetworkBackend):
                 refusals.append(f"{address} is a {reason} address")
                 continue
             # Connect to the checked address, not the name: a second lookup could answer differently.
-            stream = await self._inner.connect_tcp(
-                str(address), port, timeout, local_address, socket_options
-            )
-            self._check_peer(stream)
+            try:
+                stream = await self._inner.connect_tcp(
+                    str(address), port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
+                failure = error  # a name with several addresses: try the next one
+                continue
+            try:
+                self._check_peer(stream)
+            except TargetRefused:
+                await stream.aclose()
+                raise
             return stream
+        if failure is not None:
+            raise failure
         raise TargetRefused(f"refused to connect to {host}: " + "; ".join(refusals))
 
     def _check_peer(self, stream: AsyncNetworkStream) -> None:

@@ -110,7 +110,8 @@ def test_make_up_serves_everything_and_stops_on_ctrl_c(tmp_path):
                 "/organizations/default/webhooks",
                 json={"name": "receiver", "url": receiver.url, "events": ["drift.detected"]},
             ).json()
-            event = api.post("/organizations/default/events", json={"type": "drift.detected", "data": {"psi": 0.3}})
+            drift = {"type": "drift.detected", "data": {"model": "churn", "psi": 0.3}}
+            event = api.post("/organizations/default/events", json=drift)
             assert event.status_code == 202, event.text
             (received,) = wait_for(lambda: receiver.received, what="the delivery through the stack")
             assert received.verify(hook["signing_secret"])["id"] == event.json()["id"]

@@ -3,9 +3,12 @@
 A fake subclasses `FakeServer` and implements ``route(request) -> Reply``. Shared faults:
 
 - ``latency``: seconds to sleep before answering every request;
-- ``script(*faults)``: the next requests get these faults in order, each either an HTTP status
-  (answered with the fake's error body for it) or ``"drop"`` (the connection is closed without an
-  answer, as when a load balancer or the node dies mid-request).
+- ``script(*faults, any_request=False)``: the next requests get these faults in order, each either an HTTP status
+  (answered with the fake's error body for it), ``"drop"`` (the connection is closed without an
+  answer, as when a load balancer or the node dies mid-request), ``"hang"`` (no answer at all until
+  the fake stops, or ``hang_seconds``) or ``"trickle"`` (the normal answer, one byte every
+  ``trickle_interval`` seconds: every read succeeds, so only a total deadline ends it);
+- ``abandoned``: how many hanging or trickling answers the client gave up on (it hung up).
 
 Example:
     >>> with ElasticsearchFake() as es:  # doctest: +SKIP
@@ -67,9 +70,14 @@ class FakeServer:
 
     def __init__(self) -> None:
         self.latency = 0.0
+        self.hang_seconds = 60.0
+        self.trickle_interval = 0.2
+        self.abandoned = 0
+        self._stopping = threading.Event()
         self.requests: list[Request] = []
         self.record_requests = True
         self._script: list[int | str] = []
+        self._script_any: list[int | str] = []
         self._lock = threading.Lock()
         handler = self._handler_class()
         self._server = _Server(("127.0.0.1", 0), handler)
@@ -85,6 +93,7 @@ class FakeServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()  # releases hanging and trickling answers
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -95,13 +104,21 @@ class FakeServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def script(self, *faults: int | str) -> None:
-        """Give the next ``len(faults)`` requests these faults (a status, or ``"drop"``)."""
+    def _hung_up(self) -> None:
         with self._lock:
-            self._script.extend(faults)
+            self.abandoned += 1
+
+    def script(self, *faults: int | str, any_request: bool = False) -> None:
+        """Give the next ``len(faults)`` requests these faults (a status, ``"drop"``, ``"hang"``,
+        ``"trickle"``): requests ``scriptable`` accepts, or any request at all (``any_request``)."""
+        with self._lock:
+            (self._script_any if any_request else self._script).extend(faults)
 
     def next_fault(self, request: Request) -> int | str | None:
-        """The scripted fault for this request, if any (only requests ``scriptable`` accepts)."""
+        """The scripted fault for this request, if any."""
+        with self._lock:
+            if self._script_any:
+                return self._script_any.pop(0)
         if not self.scriptable(request):
             return None
         with self._lock:
@@ -146,6 +163,10 @@ class FakeServer:
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
+                if fault == "hang":
+                    self.close_connection = True
+                    self._wait_for_hang_up(fake.hang_seconds)
+                    return
                 reply = fake.error_reply(fault) if isinstance(fault, int) else fake.route(request)
                 payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
                 self.send_response(reply.status)
@@ -154,9 +175,43 @@ class FakeServer:
                 if reply.raw is None:
                     self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload) if self.command != "HEAD" else 0))
+                if fault == "trickle":
+                    self._trickle(payload if self.command != "HEAD" else b"")
+                    return
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(payload)
+
+            def _wait_for_hang_up(self, seconds: float) -> None:
+                """Say nothing until the client hangs up (counted), the fake stops, or ``seconds``."""
+                self.connection.settimeout(0.1)
+                deadline = time.monotonic() + seconds
+                while time.monotonic() < deadline and not fake._stopping.is_set():
+                    try:
+                        if self.connection.recv(1) == b"":
+                            fake._hung_up()
+                            return
+                    except TimeoutError:
+                        continue
+                    except OSError:
+                        fake._hung_up()
+                        return
+
+            def _trickle(self, payload: bytes) -> None:
+                """Send the buffered head and the body a byte at a time, until done or hung up on."""
+                self._headers_buffer.append(b"\r\n")
+                answer = b"".join(self._headers_buffer) + payload
+                self._headers_buffer = []
+                self.close_connection = True
+                for index in range(len(answer)):
+                    if fake._stopping.wait(fake.trickle_interval):
+                        return
+                    try:
+                        self.wfile.write(answer[index : index + 1])
+                        self.wfile.flush()
+                    except OSError:
+                        fake._hung_up()
+                        return
 
             do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _handle
 

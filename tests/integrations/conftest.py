@@ -1,7 +1,12 @@
 """Real registry platforms for the integration tests, and an API wired to them.
 
 - ``mlflow_server``: ``mlflow server`` with the basic-auth app (SQLite backend, one worker, job
-  execution off) on a free loopback port, for the session; its admin is the only valid login.
+  execution off) on a free loopback port, for the session; its admin is the only valid login. Its
+  webhooks may target loopback over http (``MLFLOW_WEBHOOK_ALLOWED_SCHEMES``,
+  ``MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS``), see a new webhook at once (``MLFLOW_WEBHOOK_CACHE_TTL=0``)
+  and retry a failed delivery once; it logs each delivery it gave up on (``failed_deliveries``).
+- ``live_api``: the app under test served by a real HTTP server on 127.0.0.1 (so MLflow can post to
+  its inbound route), its address the app's ``PUBLIC_URL``; it can be stopped and started again.
 - ``moto``: moto's ``ThreadedMotoServer`` (SageMaker, CloudWatch, IAM) on a free loopback port.
 - ``vertex``: the wire-level Vertex AI fake with a token endpoint, fresh per test.
 
@@ -12,21 +17,34 @@ database.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from werkzeug.serving import make_server
 
 from tests.conftest import SESSION_DIR
 from tests.fakes.vertex_ai import VertexAiServer, new_service_account
 from tests.support.servers import free_port, start_process, stop_process, wait_until_ready
 
 MLFLOW_ADMIN = "admin"
+# Loopback http webhooks (tests only), a new webhook seen at once, one retry of a failed delivery,
+# and webhook secrets that survive a restart of the server.
+MLFLOW_WEBHOOK_TEST_ENV = {
+    "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+    "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+    "MLFLOW_WEBHOOK_CACHE_TTL": "0",
+    "MLFLOW_WEBHOOK_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_WEBHOOK_REQUEST_TIMEOUT": "10",
+    "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+}
 AWS_REGION = "us-east-1"
 VERTEX_PROJECT = "demo-project"
 VERTEX_LOCATION = "us-central1"
@@ -34,9 +52,10 @@ VERTEX_PARENT = f"projects/{VERTEX_PROJECT}/locations/{VERTEX_LOCATION}"
 
 
 class MlflowServer:
-    def __init__(self, url: str, password: str) -> None:
+    def __init__(self, url: str, password: str, log: Path) -> None:
         self.url = url
         self.password = password
+        self.log = log
         self.http = httpx.Client(base_url=f"{url}/api/2.0/mlflow", auth=(MLFLOW_ADMIN, password), timeout=30)
 
     def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -44,6 +63,10 @@ class MlflowServer:
         response = self.http.request(method, path, **kwargs)
         response.raise_for_status()
         return response.json()
+
+    def failed_deliveries(self, url: str) -> int:
+        """How many webhook deliveries to ``url`` the server has given up on (it logs each one)."""
+        return self.log.read_text(errors="replace").count(f"Failed to send webhook to {url} ")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -65,6 +88,7 @@ def _mlflow_process() -> Iterator[tuple[str, str, Any]]:
         "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
         "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        **MLFLOW_WEBHOOK_TEST_ENV,
     }
     argv = [
         str(Path(sys.executable).with_name("mlflow")), "server", "--app-name", "basic-auth",
@@ -83,7 +107,7 @@ def _mlflow_process() -> Iterator[tuple[str, str, Any]]:
 def mlflow_server(_mlflow_process) -> MlflowServer:
     url, password, process = _mlflow_process
     wait_until_ready(f"{url}/health", process, timeout=120)
-    return MlflowServer(url, password)
+    return MlflowServer(url, password, SESSION_DIR / "mlflow" / "server.log")
 
 
 @pytest.fixture(scope="session")
@@ -165,3 +189,37 @@ def create_integration(client, org):
 def closed_port_url() -> str:
     """A loopback URL nothing listens on."""
     return f"http://127.0.0.1:{free_port()}"
+
+
+class LiveApi:
+    """A Flask app served on 127.0.0.1 by Werkzeug's threaded server; stop() and start() keep the port."""
+
+    def __init__(self, app: Any, port: int) -> None:
+        self.app, self.port = app, port
+        self.url = f"http://127.0.0.1:{port}"
+        self._server = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._server = make_server("127.0.0.1", self.port, self.app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join()
+            self._server = None
+
+
+@pytest.fixture
+def live_api(app) -> Iterator[LiveApi]:
+    port = free_port()
+    server = LiveApi(app, port)
+    app.config["PUBLIC_URL"] = server.url
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

