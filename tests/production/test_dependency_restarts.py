@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -29,7 +29,7 @@ from tests.webhooks.receivers import Receiver
 pytestmark = [pytest.mark.production, pytest.mark.timeout(600)]
 
 RECORDS = 10_000
-OUTAGE_SECONDS = 5.0
+OUTAGE_SECONDS = 8.0  # longer than a flow run takes to go from Pending to Running
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +177,18 @@ def test_postgres_restart_loses_no_accepted_event(cluster):
         poster.start()
         try:
             wait_until(lambda: len(poster.accepted_ids) >= 10, 60, "events accepted before the outage", 0.1)
+            # The hard moment: a retry sweep's flow run on its way (its state changes need the Prefect
+            # server, whose database this is; a run stuck Pending would hold the sweep's slot for minutes).
+            recently = (datetime.now(UTC) - timedelta(seconds=30)).isoformat()
+            wait_until(
+                lambda: prefect_runs_since(
+                    cluster.prefect_api_url, "flow_runs", None, flow="retry-due-deliveries",
+                    state={"type": {"any_": ["PENDING", "RUNNING"]}}, expected_start_time={"after_": recently},
+                ),
+                90,
+                "a retry sweep starting",
+                0.2,
+            )
             cluster.postgres.stop()
             stopped = time.monotonic()
             # An outage of a few seconds, long enough for every process to notice.

@@ -15,7 +15,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from tests.production.traffic import delivery_timings, sweep_interval_seconds, wait_until
+from tests.production.traffic import delivery_timings, event_body, sweep_interval_seconds, wait_until
 from tests.webhooks.receivers import Receiver, Reply, wait_for
 
 pytestmark = [pytest.mark.production, pytest.mark.timeout(600)]
@@ -70,7 +70,7 @@ def test_dispatcher_killed_mid_burst_loses_no_delivery(cluster):
 
         def post(n: int) -> str:
             response = apis[n % 2].post(
-                "/organizations/default/events", json={"type": "threshold.breached", "data": {"n": n}}
+                "/organizations/default/events", json=event_body("threshold.breached", n=n)
             )
             assert response.status_code == 202, response.text
             return response.json()["id"]

@@ -69,6 +69,16 @@ def answer_of(machine: str, sent_at: float, send) -> Answer:  # noqa: ANN001 - a
     )
 
 
+def event_body(event_type: str, **data: Any) -> dict[str, Any]:
+    """A ``POST .../events`` body whose ``data`` fits its type's schema, plus ``data``."""
+    required = {
+        "drift.detected": {"model": "churn"},
+        "threshold.breached": {"model": "churn", "metric": "latency_ms.p95", "operator": ">", "threshold": 250.0,
+                               "value": 300.0},
+    }
+    return {"type": event_type, "data": {**required[event_type], **data}}
+
+
 class EventPoster(threading.Thread):
     """Posts events of one type through each machine's API in turn, ``pause`` apart, until ``stop()``."""
 
@@ -88,7 +98,7 @@ class EventPoster(threading.Thread):
         while not self._stopping.is_set():
             name, client = clients[n % len(clients)]
             sent_at = time.monotonic()
-            body = {"type": self.event_type, "data": {"n": n, "machine": name}}
+            body = event_body(self.event_type, n=n, machine=name)
             self.answers.append(answer_of(name, sent_at, lambda: client.post("/organizations/default/events", json=body)))
             n += 1
             self._stopping.wait(self.pause)
@@ -185,11 +195,14 @@ def stored_event_ids(database_url: str, event_ids: set[str]) -> set[str]:
 
 
 def prefect_runs_since(
-    prefect_api_url: str, kind: str, since: datetime, flow: str | None = None, **filters: Any
+    prefect_api_url: str, kind: str, since: datetime | None, flow: str | None = None, **filters: Any
 ) -> list[dict[str, Any]]:
-    """Prefect flow or task runs (``kind``: ``flow_runs`` | ``task_runs``) started after ``since``,
-    optionally of the flow named ``flow``, matching Prefect's run ``filters`` (``name``, ``state``)."""
-    body: dict[str, Any] = {kind: {"start_time": {"after_": since.isoformat()}, **filters}}
+    """Prefect flow or task runs (``kind``: ``flow_runs`` | ``task_runs``) started after ``since`` (any
+    time: ``None``), optionally of the flow named ``flow``, matching Prefect's run ``filters``
+    (``name``, ``state``)."""
+    body: dict[str, Any] = {kind: dict(filters)}
+    if since is not None:
+        body[kind]["start_time"] = {"after_": since.isoformat()}
     if flow:
         body["flows"] = {"name": {"any_": [flow]}}
     with httpx.Client(base_url=prefect_api_url, timeout=CLIENT_TIMEOUT) as prefect:
