@@ -34,38 +34,10 @@ from tests.support.databases import (
     postgres_binaries,
     redis_binary,
 )
+from tests.support.processes import descendants, still_running
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _process_table() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, command line) of every process."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, IndexError, ValueError):
-            continue
-        table[int(entry.name)] = (ppid, cmdline)
-    return table
-
-
-def descendants(pid: int) -> list[tuple[int, str]]:
-    """Every process below ``pid``, with its command line."""
-    table = _process_table()
-    children: dict[int, list[int]] = {}
-    for child, (ppid, _) in table.items():
-        children.setdefault(ppid, []).append(child)
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append((child, table[child][1]))
-            todo.append(child)
-    return found
 
 
 @dataclass
@@ -139,22 +111,28 @@ class RoleSet:
                 pass
         return targets
 
-    def stop(self) -> None:
+    def stop(self) -> list[str]:
+        """Ctrl-C, as a user stops ``up``; kills and returns whatever it started that outlived it."""
         if self.process is None or self.process.poll() is not None:
-            return
-        # `up` runs each process in a group of its own: remember them all, in case `up` cannot stop them.
-        started = [pid for pid, _ in descendants(self.process.pid)]
+            return []
+        started = descendants(self.process.pid)
         os.killpg(self.process.pid, signal.SIGINT)
         try:
             self.process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
-        for pid in started:
+        deadline = time.monotonic() + 10
+        while (survivors := [p for p in still_running(pid for pid, _ in started) if p in started]) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        for pid, _ in survivors:
             try:
-                os.kill(pid, signal.SIGKILL)  # only what outlived `up`'s own stop
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        return [command for _, command in survivors]
 
 
 @dataclass
@@ -249,7 +227,8 @@ def cluster(tmp_path_factory, cluster_settings) -> Iterator[Cluster]:
         print(a.log_tails(), b.log_tails(), sep="\n")
         raise
     finally:
-        b.stop()
-        a.stop()
+        survivors = b.stop() + a.stop()
         redis.stop()
         postgres.destroy()
+    # `up` stops everything it started (a leftover gunicorn worker or flow run would hold memory and ports).
+    assert not survivors, f"processes outlived `up`'s stop: {survivors}"

@@ -157,7 +157,8 @@ def test_prefect_server_restart_loses_nothing(cluster):
         assert b.delete(f"/organizations/default/webhooks/{hook.json()['id']}").status_code == 204
     print(
         f"\nPrefect restart: {len(accepted)} events accepted and delivered; export shipped "
-        f"{shipped_at_outage}/{RECORDS} before the outage, all after; checks made while down: {still_down}"
+        f"{shipped_at_outage}/{RECORDS} before the outage, all after; requests needing Prefect answered 503 in "
+        f"{', '.join(f'{answer.seconds:.1f}' for answer in needs_prefect)} s (Prefect still down after: {still_down})"
     )
 
 
@@ -242,7 +243,13 @@ def test_postgres_restart_loses_no_accepted_event(cluster):
             continue  # not a process of this machine
         assert after[key], f"{key} is not running after the restart"
         report.append(f"{key[0]} {key[1]}: {'same process' if after[key] == pids else 'restarted by up'}")
-    print("\nPostgreSQL restart:", f"{len(during)} answers 503 during the outage;", *report, sep="\n  ")
+    slowest = max(answer.seconds for answer in during)
+    print(
+        "\nPostgreSQL restart:",
+        f"{len(during)} answers 503 during the outage (slowest {slowest:.2f} s)",
+        *report,
+        sep="\n  ",
+    )
     for machine in cluster.machines:
         dispatcher_log = log_text(machine.home, "webhook-dispatcher-1")
         assert "could not read the outbox" in dispatcher_log, f"{machine.name}: no warning in the dispatcher's log"

@@ -15,7 +15,13 @@ from contextlib import ExitStack
 
 import pytest
 
-from tests.production.traffic import delivery_timings, event_body, sweep_interval_seconds, wait_until
+from tests.production.traffic import (
+    delivery_timings,
+    event_body,
+    prefect_runs_since,
+    sweep_interval_seconds,
+    wait_until,
+)
 from tests.webhooks.receivers import Receiver, Reply, wait_for
 
 pytestmark = [pytest.mark.production, pytest.mark.timeout(600)]
@@ -59,6 +65,9 @@ def test_dispatcher_killed_mid_burst_loses_no_delivery(cluster):
             stack.enter_context(Receiver(Reply(hold=held, hold_seconds=RECEIVER_HOLD_SECONDS)))
             for _ in range(WEBHOOKS)
         ]
+        for receiver in receivers:
+            # The killed dispatcher's connections break mid-answer: expected, not worth a traceback each.
+            receiver.server.handle_error = lambda request, address: None
         secrets = []
         for n, receiver in enumerate(receivers):
             hook = apis[n % 2].post(
@@ -69,9 +78,7 @@ def test_dispatcher_killed_mid_burst_loses_no_delivery(cluster):
             secrets.append(hook.json()["signing_secret"])
 
         def post(n: int) -> str:
-            response = apis[n % 2].post(
-                "/organizations/default/events", json=event_body("threshold.breached", n=n)
-            )
+            response = apis[n % 2].post("/organizations/default/events", json=event_body("threshold.breached", n=n))
             assert response.status_code == 202, response.text
             return response.json()["id"]
 
@@ -90,9 +97,11 @@ def test_dispatcher_killed_mid_burst_loses_no_delivery(cluster):
         assert len(event_ids) == EVENTS
 
         # `up` starts the killed dispatcher again.
-        restarted = wait_for(lambda: [p for p in victim.processes("flows.fan_out") if p != dispatcher], 60,
-                             "the dispatcher restarted by `up`")
-        assert restarted
+        wait_for(
+            lambda: [pid for pid in victim.processes("flows.fan_out") if pid != dispatcher],
+            60,
+            "the dispatcher restarted by `up`",
+        )
 
         lease, sweep = longest_lease_seconds(), sweep_interval_seconds()
         bound = lease + sweep + SWEEP_START_SLACK_SECONDS
@@ -125,10 +134,15 @@ def test_dispatcher_killed_mid_burst_loses_no_delivery(cluster):
     # The killed dispatcher's deliveries were taken over by the sweep, none later than lease + sweep.
     taken_over = [row for row in timings if row.first_trigger == "retry"]
     longest = max(timings, key=lambda row: row.pending_seconds)
+    # What the Prefect UI shows of the killed process's fan-outs (reported: Prefect's bookkeeping).
+    left_running = prefect_runs_since(
+        cluster.prefect_api_url, "task_runs", None, name={"like_": "fan-out-"}, state={"type": {"any_": ["RUNNING"]}}
+    )
     print(
         f"\n{len(timings)} deliveries; {len(taken_over)} first sent by the sweep; {duplicates} received twice; "
         f"longest pending {longest.pending_seconds:.1f} s (bound {bound:.0f} s: lease {lease:.0f} + sweep "
-        f"{sweep:.0f} + start {SWEEP_START_SLACK_SECONDS:.0f})"
+        f"{sweep:.0f} + start {SWEEP_START_SLACK_SECONDS:.0f}); {len(left_running)} fan-out-events runs left "
+        "Running in Prefect"
     )
     assert taken_over, "the killed dispatcher held no delivery: the kill did not land mid-fan-out"
     assert longest.pending_seconds <= bound, longest

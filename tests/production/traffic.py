@@ -36,6 +36,7 @@ class Answer:
     retry_after: str | None = None
     body: Any = None
     error: str | None = None
+    seconds: float = 0.0  # how long the answer took (reported, never asserted)
 
     @property
     def unavailable(self) -> bool:
@@ -54,7 +55,9 @@ def answer_of(machine: str, sent_at: float, send) -> Answer:  # noqa: ANN001 - a
     try:
         response = send()
     except httpx.HTTPError as error:
-        return Answer(machine, sent_at, None, error=f"{type(error).__name__}: {error}")
+        return Answer(
+            machine, sent_at, None, error=f"{type(error).__name__}: {error}", seconds=time.monotonic() - sent_at
+        )
     try:
         body = response.json()
     except ValueError:
@@ -66,6 +69,7 @@ def answer_of(machine: str, sent_at: float, send) -> Answer:  # noqa: ANN001 - a
         response.headers.get("content-type", ""),
         response.headers.get("retry-after"),
         body,
+        seconds=time.monotonic() - sent_at,
     )
 
 
