@@ -164,7 +164,7 @@ class Stack:
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL a service and whatever it started (gunicorn's workers, a worker's flow runs)."""
+    """SIGKILL a service and the processes of its group (gunicorn's workers)."""
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
