@@ -9,6 +9,7 @@ the stack against shared PostgreSQL, Redis and Prefect (``api.topology``).
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -89,7 +90,17 @@ class Stack:
         self.logs.mkdir(parents=True, exist_ok=True)
         with open(self.logs / f"{service.name}.log", "ab") as log:
             service.process = subprocess.Popen(
-                service.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                service.argv,
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                # A process group of its own: Ctrl-C in the terminal (SIGINT to the foreground group)
+                # reaches `up` alone, which stops each process once. gunicorn workers that get the
+                # terminal's SIGINT and their master's SIGQUIT together deadlock in their signal
+                # handler and outlive the master.
+                process_group=0,
             )
 
     def _wait_ready(self, service: Service, timeout: float) -> None:
@@ -123,8 +134,7 @@ class Stack:
             try:
                 service.process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                service.process.kill()
-                service.process.wait()
+                _kill_group(service.process)
         self.running.clear()
 
     def supervise(self) -> None:
@@ -151,6 +161,15 @@ class Stack:
                     service.restart_at = None
                     self._spawn(service)
             time.sleep(0.5)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a service and the processes of its group (gunicorn's workers)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
 
 
 def _answers(url: str) -> bool:

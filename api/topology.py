@@ -127,6 +127,11 @@ def stack_environment(settings: Settings) -> dict[str, str]:
             # Persisted flow and task results (what a retried run reuses) go here, not under the cwd.
             "PREFECT_LOCAL_STORAGE_PATH": str(prefect_home / "storage"),
             "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+            # The Prefect server answers 500 while its database is unreachable (a restart, a
+            # failover). Retried like a 503 (with backoff, about a minute in all), a flow run's
+            # state change or a fan-out's secrets read outlives the outage instead of leaving the
+            # run stuck Pending, holding its deployment's concurrency slot for the lease's 5 min.
+            "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500",
             # Heartbeats drive the automation that marks a run whose process died Crashed
             # (flows/zombie_runs.py); Prefect's default, 180 s, would take 9 minutes to notice.
             "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(settings.flow_heartbeat_seconds),

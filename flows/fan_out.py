@@ -48,6 +48,8 @@ _sender: ContextVar[fanout.Sender | None] = ContextVar("modelpulse_webhook_sende
 FAILED_EVENT_PAUSE_SECONDS = 30.0
 # Connections to a receiver nothing was sent to for this long are closed.
 IDLE_RECEIVER_SECONDS = 60.0
+# While the outbox cannot be read (the database is down), it is tried this often instead.
+OUTBOX_RETRY_SECONDS = 1.0
 
 
 def _run_name() -> str:
@@ -92,6 +94,7 @@ class Dispatcher:
         self.in_flight: set[str] = set()
         self.paused: dict[str, float] = {}  # event id -> when it may be tried again
         self.runs: set[asyncio.Task[None]] = set()
+        self.outbox_down_since: float | None = None  # when reading the outbox last started failing
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until ``stop`` is set, then let the runs in flight finish."""
@@ -108,7 +111,8 @@ class Dispatcher:
                     await sender.close_idle(IDLE_RECEIVER_SECONDS)
                     last_tidy = time.monotonic()
                 if not await self.dispatch_new_events():
-                    await _wait(stop, self.poll_seconds)
+                    down = self.outbox_down_since is not None
+                    await _wait(stop, OUTBOX_RETRY_SECONDS if down else self.poll_seconds)
             if self.runs:
                 log.info("waiting for %d fan-out run(s) to finish", len(self.runs))
                 await asyncio.gather(*self.runs, return_exceptions=True)
@@ -125,8 +129,16 @@ class Dispatcher:
                 fanout.undispatched_event_ids, room + len(self.in_flight) + len(self.paused)
             )
         except Exception as error:  # noqa: BLE001 - a database hiccup: poll again later
-            log.warning("could not read the outbox (%s: %s)", type(error).__name__, error)
+            if self.outbox_down_since is None:  # once per outage, not once per poll
+                self.outbox_down_since = time.monotonic()
+                log.warning(
+                    "could not read the outbox (%s: %s); trying again every %g s",
+                    type(error).__name__, error, OUTBOX_RETRY_SECONDS,
+                )
             return False
+        if self.outbox_down_since is not None:
+            log.info("the outbox is readable again after %.0f s", time.monotonic() - self.outbox_down_since)
+            self.outbox_down_since = None
         new = [event_id for event_id in found if event_id not in self.in_flight and event_id not in self.paused]
         new = new[:room]
         if not new:

@@ -156,32 +156,42 @@ def settle_unsubscribed(event_ids: Sequence[str], database_url: str | None = Non
 async def retry_due_deliveries(
     now: datetime | None = None, limit: int = 1000, database_url: str | None = None
 ) -> SendSummary:
-    """Lease and send every open delivery whose next attempt is due at ``now`` (default: now).
+    """Lease and send every open delivery whose next attempt is due at ``now`` (default: now),
+    ``limit`` at a time, until none is left.
 
-    A delivery whose webhook was disabled meanwhile is failed instead of sent.
+    Every one is taken by this sweep, however many a dead dispatcher left behind: none waits for the
+    next. Those sent get a lease or a retry time after ``now``, so each pass takes new ones. A
+    delivery whose webhook was disabled meanwhile is failed instead of sent.
     """
     settings = get_webhook_settings()
-    planned = await asyncio.to_thread(_plan_retries, now or utcnow(), limit, settings, database_url)
-    targets = await _with_secrets(planned)
-    return SendSummary().add(await _send_all(targets, "retry", settings, database_url))
+    due_by = now or utcnow()
+    summary = SendSummary()
+    while True:
+        planned, found = await asyncio.to_thread(_plan_retries, due_by, limit, settings, database_url)
+        targets = await _with_secrets(planned)
+        summary.add(await _send_all(targets, "retry", settings, database_url))
+        if found < limit:
+            return summary
 
 
 def _plan_retries(
-    now: datetime, limit: int, settings: WebhookSettings, database_url: str | None
-) -> list[tuple[Target, list[str]]]:
+    due_by: datetime, limit: int, settings: WebhookSettings, database_url: str | None
+) -> tuple[list[tuple[Target, list[str]]], int]:
+    """Lease up to ``limit`` deliveries due by ``due_by``; what to send, and how many were due."""
     with session_scope(database_url) as session:
-        due = store.due_delivery_ids(session, now, limit)
-        lease = _lease_until(now, len(due), settings)
+        due = store.due_delivery_ids(session, due_by, limit)
+        # From now, not from when the sweep began: a later pass's lease must not start out expired.
+        lease = _lease_until(max(due_by, utcnow()), len(due), settings)
         planned = []
         for delivery_id in due:
-            if not store.claim_delivery(session, delivery_id, now, lease):
+            if not store.claim_delivery(session, delivery_id, due_by, lease):
                 continue
             delivery, webhook, event = store.delivery_with_context(session, delivery_id)
             if not webhook.enabled:
                 store.fail_open_deliveries(session, webhook.id, "the webhook is disabled")
                 continue
             planned.append(_planned(delivery, webhook, event))
-        return planned
+        return planned, len(due)
 
 
 def stranded_event_ids(limit: int = 1000, database_url: str | None = None) -> list[str]:
@@ -368,7 +378,7 @@ def _lease_until(now: datetime, count: int, settings: WebhookSettings) -> dateti
     # Long enough for every delivery of the batch to time out in turn, plus an inline retry;
     # a crashed sender's deliveries become due again once it passes.
     rounds = max(1, math.ceil(count / settings.concurrency))
-    seconds = rounds * settings.timeout_seconds + settings.inline_retry_seconds + 60
+    seconds = rounds * settings.timeout_seconds + settings.inline_retry_seconds + settings.lease_margin_seconds
     return now + timedelta(seconds=seconds)
 
 
@@ -599,7 +609,8 @@ def _settlement(result: AttemptResult, delay: float | None, settings: WebhookSet
     if result.outcome == "retry" and delay is not None:
         due = result.attempted_at + timedelta(seconds=delay)
         if _retry_inline(result, delay, settings):
-            due += timedelta(seconds=settings.timeout_seconds + 60)  # the lease of the inline retry
+            # The lease of the inline retry.
+            due += timedelta(seconds=settings.timeout_seconds + settings.lease_margin_seconds)
         return Settlement({"status": "retrying", "next_attempt_at": due, "last_error": result.error})
     exhausted = result.outcome == "retry"  # it would be retried, but the schedule is spent
     return Settlement({"status": "failed", "next_attempt_at": None, "last_error": result.error}, exhausted)

@@ -32,6 +32,13 @@ class WebhookSettings(BaseSettings):
         description="A retry due within this many seconds is made by the same unit of work "
         "(after a short wait); later ones are parked in the database for the retry sweep.",
     )
+    lease_margin_seconds: float = Field(
+        default=60.0,
+        ge=1.0,
+        description="Added to a delivery's lease (its timeouts and inline retry): a sender that died "
+        "mid-attempt has its deliveries taken over by the retry sweep this long after they could "
+        "have finished.",
+    )
     stranded_after_seconds: float = Field(
         default=30.0,
         description="An outbox event still undispatched after this long is dispatched by the sweep.",

@@ -1,4 +1,5 @@
-"""The real `make up` stack, driven over HTTP, then stopped with Ctrl-C (SIGINT to its process group)."""
+"""The real `make up` stack, driven over HTTP, then stopped with Ctrl-C (SIGINT to its process group):
+every process it started exits."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.processes import descendants, still_running
 from tests.support.servers import free_port
 from tests.webhooks.receivers import Receiver, wait_for
 
@@ -116,6 +118,7 @@ def test_make_up_serves_everything_and_stops_on_ctrl_c(tmp_path):
             (received,) = wait_for(lambda: receiver.received, what="the delivery through the stack")
             assert received.verify(hook["signing_secret"])["id"] == event.json()["id"]
     finally:
+        stack = [pid for pid, _ in descendants(process.pid)]
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)
         try:
@@ -125,3 +128,5 @@ def test_make_up_serves_everything_and_stops_on_ctrl_c(tmp_path):
             process.wait()
             raise
     assert _port_closed(api_port) and _port_closed(prefect_port)
+    # Nothing outlives the stack (gunicorn workers once did, deadlocked by two signals at once).
+    wait_for(lambda: not still_running(stack), 30, "every process of the stack to exit")

@@ -34,38 +34,10 @@ from tests.support.databases import (
     postgres_binaries,
     redis_binary,
 )
+from tests.support.processes import descendants, still_running
 from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _process_table() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, command line) of every process."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, IndexError, ValueError):
-            continue
-        table[int(entry.name)] = (ppid, cmdline)
-    return table
-
-
-def descendants(pid: int) -> list[tuple[int, str]]:
-    """Every process below ``pid``, with its command line."""
-    table = _process_table()
-    children: dict[int, list[int]] = {}
-    for child, (ppid, _) in table.items():
-        children.setdefault(ppid, []).append(child)
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append((child, table[child][1]))
-            todo.append(child)
-    return found
 
 
 @dataclass
@@ -139,15 +111,28 @@ class RoleSet:
                 pass
         return targets
 
-    def stop(self) -> None:
+    def stop(self) -> list[str]:
+        """Ctrl-C, as a user stops ``up``; kills and returns whatever it started that outlived it."""
         if self.process is None or self.process.poll() is not None:
-            return
+            return []
+        started = descendants(self.process.pid)
         os.killpg(self.process.pid, signal.SIGINT)
         try:
             self.process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        deadline = time.monotonic() + 10
+        while (survivors := [p for p in still_running(pid for pid, _ in started) if p in started]) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        for pid, _ in survivors:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return [command for _, command in survivors]
 
 
 @dataclass
@@ -188,8 +173,14 @@ def machine_environment(home: Path, api_port: int, shared: dict[str, str], **set
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[Cluster]:
-    """The two-machine production shape, fresh for each test module."""
+def cluster_settings() -> dict[str, str]:
+    """Extra environment for both machines; a test module overrides this fixture to change settings."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, cluster_settings) -> Iterator[Cluster]:
+    """The two-machine production shape, fresh for each test module (with its ``cluster_settings``)."""
     if postgres_binaries() is None:
         pytest.skip(POSTGRES_MISSING)
     if redis_binary() is None:
@@ -205,6 +196,7 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
     shared = {
         "MODELPULSE_DATABASE_URL": postgres.url(f"modelpulse_{suffix}"),
         "MODELPULSE_REDIS_URL": redis.url,
+        **cluster_settings,
     }
     a = RoleSet(
         "machine-a",
@@ -235,7 +227,8 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
         print(a.log_tails(), b.log_tails(), sep="\n")
         raise
     finally:
-        b.stop()
-        a.stop()
+        survivors = b.stop() + a.stop()
         redis.stop()
         postgres.destroy()
+    # `up` stops everything it started (a leftover gunicorn worker or flow run would hold memory and ports).
+    assert not survivors, f"processes outlived `up`'s stop: {survivors}"

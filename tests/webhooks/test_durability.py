@@ -10,8 +10,11 @@ from sqlalchemy import update
 
 from flows.retry_deliveries import retry_due_deliveries
 from store.db import session_scope
+from store.deliveries import create_deliveries
 from store.ids import new_id
-from store.models import Delivery, Event, utcnow
+from store.models import Delivery, Event, Webhook, utcnow
+from tasks.webhooks import fanout
+from tasks.webhooks.settings import WebhookSettings
 from tests.support.servers import free_port
 from tests.webhooks.receivers import Receiver, wait_for
 
@@ -68,3 +71,40 @@ def test_parked_retries_and_events_written_while_down_are_delivered_after_a_rest
     assert [a["trigger"] for a in retried["attempts"]] == ["initial", "retry", "retry"]
     statuses = {d["event_id"]: d["status"] for d in history(webhook["id"])}
     assert statuses[stranded] == statuses[written_while_down] == "succeeded"
+
+
+def test_one_sweep_takes_over_every_expired_lease_however_many(organization, create_webhook):
+    """A dispatcher killed mid-fan-out leaves its deliveries leased; once the leases run out, the next
+    sweep sends every one of them, even more than one of its passes takes."""
+    with Receiver() as receiver:
+        webhook = create_webhook(receiver.url)
+        expired = utcnow() - timedelta(seconds=1)
+        with session_scope() as session:
+            hook = session.get(Webhook, webhook["id"])
+            event_ids = []
+            for n in range(7):
+                event = Event(
+                    id=new_id("evt"),
+                    organization_id=organization.id,
+                    type="drift.detected",
+                    data={"model": "churn", "n": n},
+                    timestamp=utcnow(),
+                    dispatched_at=utcnow(),
+                )
+                session.add(event)
+                session.flush()
+                create_deliveries(session, event, [hook], expired)
+                event_ids.append(event.id)
+
+        summary = asyncio.run(fanout.retry_due_deliveries(limit=3))
+
+        assert summary.deliveries >= 7
+        assert set(event_ids) <= {r.verify(webhook["signing_secret"])["id"] for r in receiver.received}
+
+
+def test_the_lease_is_the_timeouts_of_a_batch_plus_the_margin_setting():
+    settings = WebhookSettings(timeout_seconds=5, inline_retry_seconds=2, lease_margin_seconds=7, concurrency=100)
+    now = utcnow()
+    # 250 deliveries at 100 in flight: three rounds of timeouts, the inline retry, then the margin.
+    assert fanout._lease_until(now, 250, settings) == now + timedelta(seconds=3 * 5 + 2 + 7)
+    assert WebhookSettings().lease_margin_seconds == 60

@@ -1,0 +1,220 @@
+"""What the fault tests send while something breaks, and what they check of every answer.
+
+``EventPoster`` posts events through every machine's API in turn, one at a time, until stopped, and
+keeps every answer (or the lack of one) with when it was sent: the tests then check what the API said
+before, during and after an outage.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from sqlalchemy import create_engine, func, select
+
+from store.models import Delivery, DeliveryAttempt, Event
+from tests.production.conftest import ROOT, Cluster
+
+# A hang shows as no answer within this long (the API's own bounds are seconds).
+CLIENT_TIMEOUT = 30.0
+
+
+@dataclass
+class Answer:
+    """One request's outcome: the response, or the transport error that came instead."""
+
+    machine: str
+    sent_at: float  # time.monotonic()
+    status: int | None
+    content_type: str = ""
+    retry_after: str | None = None
+    body: Any = None
+    error: str | None = None
+    seconds: float = 0.0  # how long the answer took (reported, never asserted)
+
+    @property
+    def unavailable(self) -> bool:
+        """503 problem+json with a ``Retry-After`` of whole seconds: what an outage must look like."""
+        return (
+            self.status == 503
+            and self.content_type.startswith("application/problem+json")
+            and (self.retry_after or "").isdigit()
+            and isinstance(self.body, dict)
+            and self.body.get("status") == 503
+        )
+
+
+def answer_of(machine: str, sent_at: float, send) -> Answer:  # noqa: ANN001 - a zero-argument request
+    """Run ``send()`` and record what came back (a transport error or timeout is an answer too)."""
+    try:
+        response = send()
+    except httpx.HTTPError as error:
+        return Answer(
+            machine, sent_at, None, error=f"{type(error).__name__}: {error}", seconds=time.monotonic() - sent_at
+        )
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text
+    return Answer(
+        machine,
+        sent_at,
+        response.status_code,
+        response.headers.get("content-type", ""),
+        response.headers.get("retry-after"),
+        body,
+        seconds=time.monotonic() - sent_at,
+    )
+
+
+def event_body(event_type: str, **data: Any) -> dict[str, Any]:
+    """A ``POST .../events`` body whose ``data`` fits its type's schema, plus ``data``."""
+    required = {
+        "drift.detected": {"model": "churn"},
+        "threshold.breached": {"model": "churn", "metric": "latency_ms.p95", "operator": ">", "threshold": 250.0,
+                               "value": 300.0},
+    }
+    return {"type": event_type, "data": {**required[event_type], **data}}
+
+
+class EventPoster(threading.Thread):
+    """Posts events of one type through each machine's API in turn, ``pause`` apart, until ``stop()``."""
+
+    def __init__(self, cluster: Cluster, event_type: str, pause: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.cluster = cluster
+        self.event_type = event_type
+        self.pause = pause
+        self.answers: list[Answer] = []
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        clients = [(machine.name, self.cluster.api(machine)) for machine in self.cluster.machines]
+        for client in clients:
+            client[1].timeout = httpx.Timeout(CLIENT_TIMEOUT)
+        n = 0
+        while not self._stopping.is_set():
+            name, client = clients[n % len(clients)]
+            sent_at = time.monotonic()
+            body = event_body(self.event_type, n=n, machine=name)
+            self.answers.append(answer_of(name, sent_at, lambda: client.post("/organizations/default/events", json=body)))
+            n += 1
+            self._stopping.wait(self.pause)
+        for _, client in clients:
+            client.close()
+
+    def stop(self) -> list[Answer]:
+        self._stopping.set()
+        self.join(CLIENT_TIMEOUT + 10)
+        return self.answers
+
+    def since(self, moment: float) -> list[Answer]:
+        return [answer for answer in list(self.answers) if answer.sent_at >= moment]
+
+    @property
+    def accepted_ids(self) -> set[str]:
+        return {answer.body["id"] for answer in list(self.answers) if answer.status == 202}
+
+
+def wait_until(condition, timeout: float, what: str, every: float = 1.0) -> Any:  # noqa: ANN001
+    """Poll ``condition()`` every ``every`` seconds until it is truthy and return it (a bound, not a
+    timing assertion); for conditions too costly for ``receivers.wait_for``'s 50 ms polling."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"gave up waiting for {what} after {timeout:.0f} s")
+        time.sleep(every)
+
+
+def sweep_interval_seconds() -> float:
+    """How often the ``retry-due-deliveries`` sweep is scheduled (``prefect.yaml``)."""
+    deployments = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+    (sweep,) = [d for d in deployments if d["name"] == "retry-due-deliveries"]
+    return float(sweep["schedules"][0]["interval"])
+
+
+@dataclass
+class DeliveryTiming:
+    delivery_id: str
+    event_id: str
+    status: str
+    created_at: Any
+    first_attempt_at: Any
+    first_trigger: str | None
+
+    @property
+    def pending_seconds(self) -> float | None:
+        if self.first_attempt_at is None:
+            return None
+        return (self.first_attempt_at - self.created_at).total_seconds()
+
+
+def delivery_timings(database_url: str) -> list[DeliveryTiming]:
+    """Every delivery with when it was created and when its first recorded attempt was made."""
+    engine = create_engine(database_url)
+    first = (
+        select(DeliveryAttempt.delivery_id, func.min(DeliveryAttempt.id).label("attempt_id"))
+        .group_by(DeliveryAttempt.delivery_id)
+        .subquery()
+    )
+    query = (
+        select(Delivery, DeliveryAttempt)
+        .outerjoin(first, first.c.delivery_id == Delivery.id)
+        .outerjoin(DeliveryAttempt, DeliveryAttempt.id == first.c.attempt_id)
+    )
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                query.with_only_columns(
+                    Delivery.id, Delivery.event_id, Delivery.status, Delivery.created_at,
+                    DeliveryAttempt.attempted_at, DeliveryAttempt.trigger,
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return [DeliveryTiming(*row) for row in rows]
+
+
+def stored_event_ids(database_url: str, event_ids: set[str]) -> set[str]:
+    """Which of ``event_ids`` are in the events table."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            found = set()
+            ids = sorted(event_ids)
+            for start in range(0, len(ids), 1000):
+                found |= set(connection.scalars(select(Event.id).where(Event.id.in_(ids[start : start + 1000]))))
+            return found
+    finally:
+        engine.dispose()
+
+
+def prefect_runs_since(
+    prefect_api_url: str, kind: str, since: datetime | None, flow: str | None = None, **filters: Any
+) -> list[dict[str, Any]]:
+    """Prefect flow or task runs (``kind``: ``flow_runs`` | ``task_runs``) started after ``since`` (any
+    time: ``None``), optionally of the flow named ``flow``, matching Prefect's run ``filters``
+    (``name``, ``state``)."""
+    body: dict[str, Any] = {kind: dict(filters)}
+    if since is not None:
+        body[kind]["start_time"] = {"after_": since.isoformat()}
+    if flow:
+        body["flows"] = {"name": {"any_": [flow]}}
+    with httpx.Client(base_url=prefect_api_url, timeout=CLIENT_TIMEOUT) as prefect:
+        response = prefect.post(f"/{kind}/filter", json=body)
+    return response.json() if response.status_code == 200 else []
+
+
+def log_text(home: Path, name: str) -> str:
+    """A process's log under a machine's home (``logs/<name>.log``), or '' when there is none."""
+    path = home / "logs" / f"{name}.log"
+    return path.read_text(errors="replace") if path.exists() else ""
