@@ -71,6 +71,13 @@ class SinkConfig(StrictModel):
         description="Records read, shipped and acknowledged (watermark moved) at a time; each sink "
         "splits a page into requests within its own limits.",
     )
+    concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="Pages in flight to the sink at once: the next pages are read and encoded while "
+        "earlier ones are sent. Watermarks still move in order, one page after another.",
+    )
 
 
 class ElasticsearchConfig(SinkConfig):

@@ -45,7 +45,7 @@ from tasks.sinks.base import (
     pause,
     request_timeout,
 )
-from tasks.sinks.records import iso, model_labels, modelpulse_fields, record_time
+from tasks.sinks.records import model_labels, modelpulse_fields, time_epoch, time_iso
 
 MAX_LOGS_PER_REQUEST = 1000
 MAX_LOGS_BYTES = 5 * 1024 * 1024
@@ -70,7 +70,7 @@ def to_log(target: ExportTarget, stream: str, record: dict[str, Any]) -> HTTPLog
         ddtags=",".join(tags(stream, record)),
         hostname=target.config.get("host") or "modelpulse",
         service=labels.get("model", "modelpulse"),
-        date=iso(record_time(stream, record)),
+        date=time_iso(stream, record),
         modelpulse=fields,
     )
 
@@ -80,7 +80,7 @@ def to_series(stream: str, record: dict[str, Any]) -> MetricSeries:
     return MetricSeries(
         metric=f"modelpulse.drift.{record['method']}",
         type=MetricIntakeType.GAUGE,
-        points=[MetricPoint(timestamp=int(record_time(stream, record).timestamp()), value=float(record["value"]))],
+        points=[MetricPoint(timestamp=int(time_epoch(stream, record)), value=float(record["value"]))],
         tags=tags(stream, record),
     )
 
@@ -94,7 +94,7 @@ def to_event(stream: str, record: dict[str, Any]) -> EventCreateRequest:
         text=json.dumps(data, separators=(",", ":"), default=str)[:4000],
         aggregation_key=record["record_id"][:100],
         alert_type=EVENT_TYPES_AS_EVENTS[record["type"]],
-        date_happened=int(record_time(stream, record).timestamp()),
+        date_happened=int(time_epoch(stream, record)),
         source_type_name="modelpulse",
         tags=[*tags(stream, record), f"modelpulse.id:{record['record_id']}"],
     )

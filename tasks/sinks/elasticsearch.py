@@ -26,7 +26,7 @@ from tasks.sinks.base import (
     pause,
     request_timeout,
 )
-from tasks.sinks.records import DATASETS, iso, model_labels, modelpulse_fields, record_time
+from tasks.sinks.records import DATASETS, model_labels, modelpulse_fields, time_iso
 
 DEFAULT_INDICES = {
     "inference_logs": "modelpulse-inference-logs",
@@ -51,7 +51,7 @@ def to_document(stream: str, record: dict[str, Any]) -> dict[str, Any]:
     """An ECS-style document: ``@timestamp``, ``event.*``, ``service.name``, ``labels``, ``modelpulse.*``."""
     labels = model_labels(stream, record)
     return {
-        "@timestamp": iso(record_time(stream, record)),
+        "@timestamp": time_iso(stream, record),
         "event": {"dataset": DATASETS[stream], "kind": "event" if stream == "events" else "metric"},
         "service": {"name": labels.get("model", "modelpulse")},
         "labels": labels,

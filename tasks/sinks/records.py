@@ -2,6 +2,10 @@
 
 Each sink wraps these fields in its own envelope (ECS for Elasticsearch, HEC events for Splunk,
 log entries, series and events for Datadog); the fields themselves are the same everywhere.
+
+Values are ready for ``tasks.sinks.encoding.dumps`` (not ``json.dumps``): a JSON column may arrive
+as an ``orjson.Fragment``, and times as RFC 3339 strings or aware datetimes. Read a record's time
+with `time_iso` / `time_epoch`, whichever form it arrived in.
 """
 
 from __future__ import annotations
@@ -17,14 +21,28 @@ DATASETS = {
 }
 
 
-def iso(value: datetime | None) -> str | None:
-    """RFC 3339 UTC with a ``Z`` (our datetimes are always aware UTC)."""
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+def iso(value: datetime | str | None) -> str | None:
+    """RFC 3339 UTC with a ``Z`` (our datetimes are always aware UTC; strings are already so)."""
+    if value is None or isinstance(value, str):
+        return value
+    return value.isoformat().replace("+00:00", "Z")
 
 
-def record_time(stream: str, record: dict[str, Any]) -> datetime:
-    """When the record happened (inference time, drift computation time, event time)."""
-    return record[TIME_FIELDS[stream]]
+def epoch(value: datetime | str) -> float:
+    """Seconds since the epoch of an aware datetime or an RFC 3339 string."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.timestamp()
+
+
+def time_iso(stream: str, record: dict[str, Any]) -> str:
+    """When the record happened (inference, drift computation, event), RFC 3339 UTC."""
+    return iso(record[TIME_FIELDS[stream]])  # type: ignore[return-value]
+
+
+def time_epoch(stream: str, record: dict[str, Any]) -> float:
+    """When the record happened, in seconds since the epoch."""
+    return epoch(record[TIME_FIELDS[stream]])
 
 
 def modelpulse_fields(stream: str, record: dict[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from tasks.sinks.base import (
     pause,
     request_timeout,
 )
-from tasks.sinks.records import model_labels, modelpulse_fields, record_time
+from tasks.sinks.records import model_labels, modelpulse_fields, time_epoch
 
 EVENT_PATH = "/services/collector/event"
 HEALTH_PATH = "/services/collector/health"
@@ -58,7 +58,7 @@ def to_event(target: ExportTarget, stream: str, record: dict[str, Any]) -> dict[
     """A HEC event: epoch ``time``, ``sourcetype`` per stream, optional index/source, ids in ``fields``."""
     config = target.config
     event: dict[str, Any] = {
-        "time": round(record_time(stream, record).timestamp(), 3),
+        "time": round(time_epoch(stream, record), 3),
         "host": config.get("host") or "modelpulse",
         "source": config.get("source") or "modelpulse",
         "sourcetype": SOURCETYPES[stream],
