@@ -20,7 +20,7 @@ from blocks.connections import load_connection
 from flows.export_deployments import TemplateMissing, start_export_run
 from store.export_runs import create_run, finish_run, get_run, rejected_of_run, runs_of_export, stream_counters
 from store.models import Export, ExportRun, RejectedRecord
-from tasks.sinks import Check, sink_module
+from tasks.sinks import Check, ExportTarget, sink_module
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,10 @@ def test_export_connection(organization_id: str, export_id: str):
         raise ServiceUnavailable(f"The export's credentials could not be loaded: {type(error).__name__}") from None
     deadline = current_app.config.get("SINK_CHECK_DEADLINE_SECONDS", DEFAULT_CHECK_DEADLINE_SECONDS)
     try:
-        checks = call_with_deadline(lambda: sink_module(export.type).check_connection(connection), deadline)
+        target = ExportTarget(export.id, export.organization_id, export.project_id, dict(export.config))
+        checks = call_with_deadline(
+            lambda: sink_module(export.type).check_connection(connection, target), deadline
+        )
     except DeadlinePassed:
         checks = [Check("reachable", False, f"no complete answer within {deadline:g} s")]
     return ConnectionTestOut(

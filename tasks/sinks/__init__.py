@@ -4,7 +4,8 @@ Every sink module defines:
 
 - ``ship_page(connection, target, stream, records) -> ShipResult``: send one page of records,
   retrying what the sink asks to retry; records it refuses for good come back as rejections.
-- ``check_connection(connection) -> list[Check]``: reachability and credentials, for ``/test``.
+- ``check_connection(connection, target) -> list[Check]``: reachability, credentials and the
+  export's settings, for ``/test``.
 
 Adding a sink is one module here plus one block in ``blocks/``. Exceptions a sink raises::
 

@@ -206,7 +206,7 @@ def _log_chunks(
     return out
 
 
-def check_connection(connection: DatadogConnection) -> list[Check]:
+def check_connection(connection: DatadogConnection, target: ExportTarget) -> list[Check]:
     """Validate the API key (``GET /api/v1/validate``), which also proves the site is reachable."""
     try:
         AuthenticationApi(connection.get_client(timeout=request_timeout())).validate()

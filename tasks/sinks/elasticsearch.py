@@ -198,7 +198,7 @@ def _reason(error: Any) -> str:
     return str(error)
 
 
-def check_connection(connection: ElasticsearchConnection) -> list[Check]:
+def check_connection(connection: ElasticsearchConnection, target: ExportTarget) -> list[Check]:
     """Reach the cluster (``GET /``), which also proves the credentials."""
     client = connection.get_client(request_timeout=request_timeout())
     try:

@@ -162,7 +162,7 @@ def _reply(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def check_connection(connection: SplunkHecConnection) -> list[Check]:
+def check_connection(connection: SplunkHecConnection, target: ExportTarget) -> list[Check]:
     """HEC health, then the token (an empty event batch: code 5 "No data" means the token is good)."""
     client = connection.get_client(timeout=request_timeout())
     try:
