@@ -12,22 +12,49 @@ handed out later is larger; SQLite hands out integer ids under its single write 
 order. ``evt_`` ids are made in Python before their row is written, so events are read only once
 their id is ``MODELPULSE_EXPORT_EVENT_SETTLE_SECONDS`` old.
 
-Rows come back as plain dicts (Core ``select``, no ORM objects): an export of a million rows should
-not build a million identity-mapped instances.
+Rows come back as plain dicts of wire-ready values (Core ``select``, no ORM objects, no type
+processing in Python): times as RFC 3339 UTC text formatted by the database, and a telemetry row's
+JSON columns as the JSON text the database holds, wrapped in ``orjson.Fragment`` so a sink writes it
+out without ever parsing it. An event's ``data`` is parsed: sinks read its ``model``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Table, func, select, text
+import orjson
+from sqlalchemy import JSON, Column, ColumnElement, String, Table, Text, cast, func, select, text
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from store.ids import id_floor
 from store.models import DriftMetric, Event, InferenceLog, utcnow
+from store.models.base import UTCDateTime
 from store.settings import get_settings
+
+
+class rfc3339(FunctionElement[str]):  # noqa: N801 (SQL functions read as lower case)
+    """A UTC timestamp column as RFC 3339 text with microseconds: ``2026-11-01T00:00:00.000000Z``."""
+
+    type = String()
+    name = "rfc3339"
+    inherit_cache = True
+
+
+@compiles(rfc3339, "sqlite")
+def _rfc3339_sqlite(element: rfc3339, compiler: Any, **kw: Any) -> str:
+    # SQLAlchemy stores SQLite datetimes as naive UTC "YYYY-MM-DD HH:MM:SS.ffffff".
+    return f"replace({compiler.process(element.clauses, **kw)}, ' ', 'T') || 'Z'"
+
+
+@compiles(rfc3339, "postgresql")
+def _rfc3339_postgresql(element: rfc3339, compiler: Any, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return f"""to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 
 
 @dataclass(frozen=True)
@@ -38,6 +65,7 @@ class Stream:
     table: Table
     time_column: str
     id_prefix: str | None  # integer ids get a prefix so record ids are unique across streams
+    parsed_json: frozenset[str] = frozenset()  # JSON columns sinks look into
 
     @property
     def id_column(self) -> Column[Any]:
@@ -51,11 +79,31 @@ class Stream:
         """A stored watermark back in the id column's type."""
         return int(position) if self.id_prefix else position
 
+    @cached_property
+    def export_columns(self) -> list[ColumnElement[Any]]:
+        """The table's columns as sinks read them: times as RFC 3339 text, JSON as its text."""
+        columns: list[ColumnElement[Any]] = []
+        for column in self.table.c:
+            if isinstance(column.type, UTCDateTime):
+                columns.append(rfc3339(column).label(column.name))
+            elif isinstance(column.type, JSON) and column.name not in self.parsed_json:
+                columns.append(cast(column, Text).label(column.name))
+            else:
+                columns.append(column)
+        return columns
+
+    @cached_property
+    def fragment_columns(self) -> tuple[str, ...]:
+        """The JSON columns passed through as text (see `export_columns`)."""
+        return tuple(
+            c.name for c in self.table.c if isinstance(c.type, JSON) and c.name not in self.parsed_json
+        )
+
 
 STREAMS: dict[str, Stream] = {
     "inference_logs": Stream("inference_logs", InferenceLog.__table__, "timestamp", "inf"),
     "drift_metrics": Stream("drift_metrics", DriftMetric.__table__, "computed_at", "drm"),
-    "events": Stream("events", Event.__table__, "timestamp", None),
+    "events": Stream("events", Event.__table__, "timestamp", None, parsed_json=frozenset({"data"})),
 }
 
 
@@ -76,15 +124,16 @@ def read_page(session: Session, query: PageQuery, limit: int) -> list[dict[str, 
     """Return up to ``limit`` records after ``query.after`` in id order, each a dict of its columns.
 
     Every dict also carries ``record_id`` (see `Stream.record_id`) and ``position`` (the watermark
-    value that acknowledges it).
+    value that acknowledges it). Values are wire-ready (see the module docstring).
 
     Example:
         >>> read_page(session, PageQuery("inference_logs", "org_1", after="41"), 5000)  # doctest: +SKIP
-        [{'id': 42, 'record_id': 'inf_42', 'position': '42', 'model': 'churn', ...}, ...]
+        [{'id': 42, 'record_id': 'inf_42', 'position': '42', 'model': 'churn',
+          'timestamp': '2026-11-01T00:00:00.000000Z', 'features': Fragment(...), ...}, ...]
     """
     stream = STREAMS[query.stream]
     table = stream.table
-    statement = select(table).where(table.c.organization_id == query.organization_id)
+    statement = select(*stream.export_columns).where(table.c.organization_id == query.organization_id)
     if query.project_id is not None:
         statement = statement.where(table.c.project_id == query.project_id)
     if query.after is not None:
@@ -97,9 +146,16 @@ def read_page(session: Session, query: PageQuery, limit: int) -> list[dict[str, 
     if query.until is not None:
         statement = statement.where(time_column < query.until)
     statement = statement.order_by(stream.id_column).limit(limit)
+    result = session.execute(statement)
+    names = tuple(result.keys())
+    fragments = stream.fragment_columns
+    fragment = orjson.Fragment
     records = []
-    for row in session.execute(statement):
-        record = dict(row._mapping)
+    for row in result.tuples():
+        record = dict(zip(names, row, strict=True))
+        for name in fragments:
+            if record[name] is not None:
+                record[name] = fragment(record[name])
         record["record_id"] = stream.record_id(record["id"])
         record["position"] = str(record["id"])
         records.append(record)

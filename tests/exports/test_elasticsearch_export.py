@@ -59,7 +59,7 @@ def test_documents_are_ecs_shaped_with_modelpulse_fields_and_a_template(org_id, 
 
     (doc_id,) = es.ids("mp-logs")
     document = es.document("mp-logs", doc_id)
-    assert document["@timestamp"] == "2026-11-01T00:00:00Z"
+    assert document["@timestamp"] == "2026-11-01T00:00:00.000000Z"
     assert document["event"]["dataset"] == "modelpulse.inference_logs"
     assert document["service"]["name"] == "churn"
     assert document["labels"]["model_version"] == "3"
