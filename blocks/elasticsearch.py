@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from elasticsearch import Elasticsearch
+from elasticsearch.serializer import OrjsonSerializer
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
@@ -54,4 +55,8 @@ class ElasticsearchConnection(Block):
         auth = None
         if self.username is not None and self.password is not None:
             auth = (self.username, self.password.get_secret_value())
-        return Elasticsearch(self.url, basic_auth=auth, verify_certs=self.verify_ssl, **options)
+        # orjson both ways: faster, and it writes the JSON fragments export records carry.
+        serializers = {"application/json": OrjsonSerializer()}
+        return Elasticsearch(
+            self.url, basic_auth=auth, verify_certs=self.verify_ssl, serializers=serializers, **options
+        )

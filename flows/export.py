@@ -6,11 +6,15 @@ deployment ``export/<export id>`` with the export's schedule (see ``flows/export
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from prefect import flow
+from prefect.futures import PrefectFuture, wait
 
 from tasks.exports import (
+    ExportPlan,
+    Page,
     begin_run,
     close_run,
     publish_summary,
@@ -40,15 +44,36 @@ def export(export_id: str, run_id: str | None = None, backfill: dict[str, Any] |
             through = settled_position(plan, stream)
             if through is None and not plan.is_backfill:
                 continue  # nothing settled in this stream yet
-            upcoming = read_page.submit(plan, stream, starting_position(plan, stream), through)
-            while page := upcoming.result():
-                # Read ahead while this page ships; only record_page_outcome moves the watermark.
-                upcoming = read_page.submit(plan, stream, page.last_position, through)
-                result = ship_page(plan, page)
-                record_page_outcome(plan, page, result)
+            ship_stream(plan, stream, starting_position(plan, stream), through)
     except Exception as error:
         publish_summary(plan, close_run(plan, error=f"{type(error).__name__}: {error}"))
         raise
     summary = close_run(plan)
     publish_summary(plan, summary)
     return summary
+
+
+def ship_stream(plan: ExportPlan, stream: str, after: str | None, through: str | None) -> None:
+    """Ship ``stream`` past ``after`` as a pipeline: the next page is read while up to
+    ``plan.concurrency`` pages are encoded and sent, and outcomes are recorded in page order, so a
+    watermark only ever passes pages the sink has acknowledged.
+
+    If a page fails for good, the pages after it may have reached the sink too; they stay past the
+    watermark and the next run re-sends them (every sink's writes are idempotent or carry the id
+    that makes duplicates removable).
+    """
+    in_flight: deque[tuple[Page, PrefectFuture[Any]]] = deque()
+    upcoming = read_page.submit(plan, stream, after, through)
+    try:
+        while page := upcoming.result():
+            upcoming = read_page.submit(plan, stream, page.last_position, through)
+            in_flight.append((page, ship_page.submit(plan, page)))
+            if len(in_flight) >= plan.concurrency:
+                shipped, shipping = in_flight.popleft()
+                record_page_outcome(plan, shipped, shipping.result())
+        while in_flight:
+            shipped, shipping = in_flight.popleft()
+            record_page_outcome(plan, shipped, shipping.result())
+    finally:
+        # A failed page leaves later pages running: let them end before the run is closed.
+        wait([upcoming, *(future for _, future in in_flight)])

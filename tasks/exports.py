@@ -46,6 +46,8 @@ from tasks.sinks.base import page_deadline
 
 DEFAULT_PAGE_SIZE = 5000
 MAX_PAGE_SIZE = 50_000
+DEFAULT_CONCURRENCY = 2
+MAX_CONCURRENCY = 8
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class ExportPlan:
     type: str
     streams: tuple[str, ...]
     page_size: int
+    concurrency: int = 1  # pages in flight to the sink at once (``config.concurrency``)
     # A backfill re-ships a time range and never moves a watermark.
     is_backfill: bool = False
     since: datetime | None = None
@@ -117,12 +120,14 @@ def begin_run(export_id: str, run_id: str | None, backfill: dict[str, Any] | Non
         if backfill and backfill.get("streams"):
             streams = tuple(s for s in backfill["streams"] if s in streams)
         page_size = min(int(export.config.get("page_size") or DEFAULT_PAGE_SIZE), MAX_PAGE_SIZE)
+        concurrency = min(max(int(export.config.get("concurrency") or DEFAULT_CONCURRENCY), 1), MAX_CONCURRENCY)
         plan = ExportPlan(
             run_id=run_id,
             target=ExportTarget(export.id, export.organization_id, export.project_id, dict(export.config)),
             type=export.type,
             streams=streams,
             page_size=page_size,
+            concurrency=concurrency,
             since=_parse_time((backfill or {}).get("from")),
             until=_parse_time((backfill or {}).get("to")),
             is_backfill=backfill is not None,

@@ -45,6 +45,7 @@ from tasks.sinks.base import (
     pause,
     request_timeout,
 )
+from tasks.sinks.encoding import dumps, loads
 from tasks.sinks.records import model_labels, modelpulse_fields, time_epoch, time_iso
 
 MAX_LOGS_PER_REQUEST = 1000
@@ -65,13 +66,13 @@ def to_log(target: ExportTarget, stream: str, record: dict[str, Any]) -> HTTPLog
     fields = modelpulse_fields(stream, record)
     labels = model_labels(stream, record)
     return HTTPLogItem(
-        message=json.dumps(fields, separators=(",", ":"), default=str),
+        message=dumps(fields).decode(),
         ddsource="modelpulse",
         ddtags=",".join(tags(stream, record)),
         hostname=target.config.get("host") or "modelpulse",
         service=labels.get("model", "modelpulse"),
         date=time_iso(stream, record),
-        modelpulse=fields,
+        modelpulse=loads(dumps(fields)),
     )
 
 

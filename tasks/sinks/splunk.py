@@ -37,6 +37,7 @@ from tasks.sinks.base import (
     pause,
     request_timeout,
 )
+from tasks.sinks.encoding import dumps
 from tasks.sinks.records import model_labels, modelpulse_fields, time_epoch
 
 EVENT_PATH = "/services/collector/event"
@@ -99,7 +100,7 @@ def ship_page(
     """
     client = connection.get_client(timeout=request_timeout())
     encoded = [
-        (record["record_id"], json.dumps(to_event(target, stream, record), separators=(",", ":")).encode())
+        (record["record_id"], dumps(to_event(target, stream, record)))
         for record in records
     ]
     result = ShipResult()
