@@ -151,7 +151,7 @@ def read_page(session: Session, query: PageQuery, limit: int) -> list[dict[str, 
     fragments = stream.fragment_columns
     fragment = orjson.Fragment
     records = []
-    for row in result.tuples():
+    for row in result:
         record = dict(zip(names, row, strict=True))
         for name in fragments:
             if record[name] is not None:

@@ -137,7 +137,8 @@ def test_killed_worker_then_new_run_ships_every_record_exactly_once(export_templ
     shipped = es.ids("modelpulse-inference-logs")
     assert len(shipped) == RECORDS, "every record present"
     resent = sum(count - 1 for count in es.index_operations.values())
-    assert resent <= PAGE, "the second run resumed from the watermark (at most the in-flight page again)"
+    # At most the pages in flight when the worker died (config.concurrency, default 2) come again.
+    assert resent <= 2 * PAGE, "the second run resumed from the watermark"
 
     with get_client(sync_client=True) as client:
         for flow_run_id in (first_flow_run, second_flow_run):

@@ -170,7 +170,8 @@ def test_killed_worker_the_next_run_completes_the_export_exactly_once(cluster):
         assert len(shipped) == RECORDS and shipped == ids, "every record present"
         assert min(es.index_operations.values()) == 1
         resent = sum(count - 1 for count in es.index_operations.values())
-        assert resent <= PAGE, f"the next run resumed from the watermark; {resent} documents sent again"
+        # At most the pages in flight at the kill (config.concurrency, default 2) are sent again.
+        assert resent <= 2 * PAGE, f"the next run resumed from the watermark; {resent} documents sent again"
 
     killed_record = next(r for r in runs if r["flow_run_id"] == killed["id"])
     assert killed_record["status"] == "failed", killed_record
