@@ -3,12 +3,14 @@
 A fake subclasses `FakeServer` and implements ``route(request) -> Reply``. Shared faults:
 
 - ``latency``: seconds to sleep before answering every request;
-- ``script(*faults, any_request=False)``: the next requests get these faults in order, each either an HTTP status
-  (answered with the fake's error body for it), ``"drop"`` (the connection is closed without an
+- ``script(*faults, any_request=False)``: the next requests get these faults in order, each either
+  ``None`` (answered normally), an HTTP status (answered with the fake's error body for it), ``"drop"`` (the connection is closed without an
   answer, as when a load balancer or the node dies mid-request), ``"hang"`` (no answer at all until
   the fake stops, or ``hang_seconds``) or ``"trickle"`` (the normal answer, one byte every
   ``trickle_interval`` seconds: every read succeeds, so only a total deadline ends it);
 - ``abandoned``: how many hanging or trickling answers the client gave up on (it hung up).
+
+``max_in_flight`` is the most requests it was answering at once (the client's concurrency).
 
 Example:
     >>> with ElasticsearchFake() as es:  # doctest: +SKIP
@@ -73,11 +75,13 @@ class FakeServer:
         self.hang_seconds = 60.0
         self.trickle_interval = 0.2
         self.abandoned = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._stopping = threading.Event()
         self.requests: list[Request] = []
         self.record_requests = True
-        self._script: list[int | str] = []
-        self._script_any: list[int | str] = []
+        self._script: list[int | str | None] = []
+        self._script_any: list[int | str | None] = []
         self._lock = threading.Lock()
         handler = self._handler_class()
         self._server = _Server(("127.0.0.1", 0), handler)
@@ -108,9 +112,10 @@ class FakeServer:
         with self._lock:
             self.abandoned += 1
 
-    def script(self, *faults: int | str, any_request: bool = False) -> None:
-        """Give the next ``len(faults)`` requests these faults (a status, ``"drop"``, ``"hang"``,
-        ``"trickle"``): requests ``scriptable`` accepts, or any request at all (``any_request``)."""
+    def script(self, *faults: int | str | None, any_request: bool = False) -> None:
+        """Give the next ``len(faults)`` requests these faults (``None``, a status, ``"drop"``,
+        ``"hang"``, ``"trickle"``): requests ``scriptable`` accepts, or any request at all
+        (``any_request``)."""
         with self._lock:
             (self._script_any if any_request else self._script).extend(faults)
 
@@ -139,11 +144,22 @@ class FakeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # an answer is not held back for the client's delayed ACK
 
             def log_message(self, *args: Any) -> None:  # keep test output quiet
                 pass
 
             def _handle(self) -> None:
+                with fake._lock:
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                try:
+                    self._answer()
+                finally:
+                    with fake._lock:
+                        fake.in_flight -= 1
+
+            def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 encoding = (self.headers.get("Content-Encoding") or "").lower()
