@@ -90,10 +90,11 @@ def channel_of(export_id: str) -> str:
     return str(uuid.uuid5(CHANNEL_NAMESPACE, export_id))
 
 
-def probe_channel_of(export_id: str) -> str:
-    """The channel ``/test`` queries acknowledgements on. Not the export's own: an ``ackId`` HEC
-    reports as confirmed is forgotten, so a probe there could take a confirmation a run waits for."""
-    return str(uuid.uuid5(CHANNEL_NAMESPACE, f"{export_id}/test"))
+def probe_channel_of(channel: str) -> str:
+    """The channel to probe the acknowledgement endpoint on, beside the export's ``channel``: an
+    ``ackId`` HEC reports as confirmed is forgotten, so a probe on the export's own channel could
+    take a confirmation a run is waiting for."""
+    return str(uuid.uuid5(CHANNEL_NAMESPACE, f"{channel}/probe"))
 
 
 def longest_page_seconds(target: ExportTarget) -> float:
@@ -234,10 +235,7 @@ def _send(
             elif isinstance(reply.get("ackId"), int):
                 accepted.append((reply["ackId"], span))
             else:
-                raise SinkMisconfigured(
-                    "Splunk HEC accepted the events but gave no ackId: indexer acknowledgement is "
-                    f"disabled on the HEC token; {HOW_TO_ENABLE_ACK}"
-                )
+                _raise_no_ack_id(client, channel)
             continue
         _raise_for_settings(code, reply, channel)
         if code in DATA_CODES:
@@ -278,6 +276,16 @@ def _raise_for_settings(code: Any, reply: dict[str, Any], channel: str | None) -
         raise SinkMisconfigured(_ack_disabled(reply))
     if code in CONFIG_CODES:
         raise SinkMisconfigured(f"Splunk HEC refused the request (code {code}: {reply.get('text')})")
+
+
+def _raise_no_ack_id(client: httpx.Client, channel: str) -> None:
+    """HEC took the events but gave no ackId: ask its acknowledgement endpoint why (code 14 when
+    the token has indexer acknowledgement disabled) and raise saying so."""
+    _confirmed(client, probe_channel_of(channel), [0])  # raises with HEC's reason when it refuses
+    raise SinkMisconfigured(
+        "Splunk HEC accepted the events but gave no ackId, so ModelPulse cannot know they were "
+        f"indexed: check that indexer acknowledgement is enabled on the HEC token; {HOW_TO_ENABLE_ACK}"
+    )
 
 
 def _channel_missing(reply: dict[str, Any], channel: str | None) -> str:
@@ -400,7 +408,7 @@ def check_connection(connection: SplunkHecConnection, target: ExportTarget) -> l
         ]
     checks.append(Check("credentials", code in (0, 5), f"HEC answered code {code}"))
     if indexer_ack:
-        checks.append(_check_acks(client, probe_channel_of(target.export_id)))
+        checks.append(_check_acks(client, probe_channel_of(channel_of(target.export_id))))
     return checks
 
 

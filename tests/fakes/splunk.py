@@ -20,6 +20,8 @@ Faults:
 - ``busy(times)``: the next ``times`` event requests answer 503 code 9 (server busy);
 - ``lose_ack(n)``: the next ``n`` ackIds handed out never confirm, though their events were indexed
   (what a client sees when an indexer acknowledged nothing it had: a re-send duplicates them);
+- ``never_ack(record_id)``: no request holding that record's event ever confirms (its re-sends
+  neither), whatever order concurrent requests arrive in;
 - ``script(...)``/``latency`` as in `FakeServer`.
 """
 
@@ -76,6 +78,9 @@ class SplunkHecFake(FakeServer):
         self.batches = 0
         self.ack_queries = 0
         self.lost_acks: list[tuple[str, int]] = []  # (channel, ackId) lost so far
+        self.confirmed: list[tuple[str, int]] = []  # (channel, ackId) reported true, in order
+        self.acked_ids: dict[tuple[str, int], list[str]] = {}  # (channel, ackId) -> its record ids
+        self._never: set[str] = set()
         self._invalid: set[str] = set()
         self._busy = 0
         self._lose = 0
@@ -94,6 +99,10 @@ class SplunkHecFake(FakeServer):
     def lose_ack(self, n: int = 1) -> None:
         with self._data_lock:
             self._lose += n
+
+    def never_ack(self, record_id: str) -> None:
+        with self._data_lock:
+            self._never.add(record_id)
 
     def ids(self) -> list[str]:
         """The ``modelpulse.id`` of every indexed event, in arrival order (duplicates included)."""
@@ -130,9 +139,11 @@ class SplunkHecFake(FakeServer):
             if self._busy > 0:
                 self._busy -= 1
                 return hec(9)
+            indexed_before = len(self.events)
             reply = self._ingest(request.body)
             if reply.body["code"] == 0 and self.ack:
-                reply.body["ackId"] = self._issue_ack(channel)
+                ids = [event["fields"]["modelpulse.id"] for event in self.events[indexed_before:]]
+                reply.body["ackId"] = self._issue_ack(channel, ids)
             return reply
 
     def _refuse_token(self, request: Request) -> Reply | None:
@@ -148,12 +159,15 @@ class SplunkHecFake(FakeServer):
             return hec(1)
         return None
 
-    def _issue_ack(self, channel: str) -> int:
+    def _issue_ack(self, channel: str, ids: list[str]) -> int:
         state = self._channels.setdefault(channel, _Channel())
         ack_id = state.next_ack_id
         state.next_ack_id += 1
-        if self._lose > 0:
-            self._lose -= 1
+        self.acked_ids[(channel, ack_id)] = ids
+        never = not self._never.isdisjoint(ids)
+        if never or self._lose > 0:
+            if not never:
+                self._lose -= 1
             self.lost_acks.append((channel, ack_id))
             state.pending[ack_id] = None
         else:
@@ -178,12 +192,14 @@ class SplunkHecFake(FakeServer):
         answer: dict[str, bool] = {}
         with self._data_lock:
             self.ack_queries += 1
-            pending = self._channels.setdefault(channel, _Channel()).pending
+            state = self._channels.get(channel)
+            pending = state.pending if state else {}
             for ack_id in asked:
                 due = pending.get(ack_id)
                 indexed = due is not None and due <= now
                 if indexed:
                     del pending[ack_id]  # Splunk forgets an ackId once it has reported it true
+                    self.confirmed.append((channel, ack_id))
                 answer[str(ack_id)] = indexed
         return Reply(200, {"acks": answer})
 
