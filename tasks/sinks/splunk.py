@@ -187,7 +187,7 @@ def ship_page(
             result.retried += len(span)
             _track(pending, _send(client, events, records, span, result, channel), channel)
     waited = (
-        f"through {ACK_RESENDS} re-sends of {_ack_timeout(target):g} s each (config.ack_timeout_seconds)"
+        f"through {ACK_RESENDS} re-sends, {_ack_timeout(target):g} s after each send (config.ack_timeout_seconds)"
         if time.monotonic() < give_up_at
         else f"before the page deadline ({page_deadline():g} s, MODELPULSE_SINK_PAGE_DEADLINE_SECONDS)"
     )
@@ -354,7 +354,9 @@ def _confirmed(client: httpx.Client, channel: str, ack_ids: list[int]) -> list[i
     _raise_for_settings(code, reply, channel)
     if code in BUSY_CODES or response.status_code in BUSY_STATUSES:
         return []
-    raise SinkUnavailable(f"Splunk HEC's acknowledgement endpoint answered {response.status_code}: {response.text[:300]}")
+    raise SinkUnavailable(
+        f"Splunk HEC's acknowledgement endpoint answered {response.status_code}: {response.text[:300]}"
+    )
 
 
 def _post(client: httpx.Client, path: str, content: bytes, headers: dict[str, str] | None = None) -> httpx.Response:

@@ -91,7 +91,9 @@ def test_hec_fake_checks_channels_and_answers_acks_as_splunk_does():
     with SplunkHecFake(token=TOKEN, ack=True) as hec, httpx.Client(base_url=hec.url, headers=auth) as client:
 
         def send(channel: str | None) -> dict:
-            return client.post("/services/collector/event", content=event, headers={CHANNEL_HEADER: channel} if channel else {}).json()
+            return client.post(
+                "/services/collector/event", content=event, headers={CHANNEL_HEADER: channel} if channel else {}
+            ).json()
 
         def acks(ids: list[int], channel: str = channel) -> dict:
             return client.post("/services/collector/ack", params={"channel": channel}, json={"acks": ids}).json()
