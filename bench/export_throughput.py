@@ -101,7 +101,7 @@ def export_config(sink: str, url: str) -> tuple[str, dict[str, Any]]:
 # --- the two sides, each run in a child process ----------------------------------------------------
 
 
-def run_modelpulse(sink: str, url: str) -> Callable[[], int]:
+def run_modelpulse(sink: str, url: str, overrides: dict[str, Any]) -> Callable[[], int]:
     """Set up an export; returns the measured part, the ``export`` flow end to end, which returns
     the records it reports shipped."""
     from blocks.connections import save_connection
@@ -111,6 +111,7 @@ def run_modelpulse(sink: str, url: str) -> Callable[[], int]:
     from store.models import Export
 
     export_type, config = export_config(sink, url)
+    config.update(overrides)
     export_id = new_id("exp")
     with session_scope() as session:
         session.add(
@@ -233,16 +234,17 @@ def baseline_datadog(url: str, _ack: bool) -> int:
 BASELINES = {"elasticsearch": baseline_elasticsearch, "splunk": baseline_splunk, "datadog": baseline_datadog}
 
 
-def child(side: str, sink: str, url: str) -> None:
+def child(side: str, sink: str, url: str, overrides: dict[str, Any]) -> None:
     """Run one side; what is measured starts after imports and setup (the export record and its
     block), so it is the cost of shipping, not of starting Python."""
     if side == "modelpulse":
-        ship = run_modelpulse(sink, url)
+        ship = run_modelpulse(sink, url, overrides)
     else:
         baseline = BASELINES[sink.split("-")[0]]
         ship = lambda: baseline(url, sink == "splunk-ack")  # noqa: E731
         for module in ("elasticsearch.helpers", "sqlalchemy", "store.db", "tasks.sinks.elasticsearch"):
             importlib.import_module(module)  # imports are not what is measured
+    rss_at_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # imports and setup
     started, cpu_started = time.perf_counter(), time.process_time()
     records = ship()
     result = {
@@ -250,6 +252,7 @@ def child(side: str, sink: str, url: str) -> None:
         "cpu_seconds": time.process_time() - cpu_started,
         "records": records,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "start_rss_mb": rss_at_start,
     }
     print("RESULT " + json.dumps(result), flush=True)
 
@@ -261,10 +264,12 @@ def received(url: str) -> dict[str, int]:
     return httpx.get(f"{url}/_stub/received").json()
 
 
-def measure(side: str, sink: str, stub: subprocess.Popen, url: str, env: dict[str, str]) -> dict[str, float]:
+def measure(
+    side: str, sink: str, stub: subprocess.Popen, url: str, env: dict[str, str], overrides: list[str]
+) -> dict[str, float]:
     before, stub_cpu = received(url).get("records", 0), tree_cpu_seconds(stub.pid)
     out = subprocess.run(
-        [sys.executable, __file__, "--child", side, "--sink", sink, "--url", url],
+        [sys.executable, __file__, "--child", side, "--sink", sink, "--url", url, "--set", *overrides],
         env=env, cwd=ROOT, capture_output=True, text=True, check=False,
     )
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
@@ -297,7 +302,8 @@ def start_prefect(workdir: Path, env: dict[str, str]) -> subprocess.Popen:
 def report(rows: list[tuple[str, int, dict[str, float], dict[str, float], float]]) -> None:
     print(
         "| sink | records | ModelPulse rec/s | baseline rec/s | ratio | ModelPulse CPU s / 1M "
-        "| baseline CPU s / 1M | CPU ratio | ModelPulse peak RSS | baseline peak RSS | stub CPU s (MP / base) "
+        "| baseline CPU s / 1M | CPU ratio | ModelPulse peak RSS (at start) | baseline peak RSS (at start) "
+        "| stub CPU s (MP / base) "
         "| Prefect server CPU s |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -307,7 +313,8 @@ def report(rows: list[tuple[str, int, dict[str, float], dict[str, float], float]
         print(
             f"| {sink} | {size:,} | {mp_rate:,.0f} | {base_rate:,.0f} | {mp_rate / base_rate:.2f} "
             f"| {mp_cpu:.1f} | {base_cpu:.1f} | {mp_cpu / base_cpu:.2f} "
-            f"| {ours['peak_rss_mb']:.0f} MB | {base['peak_rss_mb']:.0f} MB "
+            f"| {ours['peak_rss_mb']:.0f} MB ({ours['start_rss_mb']:.0f}) "
+            f"| {base['peak_rss_mb']:.0f} MB ({base['start_rss_mb']:.0f}) "
             f"| {ours['stub_cpu_seconds']:.1f} / {base['stub_cpu_seconds']:.1f} | {prefect_cpu:.1f} |"
         )
     for sink in dict.fromkeys(row[0] for row in rows):
@@ -325,9 +332,14 @@ def main() -> None:
     parser.add_argument("--child", choices=["modelpulse", "baseline"])
     parser.add_argument("--sink", choices=SINKS)
     parser.add_argument("--url")
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=JSON",
+        help="export config for ModelPulse's side, e.g. page_size=20000 concurrency=1",
+    )
     args = parser.parse_args()
     if args.child:
-        return child(args.child, args.sink, args.url)
+        overrides = {key: json.loads(value) for key, _, value in (item.partition("=") for item in args.set)}
+        return child(args.child, args.sink, args.url, overrides)
 
     from tests.support.servers import stop_process
 
@@ -352,9 +364,9 @@ def main() -> None:
             seed(database_url, size)
             size_env = dict(env, MODELPULSE_DATABASE_URL=database_url)
             for sink in args.sinks:
-                base = measure("baseline", sink, stub, url, size_env)
+                base = measure("baseline", sink, stub, url, size_env, args.set)
                 prefect_cpu = tree_cpu_seconds(prefect.pid)
-                ours = measure("modelpulse", sink, stub, url, size_env)
+                ours = measure("modelpulse", sink, stub, url, size_env, args.set)
                 prefect_cpu = tree_cpu_seconds(prefect.pid) - prefect_cpu
                 for side in (ours, base):
                     assert side["records"] == side["stub_records"] == size, (sink, size, ours, base)

@@ -42,7 +42,7 @@ from tasks.sinks import (
     SinkUnavailable,
     sink_module,
 )
-from tasks.sinks.base import page_deadline
+from tasks.sinks.base import confirmation_seconds, page_deadline
 
 DEFAULT_PAGE_SIZE = 5000
 MAX_PAGE_SIZE = 50_000
@@ -210,11 +210,12 @@ def ship_page(plan: ExportPlan, page: Page) -> ShipResult:
     a sink that trickles its answers passes every read timeout.
     """
     connection = _connection(plan.target.export_id, plan.type, str(flow_run.id) if flow_run.id else None)
-    deadline = page_deadline()
+    sink = sink_module(plan.type)
+    deadline = page_deadline() + confirmation_seconds(sink, plan.target)
     try:
         # Prefect's scope interrupts the call at the deadline, even inside a blocking socket read.
         with timeout(deadline, timeout_exc_type=_PageDeadlinePassed):
-            result = sink_module(plan.type).ship_page(connection, plan.target, page.stream, page.records)
+            result = sink.ship_page(connection, plan.target, page.stream, page.records)
     except _PageDeadlinePassed:
         raise SinkUnavailable(
             f"the {plan.type} sink took more than {deadline:g} s over one page "

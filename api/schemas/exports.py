@@ -96,6 +96,21 @@ class SplunkConfig(SinkConfig):
     verify_ssl: bool = True
     index: str | None = Field(default=None, max_length=80)
     source: str | None = Field(default=None, max_length=200)
+    indexer_ack: bool = Field(
+        default=False,
+        description="Move the watermark only once Splunk confirms the events indexed (HEC indexer "
+        "acknowledgement: a data channel per export, ackIds polled on /services/collector/ack). "
+        "The HEC token must have indexer acknowledgement enabled; a token that has it enabled "
+        "needs this set to true.",
+    )
+    ack_timeout_seconds: float = Field(
+        default=300,
+        ge=1,
+        le=3600,
+        description="With indexer_ack: how long to wait for a batch's acknowledgement before "
+        "re-sending it (re-sent events may then be indexed twice; searches drop duplicates by "
+        "the modelpulse.id field).",
+    )
 
 
 class SplunkCredentials(StrictModel):

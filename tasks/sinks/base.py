@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from store.export_runs import Rejection
@@ -64,6 +65,13 @@ def request_timeout() -> float:
 def page_deadline() -> float:
     """Seconds one attempt at shipping a page may take (``MODELPULSE_SINK_PAGE_DEADLINE_SECONDS``)."""
     return get_settings().sink_page_deadline_seconds
+
+
+def confirmation_seconds(sink: ModuleType, target: ExportTarget) -> float:
+    """How long a page may wait, beyond ``page_deadline()``, for the sink to confirm it (Splunk's
+    indexer acknowledgements): the sink module's optional ``longest_page_seconds(target)``."""
+    longest = getattr(sink, "longest_page_seconds", None)
+    return longest(target) if longest is not None else 0.0
 
 
 def backoff_delay(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:

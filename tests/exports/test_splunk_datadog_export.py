@@ -10,7 +10,7 @@ from tests.exports import seed
 
 def splunk_export(org_id, hec, token="hec-secret-token-91bd"):
     return seed.export(
-        org_id, "splunk", {"hec_url": hec.url, "index": "mlops", "page_size": 10}, {"hec_token": token}
+        org_id, "splunk", {"hec_url": hec.url, "index": "mlops", "page_size": 10, "concurrency": 1}, {"hec_token": token}
     )
 
 
