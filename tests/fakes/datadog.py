@@ -4,8 +4,8 @@
 ``DD-API-KEY`` is checked on every request (403 ``{"errors": ["Forbidden"]}`` otherwise). The intake
 checks what Datadog documents (the pages are cited in ``tasks/sinks/datadog.py``):
 
-- ``Content-Encoding``: logs take identity, gzip or deflate; series deflate, gzip or zstd1 (zstd1
-  only when the ``zstandard`` module is installed); events document none, so only identity. Another
+- ``Content-Encoding``: logs take identity, gzip or deflate; series identity, deflate, gzip or zstd1
+  (zstd1 only when the ``zstandard`` module is installed); events document none, so only identity. Another
   encoding answers 415; a body that does not decode (or is not JSON) answers 400.
 - logs: a decompressed body over 5,000,000 bytes answers 413, more than 1,000 entries 400 (the docs
   name no status for that one); an entry over 1,000,000 bytes is accepted and counted in
@@ -49,7 +49,7 @@ SERIES_MAX_BYTES = 5_242_880 - 1  # "less than 5242880 bytes"
 EVENTS_MAX_BYTES = 5_242_880  # undocumented; only so a runaway body cannot fill the fake's memory
 ENCODINGS = {
     LOGS: {"identity", "gzip", "deflate"},
-    SERIES: {"deflate", "gzip"} | ({"zstd1"} if zstandard is not None else set()),
+    SERIES: {"identity", "deflate", "gzip"} | ({"zstd1"} if zstandard is not None else set()),
     EVENTS: {"identity"},
 }
 _SENT_ENCODING = "x-fake-sent-content-encoding"
