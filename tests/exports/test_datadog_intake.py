@@ -26,7 +26,7 @@ from store.export_streams import PageQuery, read_page
 from store.models import DriftMetric, InferenceLog
 from tasks.sinks.records import model_labels, modelpulse_fields, time_epoch, time_iso
 from tests.exports import seed
-from tests.fakes.datadog import LOGS, SERIES, EVENTS
+from tests.fakes.datadog import EVENTS, LOGS, SERIES
 
 API_KEY = "dd-secret-api-key-c0ffee"
 

@@ -180,7 +180,8 @@ class DatadogFake(FakeServer):
         """Check and store one intake body: the reply, the decompressed size and the entry count."""
         path = request.path
         if encoding not in ENCODINGS[path]:
-            return self._error(path, 415, "Unsupported Media Type", f"unsupported Content-Encoding {encoding}"), None, None
+            unsupported = f"unsupported Content-Encoding {encoding}"
+            return self._error(path, 415, "Unsupported Media Type", unsupported), None, None
         if path == SERIES and len(request.body) > SERIES_MAX_COMPRESSED_BYTES:
             return self._error(path, 413, "Payload Too Large", "payload over 512000 bytes"), None, None
         limit = {LOGS: LOGS_MAX_BYTES, SERIES: SERIES_MAX_BYTES, EVENTS: EVENTS_MAX_BYTES}[path]
