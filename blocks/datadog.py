@@ -5,10 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from datadog_api_client import ApiClient, Configuration
+from datadog_api_client.rest import RESTClientObject
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
 from blocks.cache import cached_client
+
+# An export sends up to ``config.concurrency`` (at most 8) pages at once through one client; the
+# library's pool keeps 4 connections per host and discards the others after each request.
+POOL_CONNECTIONS_PER_HOST = 8
+
+
+class PooledApiClient(ApiClient):
+    """``ApiClient`` whose urllib3 pool keeps ``POOL_CONNECTIONS_PER_HOST`` connections per host
+    (the hook the library's own ``ThreadedApiClient`` uses to size its pool)."""
+
+    def _build_rest_client(self) -> RESTClientObject:
+        return RESTClientObject(self.configuration, maxsize=POOL_CONNECTIONS_PER_HOST)
 
 
 class DatadogConnection(Block):
@@ -65,5 +78,5 @@ class DatadogConnection(Block):
     def get_client(self, timeout: float = 30.0) -> ApiClient:
         """An ``ApiClient`` built from this block, cached per block content and timeout."""
         return cached_client(
-            self, {"timeout": timeout}, lambda options: ApiClient(self.configuration(options["timeout"]))
+            self, {"timeout": timeout}, lambda options: PooledApiClient(self.configuration(options["timeout"]))
         )
