@@ -14,11 +14,11 @@ from prefect.futures import PrefectFuture, wait
 
 from tasks.exports import (
     ExportPlan,
-    Page,
+    PageSpan,
     begin_run,
     close_run,
+    plan_pages,
     publish_summary,
-    read_page,
     record_page_outcome,
     settled_position,
     ship_page,
@@ -54,26 +54,26 @@ def export(export_id: str, run_id: str | None = None, backfill: dict[str, Any] |
 
 
 def ship_stream(plan: ExportPlan, stream: str, after: str | None, through: str | None) -> None:
-    """Ship ``stream`` past ``after`` as a pipeline: the next page is read while up to
-    ``plan.concurrency`` pages are encoded and sent, and outcomes are recorded in page order, so a
-    watermark only ever passes pages the sink has acknowledged.
+    """Ship ``stream`` past ``after`` as a pipeline: up to ``plan.concurrency`` pages are read,
+    encoded and sent at once (one page's read and encoding overlap another's request), and their
+    outcomes are recorded in page order, so a watermark only ever passes acknowledged pages.
 
     If a page fails for good, the pages after it may have reached the sink too; they stay past the
     watermark and the next run re-sends them (every sink's writes are idempotent or carry the id
     that makes duplicates removable).
     """
-    in_flight: deque[tuple[Page, PrefectFuture[Any]]] = deque()
-    upcoming = read_page.submit(plan, stream, after, through)
+    in_flight: deque[tuple[PageSpan, PrefectFuture[Any]]] = deque()
     try:
-        while page := upcoming.result():
-            upcoming = read_page.submit(plan, stream, page.last_position, through)
-            in_flight.append((page, ship_page.submit(plan, page)))
-            if len(in_flight) >= plan.concurrency:
-                shipped, shipping = in_flight.popleft()
-                record_page_outcome(plan, shipped, shipping.result())
+        while spans := plan_pages(plan, stream, after, through):
+            for span in spans:
+                in_flight.append((span, ship_page.submit(plan, span)))
+                if len(in_flight) >= plan.concurrency:
+                    shipped, shipping = in_flight.popleft()
+                    record_page_outcome(plan, shipped, shipping.result())
+            after = spans[-1].last
         while in_flight:
             shipped, shipping = in_flight.popleft()
             record_page_outcome(plan, shipped, shipping.result())
     finally:
         # A failed page leaves later pages running: let them end before the run is closed.
-        wait([upcoming, *(future for _, future in in_flight)])
+        wait([future for _, future in in_flight])

@@ -1,8 +1,8 @@
-"""The export's steps as Prefect tasks: open a run, read a page past the watermark, ship it,
+"""The export's steps as Prefect tasks: open a run, plan the pages past the watermark, read and ship each,
 record it (counters, rejections and the watermark in one transaction), close the run, summarize.
 
 Tasks take ids and small plans, never secrets: the sink's block is loaded here, by export id.
-Page tasks neither cache nor persist results (a page can hold thousands of records).
+Pages cross task boundaries as positions (`PageSpan`); the task that ships a page reads its records.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from store.export_runs import (
     stream_counters,
 )
 from store.export_streams import STREAMS, PageQuery, settled_through
+from store.export_streams import page_ends
 from store.export_streams import read_page as read_stream_page
 from store.models import Export
 from tasks.sinks import (
@@ -46,6 +47,7 @@ from tasks.sinks.base import confirmation_seconds, page_deadline
 
 DEFAULT_PAGE_SIZE = 5000
 MAX_PAGE_SIZE = 50_000
+PAGES_PLANNED = 16  # page ends found per query (an index range of 16 pages' ids)
 DEFAULT_CONCURRENCY = 2
 MAX_CONCURRENCY = 8
 
@@ -66,28 +68,21 @@ class ExportPlan:
     until: datetime | None = None
 
 
-class Page:
-    """Records of one stream in id order, and the watermark value that acknowledges them all.
+@dataclass(frozen=True)
+class PageSpan:
+    """One page of a stream: the records past ``after`` up to and including ``last``.
 
-    Deliberately not a dataclass (nor a list): Prefect walks dataclasses and collections passed to
-    tasks looking for futures, which for 5,000 nested records costs more than shipping them.
+    Only positions cross task boundaries, never records: the task that ships a page reads it, so
+    a page's records live only while it ships (Prefect keeps every task's result until the flow
+    run ends, and 5,000 records a page over a million-record run would add up).
     """
 
-    __slots__ = ("stream", "records")
-
-    def __init__(self, stream: str, records: list[dict[str, Any]]):
-        self.stream = stream
-        self.records = records
-
-    @property
-    def last_position(self) -> str | None:
-        return self.records[-1]["position"] if self.records else None
-
-    def __len__(self) -> int:
-        return len(self.records)
+    stream: str
+    after: str | None
+    last: str
 
     def __repr__(self) -> str:
-        return f"Page({self.stream!r}, {len(self)} records through {self.last_position})"
+        return f"PageSpan({self.stream!r}, {self.after} < id <= {self.last})"
 
 
 class ExportNotFound(LookupError):
@@ -156,11 +151,17 @@ def settled_position(plan: ExportPlan, stream: str) -> str | None:
         return settled_through(session, stream)
 
 
-@task(name="read-page", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE, persist_result=False)
-def read_page(plan: ExportPlan, stream: str, after: str | None, through: str | None) -> Page:
-    """Up to ``plan.page_size`` records of ``stream`` past ``after`` and up to ``through`` (within the
-    backfill range)."""
-    query = PageQuery(
+@task(name="plan-pages", retries=2, retry_delay_seconds=1)
+def plan_pages(plan: ExportPlan, stream: str, after: str | None, through: str | None) -> list[PageSpan]:
+    """The next pages of ``stream`` past ``after`` and up to ``through`` (within the backfill
+    range): up to ``PAGES_PLANNED`` at a time, from one query over the id index."""
+    with session_scope() as session:
+        ends = page_ends(session, _page_query(plan, stream, after, through), plan.page_size, PAGES_PLANNED)
+    return [PageSpan(stream, start, end) for start, end in zip([after, *ends], ends, strict=False)]
+
+
+def _page_query(plan: ExportPlan, stream: str, after: str | None, through: str | None) -> PageQuery:
+    return PageQuery(
         stream=stream,
         organization_id=plan.target.organization_id,
         project_id=plan.target.project_id,
@@ -169,8 +170,11 @@ def read_page(plan: ExportPlan, stream: str, after: str | None, through: str | N
         since=plan.since,
         until=plan.until,
     )
+
+
+def _read(plan: ExportPlan, span: PageSpan) -> list[dict[str, Any]]:
     with session_scope() as session:
-        return Page(stream, read_stream_page(session, query, plan.page_size))
+        return read_stream_page(session, _page_query(plan, span.stream, span.after, span.last), plan.page_size)
 
 
 @lru_cache(maxsize=32)
@@ -203,49 +207,51 @@ class _PageDeadlinePassed(TimeoutError):
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-def ship_page(plan: ExportPlan, page: Page) -> ShipResult:
-    """Send a page to the export's sink; a retried attempt counts the whole page as re-sent.
+def ship_page(plan: ExportPlan, span: PageSpan) -> ShipResult:
+    """Read a page and send it to the export's sink; a retried attempt counts the whole page as
+    re-sent.
 
     Each request has the sink's connect/read timeout; the attempt as a whole has a deadline, since
     a sink that trickles its answers passes every read timeout.
     """
+    records = _read(plan, span)
     connection = _connection(plan.target.export_id, plan.type, str(flow_run.id) if flow_run.id else None)
     sink = sink_module(plan.type)
     deadline = page_deadline() + confirmation_seconds(sink, plan.target)
     try:
         # Prefect's scope interrupts the call at the deadline, even inside a blocking socket read.
         with timeout(deadline, timeout_exc_type=_PageDeadlinePassed):
-            result = sink.ship_page(connection, plan.target, page.stream, page.records)
+            result = sink.ship_page(connection, plan.target, span.stream, records)
     except _PageDeadlinePassed:
         raise SinkUnavailable(
             f"the {plan.type} sink took more than {deadline:g} s over one page "
             f"(MODELPULSE_SINK_PAGE_DEADLINE_SECONDS); it answers too slowly or not completely"
         ) from None
     if (task_run.run_count or 1) > 1:
-        result.retried += len(page)
+        result.retried += len(records)
     return result
 
 
 @task(name="record-page", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE, persist_result=False)
-def record_page_outcome(plan: ExportPlan, page: Page, result: ShipResult) -> str | None:
+def record_page_outcome(plan: ExportPlan, span: PageSpan, result: ShipResult) -> str:
     """Add the page's counters and rejections to the run and move the watermark, in one transaction.
 
     Returns the new watermark position (the page's last record).
     """
     outcome = PageOutcome(shipped=result.shipped, rejected=tuple(result.rejected), retried=result.retried)
-    position = page.last_position
+    position = span.last
     with session_scope() as session:
         record_page(
             session,
             plan.run_id,
             plan.target.export_id,
-            page.stream,
+            span.stream,
             outcome,
             None if plan.is_backfill else position,
         )
     get_run_logger().info(
         "%s: %d shipped, %d rejected, %d retried (through %s)",
-        page.stream,
+        span.stream,
         result.shipped,
         len(result.rejected),
         result.retried,

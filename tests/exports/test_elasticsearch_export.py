@@ -120,7 +120,7 @@ def test_wrong_password_fails_the_run_at_once(org_id, es):
 
 def test_dropped_connections_and_whole_request_429s_lose_and_duplicate_nothing(org_id, es):
     seed.inference_logs(org_id, 30)
-    export_id = make_es_export(org_id, es)
+    export_id = make_es_export(org_id, es, concurrency=1)  # one request at a time meets the faults in turn
     # Four drops outlast the client's own 3 retries, so the ship-page task itself retries too.
     es.script(429, "drop", "drop", "drop", "drop", 503)
 

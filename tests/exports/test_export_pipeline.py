@@ -60,3 +60,21 @@ def test_a_failed_page_stops_the_watermark_before_it_and_the_next_run_ships_the_
     assert summary["status"] == "completed"
     assert es.ids(LOGS) == set(ids), "nothing lost"
     assert summary["streams"]["inference_logs"]["shipped"] == 60 - len(acknowledged)
+
+
+def test_page_ends_cut_the_stream_into_pages_of_page_size(org_id):
+    from store.db import session_scope
+    from store.export_streams import PageQuery, page_ends
+
+    seed.inference_logs(org_id, 25)
+    ids = [i.removeprefix("inf_") for i in seed.record_ids(org_id)]
+
+    def ends(page_size, pages, after=None):
+        with session_scope() as session:
+            return page_ends(session, PageQuery("inference_logs", org_id, after=after), page_size, pages)
+
+    assert ends(10, 16) == [ids[9], ids[19], ids[24]], "the last page holds what is left"
+    assert ends(5, 16) == [ids[4], ids[9], ids[14], ids[19], ids[24]], "no empty page after a full one"
+    assert ends(10, 2) == [ids[9], ids[19]], "only as many pages as asked"
+    assert ends(10, 16, after=ids[19]) == [ids[24]]
+    assert ends(10, 16, after=ids[24]) == []
