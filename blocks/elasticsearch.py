@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from elasticsearch import Elasticsearch
+from elasticsearch.serializer import OrjsonSerializer
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
@@ -54,4 +55,12 @@ class ElasticsearchConnection(Block):
         auth = None
         if self.username is not None and self.password is not None:
             auth = (self.username, self.password.get_secret_value())
-        return Elasticsearch(self.url, basic_auth=auth, verify_certs=self.verify_ssl, **options)
+        # orjson parses the answers (a 500-item bulk answer, every page); the client maps the
+        # compatibility mime types (application/vnd.elasticsearch+json) to it as well.
+        return Elasticsearch(
+            self.url,
+            basic_auth=auth,
+            verify_certs=self.verify_ssl,
+            serializers={"application/json": OrjsonSerializer()},
+            **options,
+        )
