@@ -28,6 +28,8 @@ counts the times it was written. Faults:
 - ``throttle(record_id, times)``: that item answers 429 the next ``times`` times;
 - ``conflict(record_id)``: that item answers 409 (version conflict);
 - ``script(429 | 500 | 503 | "drop", ...)``: whole ``_bulk`` requests fail (see `FakeServer`);
+- ``refuse_template_writes()``: template and ILM policy PUTs answer 403 (a user without the
+  ``manage_index_templates`` / ``manage_ilm`` privileges);
 - ``latency``: seconds before every answer.
 
 With ``keep_sources=False`` (benchmarks, long runs) documents are neither parsed nor kept nor
@@ -211,6 +213,7 @@ class ElasticsearchFake(FakeServer):
         self.policies: dict[str, dict[str, Any]] = {}
         self.targets: dict[str, Target] = {}
         self.bulk_requests = 0
+        self._template_writes_refused = False
         self._rejections: dict[str, tuple[int, str, str]] = {}
         self._throttles: Counter[str] = Counter()
         self._conflicts: set[str] = set()
@@ -226,6 +229,16 @@ class ElasticsearchFake(FakeServer):
 
     def conflict(self, record_id: str) -> None:
         self._conflicts.add(record_id)
+
+    def refuse_template_writes(self) -> None:
+        self._template_writes_refused = True
+
+    def _refuse_if_forbidden(self, action: str) -> None:
+        if self._template_writes_refused:
+            raise Refused(403, "security_exception",
+                          f"action [{action}] is unauthorized for user [{self.username}] with effective roles "
+                          "[modelpulse_writer], this action is granted by the cluster privileges [manage_index_templates,"
+                          "manage,all]")
 
     # --- what was received -----------------------------------------------------------------
     def ids(self, index: str) -> set[str]:
@@ -291,6 +304,7 @@ class ElasticsearchFake(FakeServer):
     def _index_template(self, method: str, name: str, request: Request) -> Reply:
         with self._data_lock:
             if method == "PUT":
+                self._refuse_if_forbidden("indices:admin/index_template/put")
                 self._check_template(name, request.json())
                 self.templates[name] = request.json()
                 self.template_puts[name] += 1
@@ -334,6 +348,7 @@ class ElasticsearchFake(FakeServer):
     def _ilm_policy(self, method: str, name: str, request: Request) -> Reply:
         with self._data_lock:
             if method == "PUT":
+                self._refuse_if_forbidden("cluster:admin/ilm/put")
                 policy = self._checked_policy(request.json())
                 stored = self.policies.get(name)
                 if stored is None or stored["policy"] != policy:  # an unchanged policy keeps its version
