@@ -278,7 +278,9 @@ def prepare_target(connection: ElasticsearchConnection, target: ExportTarget) ->
     settings = Settings.of(target)
     if not settings.manage_templates:
         return [Check("templates", True, "not managed (config.manage_templates is false)")]
-    client = connection.get_client(request_timeout=request_timeout())
+    # A caller is waiting (create, update, /test) and runs install again anyway: no client retries,
+    # whose log lines would carry a traceback for a cluster that is merely down.
+    client = connection.get_client(request_timeout=request_timeout(), max_retries=0)
     installed = []
     try:
         with _network_errors(connection):
