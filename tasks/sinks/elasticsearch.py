@@ -316,7 +316,7 @@ def ship_page(
         client = connection.get_client(request_timeout=request_timeout())
         if settings.manage_templates:
             ensure_templates(connection, client, name, stream, settings)
-        return _ship(client, name, settings, encode_operations(stream, records, settings.data_streams))
+        return _ship(client, name, encode_operations(stream, records, settings.data_streams))
 
 
 def encode_operations(stream: str, records: list[dict[str, Any]], create: bool) -> list[tuple[str, bytes]]:
@@ -350,9 +350,7 @@ def _chunks(operations: list[tuple[str, bytes]]) -> Iterator[list[tuple[str, byt
         yield chunk
 
 
-def _ship(
-    client: Elasticsearch, name: str, settings: Settings, operations: list[tuple[str, bytes]]
-) -> ShipResult:
+def _ship(client: Elasticsearch, name: str, operations: list[tuple[str, bytes]]) -> ShipResult:
     result = ShipResult()
     pending = operations
     for attempt in range(ITEM_RETRIES + 1):
@@ -365,9 +363,7 @@ def _ship(
         pending = retry
         if not pending:
             return result
-    raise SinkUnavailable(
-        f"Elasticsearch still refused {len(pending)} documents as busy after {ITEM_RETRIES} retries"
-    )
+    raise SinkUnavailable(f"Elasticsearch still refused {len(pending)} documents as busy after {ITEM_RETRIES} retries")
 
 
 def _send_chunk(

@@ -237,8 +237,8 @@ class ElasticsearchFake(FakeServer):
         if self._template_writes_refused:
             raise Refused(403, "security_exception",
                           f"action [{action}] is unauthorized for user [{self.username}] with effective roles "
-                          "[modelpulse_writer], this action is granted by the cluster privileges [manage_index_templates,"
-                          "manage,all]")
+                          "[modelpulse_writer], this action is granted by the cluster privileges "
+                          "[manage_index_templates,manage,all]")
 
     # --- what was received -----------------------------------------------------------------
     def ids(self, index: str) -> set[str]:
@@ -330,8 +330,8 @@ class ElasticsearchFake(FakeServer):
         mapping = Mapping.of(mappings)  # raises on unknown field types
         if "data_stream" in body and mapping.fields.get("@timestamp", "date") not in ("date", "date_nanos"):
             raise Refused(400, "illegal_argument_exception",
-                          "data stream timestamp field [@timestamp] is of type [%s], but [date,date_nanos] is "
-                          "expected" % mapping.fields["@timestamp"])
+                          f"data stream timestamp field [@timestamp] is of type [{mapping.fields['@timestamp']}], "
+                          "but [date,date_nanos] is expected")
         for other, template in self.templates.items():
             if other == name or template.get("priority", 0) != priority:
                 continue
@@ -375,9 +375,11 @@ class ElasticsearchFake(FakeServer):
             raise Refused(400, "x_content_parse_exception", "[put_lifecycle_request] failed to parse field [policy]")
         for phase, spec in phases.items():
             if phase not in ILM_PHASES:
-                raise Refused(400, "illegal_argument_exception", f"Timeseries lifecycle does not support phase [{phase}]")
+                raise Refused(400, "illegal_argument_exception",
+                              f"Timeseries lifecycle does not support phase [{phase}]")
             if "min_age" in spec and not TIME_VALUE.match(str(spec["min_age"])):
-                raise Refused(400, "parse_exception", f"failed to parse setting [min_age] with value [{spec['min_age']}]")
+                raise Refused(400, "parse_exception",
+                              f"failed to parse setting [min_age] with value [{spec['min_age']}]")
             for action, options in (spec.get("actions") or {}).items():
                 if action not in ILM_PHASES[phase]:
                     raise Refused(400, "illegal_argument_exception",
@@ -419,7 +421,8 @@ class ElasticsearchFake(FakeServer):
                 raise Refused(400, "illegal_argument_exception", DATA_STREAM_OPS_ONLY)
             mapping.fields.setdefault("@timestamp", "date")
             settings = body.get("settings") or {}
-            policy = settings.get("index.lifecycle.name") or (settings.get("index") or {}).get("lifecycle", {}).get("name")
+            nested = (settings.get("index") or {}).get("lifecycle") or {}
+            policy = settings.get("index.lifecycle.name") or nested.get("name")
             target = Target(name, "data_stream", mapping, template_name, policy)
         else:
             target = Target(name, "index", mapping, template_name)
@@ -553,8 +556,8 @@ def _value_problem(type_: str, value: Any, constant: Any) -> dict[str, Any] | No
         return None
     if type_ in ("date", "date_nanos"):
         if isinstance(value, bool) or (isinstance(value, str) and not _is_date(value)):
-            return {"type": "illegal_argument_exception",
-                    "reason": f"failed to parse date field [{value}] with format [strict_date_optional_time||epoch_millis]"}
+            return {"type": "illegal_argument_exception", "reason": f"failed to parse date field [{value}] with "
+                    "format [strict_date_optional_time||epoch_millis]"}
         return None
     if type_ == "boolean":
         if value in (True, False, "true", "false", ""):
