@@ -55,8 +55,12 @@ class ElasticsearchConnection(Block):
         auth = None
         if self.username is not None and self.password is not None:
             auth = (self.username, self.password.get_secret_value())
-        # orjson both ways: faster, and it writes the JSON fragments export records carry.
-        serializers = {"application/json": OrjsonSerializer()}
+        # orjson parses the answers (a 500-item bulk answer, every page); the client maps the
+        # compatibility mime types (application/vnd.elasticsearch+json) to it as well.
         return Elasticsearch(
-            self.url, basic_auth=auth, verify_certs=self.verify_ssl, serializers=serializers, **options
+            self.url,
+            basic_auth=auth,
+            verify_certs=self.verify_ssl,
+            serializers={"application/json": OrjsonSerializer()},
+            **options,
         )

@@ -9,8 +9,9 @@ from api.connected_records import ConnectedRecords
 from api.db import db
 from api.endpoint import Created, endpoint
 from api.export_schedules import apply_schedule, drop_schedule
+from api.export_templates import prepare_sink
 from api.schemas.common import Page, PageQuery, masked
-from api.schemas.exports import ExportIn, ExportOut, ExportUpdate
+from api.schemas.exports import ElasticsearchExportUpdate, ExportIn, ExportOut, ExportUpdate
 from store.models import Export
 
 bp = Blueprint("exports", __name__, url_prefix="/organizations/<organization_id>/exports")
@@ -59,9 +60,13 @@ def create_export(organization_id: str, body):
     """Create a new export configuration.
 
     Credentials are stored in a Prefect block document, never in the ModelPulse database.
+    Elasticsearch: the index templates (and ILM policies) are installed now unless
+    `config.manage_templates` is false; if that fails, the export is still created and
+    `status_detail` says why (runs and `POST .../test` install them again).
     """
     record = exports.create(db(), organization_id, body)
     apply_schedule(db(), record)
+    prepare_sink(db(), record)
     location = url_for(".get_export", organization_id=organization_id, export_id=record.id)
     return Created(export_out(record), location)
 
@@ -72,9 +77,14 @@ def update_export(organization_id: str, export_id: str, body):
     """Update an export configuration.
 
     A full replace of the non-secret fields; a credential left out, or sent as "********", keeps its value.
+    Elasticsearch: a `config.mode` left out keeps the stored mode; templates are installed again.
     """
-    record = exports.replace(db(), exports.get(db(), organization_id, export_id), body)
+    record = exports.get(db(), organization_id, export_id)
+    if isinstance(body, ElasticsearchExportUpdate):
+        body = body.keeping_mode(record.type, record.config)
+    record = exports.replace(db(), record, body)
     apply_schedule(db(), record)
+    prepare_sink(db(), record)
     return export_out(record)
 
 

@@ -80,10 +80,42 @@ class SinkConfig(StrictModel):
     )
 
 
+ElasticsearchMode = Literal["index", "data_stream"]
+
+
 class ElasticsearchConfig(SinkConfig):
     url: HttpURL
     verify_ssl: bool = True
-    indices: ElasticsearchIndices = Field(default_factory=ElasticsearchIndices)
+    mode: ElasticsearchMode = Field(
+        default="data_stream",
+        description="`data_stream`: `create` operations into data streams (never overwrite; a re-shipped "
+        "record answers 409, counted as shipped). `index`: `index` operations with `_id` = the record id "
+        "(a re-shipped record overwrites itself). Exports stored before modes existed use `index`.",
+    )
+    indices: ElasticsearchIndices = Field(
+        default_factory=ElasticsearchIndices, description="The index or data stream each stream goes to."
+    )
+    manage_templates: bool = Field(
+        default=True,
+        description="Install a composable index template per stream (explicit ECS and `modelpulse.*` "
+        "mappings) and, with data streams, an ILM policy: on create, update, `/test` and before a run's "
+        "first page. False: install nothing (the cluster's own templates apply).",
+    )
+    retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=36_500,
+        description="Data streams with managed templates: the ILM policy deletes a backing index this many "
+        "days after it rolled over.",
+    )
+
+
+class ElasticsearchConfigUpdate(ElasticsearchConfig):
+    mode: ElasticsearchMode = Field(  # type: ignore[assignment]
+        default=None,
+        description="Omitted: the export keeps its stored mode (`index` for an export stored before modes "
+        "existed); an update never switches an export's mode by itself.",
+    )
 
 
 class ElasticsearchCredentials(StrictModel):
@@ -171,7 +203,20 @@ ExportIn = Annotated[ElasticsearchExport | SplunkExport | DatadogExport, Field(d
 
 
 class ElasticsearchExportUpdate(ElasticsearchExport):
+    config: ElasticsearchConfigUpdate
     credentials: optional_fields(ElasticsearchCredentials) = None  # type: ignore[valid-type]
+
+    def keeping_mode(self, stored_type: str, stored_config: dict[str, Any]) -> ElasticsearchExportUpdate:
+        """This update with an omitted ``config.mode`` set to the stored export's: its stored mode,
+        ``index`` if it was stored before modes existed, the create default if it was not an
+        Elasticsearch export."""
+        if self.config.mode is not None:
+            return self
+        if stored_type == "elasticsearch":
+            mode = stored_config.get("mode") or "index"
+        else:
+            mode = ElasticsearchConfig.model_fields["mode"].default
+        return self.model_copy(update={"config": self.config.model_copy(update={"mode": mode})})
 
 
 class SplunkExportUpdate(SplunkExport):

@@ -6,6 +6,8 @@ Every sink module defines:
   retrying what the sink asks to retry; records it refuses for good come back as rejections.
 - ``check_connection(connection, target) -> list[Check]``: reachability, credentials and the
   export's settings, for ``/test``.
+- optionally ``prepare_target(connection, target)``: install what the export's settings name on the
+  sink (Elasticsearch index templates and ILM policy), after create and update;
 - optionally ``longest_page_seconds(target) -> float``: how long a page may wait for the sink to
   confirm it, on top of the page deadline (Splunk's indexer acknowledgements).
 

@@ -1,8 +1,24 @@
-"""Elasticsearch sink: ECS-style documents through the official client's ``streaming_bulk`` helper.
+"""Elasticsearch sink: ECS-style documents sent as NDJSON ``_bulk`` bytes built here with orjson.
 
-Documents are indexed with ``_id`` = the record id, so a re-shipped page overwrites instead of
-duplicating. Per-item 429s (and 5xx) are re-sent with backoff; any other per-item failure (a mapping
-error, say) is a rejection with Elasticsearch's reason.
+Two modes (``config.mode``):
+
+- ``data_stream`` (new exports): ``create`` operations with ``_id`` = the record id into a data
+  stream. A data stream never overwrites: a re-shipped document answers 409 (it is already there),
+  which counts as shipped.
+- ``index`` (exports stored before modes existed): ``index`` operations with ``_id`` = the record
+  id, so a re-shipped page overwrites itself.
+
+Unless ``config.manage_templates`` is false, a composable index template per stream (explicit ECS
+and ``modelpulse.*`` mappings; with data streams, ``data_stream: {}`` and an ILM policy of
+``config.retention_days``) is installed before the first page a process ships to that stream, on
+create of the export and on ``/test``.
+
+Per-item 429s (and 5xx) are re-sent with backoff, only those items; any other per-item failure (a
+mapping error, say) is a rejection with Elasticsearch's reason. Exceptions::
+
+    CredentialsRejected   401/403 on a bulk request, 401 on a template
+    SinkMisconfigured     a template Elasticsearch refuses (a 400, or 403: missing privileges)
+    SinkUnavailable       cannot connect / no answer in time / still busy after the item retries
 """
 
 from __future__ import annotations
@@ -10,9 +26,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from elasticsearch import ApiError, ConnectionTimeout, Elasticsearch, SSLError, TransportError, helpers
+from elasticsearch import ApiError, ConnectionTimeout, Elasticsearch, SSLError, TransportError
 
 from blocks.elasticsearch import ElasticsearchConnection
 from store.export_runs import Rejection
@@ -21,11 +38,13 @@ from tasks.sinks.base import (
     CredentialsRejected,
     ExportTarget,
     ShipResult,
+    SinkMisconfigured,
     SinkUnavailable,
     backoff_delay,
     pause,
     request_timeout,
 )
+from tasks.sinks.encoding import dumps
 from tasks.sinks.records import DATASETS, model_labels, modelpulse_fields, time_iso
 
 DEFAULT_INDICES = {
@@ -33,17 +52,48 @@ DEFAULT_INDICES = {
     "drift_metrics": "modelpulse-drift-metrics",
     "events": "modelpulse-events",
 }
+MODES = ("index", "data_stream")
+LEGACY_MODE = "index"  # a stored config without ``mode`` predates data streams
+DEFAULT_RETENTION_DAYS = 30
+# Above Elasticsearch's built-in templates (``logs-*-*``, ``metrics-*-*``: priority 100), which
+# would otherwise tie with or beat ours for names such as ``logs-modelpulse-default``.
+TEMPLATE_PRIORITY = 200
 CHUNK_SIZE = 500
 MAX_CHUNK_BYTES = 10 * 1024 * 1024
 ITEM_RETRIES = 5
 RETRYABLE_ITEM_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Only what the per-item loop reads: a 500-item answer shrinks from ~100 KB to ~12 KB.
+BULK_FILTER_PATH = "errors,items.*.status,items.*.error"
+DATA_STREAM_TYPES = {"inference_logs": "logs", "drift_metrics": "metrics", "events": "logs"}
 
-_installed_templates: set[tuple[int, str]] = set()
+_installed_templates: set[tuple[Any, ...]] = set()
 _templates_lock = threading.Lock()
 
 
+@dataclass(frozen=True)
+class Settings:
+    """The Elasticsearch part of an export's config, with the defaults of stored configs applied."""
+
+    mode: str
+    manage_templates: bool
+    retention_days: int
+
+    @classmethod
+    def of(cls, target: ExportTarget) -> Settings:
+        config = target.config
+        return cls(
+            mode=config.get("mode") or LEGACY_MODE,
+            manage_templates=config.get("manage_templates", True),
+            retention_days=int(config.get("retention_days") or DEFAULT_RETENTION_DAYS),
+        )
+
+    @property
+    def data_streams(self) -> bool:
+        return self.mode == "data_stream"
+
+
 def index_name(target: ExportTarget, stream: str) -> str:
-    """The index a stream goes to: ``config.indices[stream]`` or the default."""
+    """Where a stream goes (an index or a data stream): ``config.indices[stream]`` or the default."""
     return (target.config.get("indices") or {}).get(stream) or DEFAULT_INDICES[stream]
 
 
@@ -59,63 +109,301 @@ def to_document(stream: str, record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def index_template(index: str) -> dict[str, Any]:
-    """Mappings for the fields dashboards filter on; the rest stays dynamic."""
-    keyword = {"type": "keyword"}
-    return {
-        "index_patterns": [index],
-        "priority": 100,
-        "template": {
-            "mappings": {
-                "properties": {
-                    "@timestamp": {"type": "date"},
-                    "event": {"properties": {"dataset": keyword, "kind": keyword}},
-                    "service": {"properties": {"name": keyword}},
-                    "labels": {"type": "object", "dynamic": True},
-                    "modelpulse": {
-                        "properties": {
-                            "id": keyword,
-                            "organization_id": keyword,
-                            "project_id": keyword,
-                            "model": keyword,
-                            "model_version": keyword,
-                            "feature": keyword,
-                            "method": keyword,
-                            "event_type": keyword,
-                            "value": {"type": "double"},
-                            "threshold": {"type": "double"},
-                            "latency_ms": {"type": "double"},
-                        }
-                    },
-                }
+# --- templates ------------------------------------------------------------------------------
+
+_KEYWORD = {"type": "keyword", "ignore_above": 1024}
+_DOUBLE = {"type": "double"}
+_DATE = {"type": "date"}
+_RANGE = {"properties": {"from": _DATE, "to": _DATE}}
+_STREAM_FIELDS: dict[str, dict[str, Any]] = {
+    "inference_logs": {
+        "model": _KEYWORD,
+        "model_version": _KEYWORD,
+        "request_id": _KEYWORD,
+        # Flat name -> number | string | boolean; each feature's type is learnt from its first value.
+        "features": {"type": "object", "dynamic": True},
+        # prediction and label are any JSON (a number, a class, a distribution): mapped from the
+        # first value seen, since declaring them objects would refuse every scalar prediction.
+        "latency_ms": _DOUBLE,
+        "ingested_at": _DATE,
+    },
+    "drift_metrics": {
+        "check_id": _KEYWORD,
+        "model": _KEYWORD,
+        "model_version": _KEYWORD,
+        "feature": _KEYWORD,
+        "method": _KEYWORD,
+        "value": _DOUBLE,
+        "threshold": _DOUBLE,
+        "p_value": _DOUBLE,
+        "drifted": {"type": "boolean"},
+        "reference": _RANGE,
+        "current": _RANGE,
+    },
+    "events": {
+        "event_type": _KEYWORD,
+        "data": {"type": "object", "dynamic": True},
+    },
+}
+
+
+def template_mappings(stream: str, data_streams: bool) -> dict[str, Any]:
+    """Explicit mappings: ECS fields where ECS has them, ModelPulse's own under ``modelpulse.*``."""
+    properties: dict[str, Any] = {
+        "@timestamp": _DATE,
+        "event": {"properties": {"dataset": _KEYWORD, "kind": _KEYWORD}},
+        "service": {"properties": {"name": _KEYWORD}},
+        "labels": {"type": "object", "dynamic": True},
+        "modelpulse": {
+            "properties": {
+                "id": _KEYWORD,
+                "organization_id": _KEYWORD,
+                "project_id": _KEYWORD,
+                **_STREAM_FIELDS[stream],
             }
+        },
+    }
+    if data_streams:
+        # ECS data_stream.* as constant_keyword with their values set here: every document of the
+        # stream has them for queries and Kibana, without carrying them over the wire.
+        properties["data_stream"] = {
+            "properties": {
+                "type": {"type": "constant_keyword", "value": DATA_STREAM_TYPES[stream]},
+                "dataset": {"type": "constant_keyword", "value": DATASETS[stream]},
+                "namespace": {"type": "constant_keyword", "value": "default"},
+            }
+        }
+    return {
+        # A feature value that looks like a date must not turn the field into a date, which would
+        # then refuse the next ordinary string.
+        "date_detection": False,
+        "dynamic_templates": [
+            {"labels_as_keywords": {"path_match": "labels.*", "mapping": {"type": "keyword"}}},
+            {"strings_as_keywords": {"match_mapping_type": "string", "mapping": _KEYWORD}},
+        ],
+        "properties": properties,
+    }
+
+
+def lifecycle_policy(retention_days: int) -> dict[str, Any]:
+    """ILM: roll the write index over daily to monthly (a tenth of the retention), delete it
+    ``retention_days`` after its rollover. Documents live between ``retention_days`` and
+    ``retention_days`` plus one rollover period."""
+    rollover_days = min(30, max(1, retention_days // 10))
+    return {
+        "phases": {
+            "hot": {
+                "min_age": "0ms",
+                "actions": {"rollover": {"max_age": f"{rollover_days}d", "max_primary_shard_size": "50gb"}},
+            },
+            "delete": {"min_age": f"{retention_days}d", "actions": {"delete": {}}},
         },
         "_meta": {"managed_by": "modelpulse"},
     }
 
 
-def ensure_index_template(client: Elasticsearch, index: str) -> None:
-    """Install the index template for ``index`` once per client and process (idempotent PUT)."""
-    key = (id(client), index)
-    with _templates_lock:
+def index_template(name: str, stream: str, settings: Settings) -> dict[str, Any]:
+    """The composable index template for one stream's index or data stream ``name``."""
+    template: dict[str, Any] = {"mappings": template_mappings(stream, settings.data_streams)}
+    body: dict[str, Any] = {
+        "index_patterns": [name],
+        "priority": TEMPLATE_PRIORITY,
+        "template": template,
+        "_meta": {"managed_by": "modelpulse", "stream": stream},
+    }
+    if settings.data_streams:
+        template["settings"] = {"index.lifecycle.name": name}
+        body["data_stream"] = {}
+    return body
+
+
+def install_templates(client: Elasticsearch, name: str, stream: str, settings: Settings) -> None:
+    """PUT the stream's ILM policy (data streams) and index template; both are idempotent.
+
+    Raises:
+        CredentialsRejected: 401.
+        SinkMisconfigured: Elasticsearch refused them (400, or 403: privileges missing).
+        SinkUnavailable: 429/5xx.
+    """
+    try:
+        if settings.data_streams:
+            client.ilm.put_lifecycle(name=name, policy=lifecycle_policy(settings.retention_days))
+        body = index_template(name, stream, settings)
+        client.indices.put_index_template(
+            name=name,
+            index_patterns=body["index_patterns"],
+            priority=body["priority"],
+            template=body["template"],
+            data_stream=body.get("data_stream"),
+            meta=body["_meta"],
+        )
+    except ApiError as error:
+        status = error.status_code
+        reason = _reason(error.body.get("error") if isinstance(error.body, dict) else error.message)
+        if status == 401:
+            raise CredentialsRejected(f"Elasticsearch rejected the credentials (401): {reason[:300]}") from None
+        if status == 403:
+            raise SinkMisconfigured(
+                f"Elasticsearch refused to install the template for {name!r} (403: {reason[:300]}); the user "
+                "needs the manage_index_templates and manage_ilm cluster privileges, or set "
+                "config.manage_templates to false and install templates yourself"
+            ) from None
+        if status in RETRYABLE_ITEM_STATUSES:
+            raise SinkUnavailable(f"Elasticsearch answered {status} to the template for {name!r}: {reason}") from None
+        raise SinkMisconfigured(f"Elasticsearch refused the template for {name!r} ({status}): {reason}") from None
+
+
+def _template_key(connection: ElasticsearchConnection, name: str, stream: str, settings: Settings) -> tuple:
+    return (connection.url, name, stream, settings.mode, settings.retention_days)
+
+
+def ensure_templates(
+    connection: ElasticsearchConnection, client: Elasticsearch, name: str, stream: str, settings: Settings
+) -> None:
+    """Install the stream's templates once per process (and whenever their settings change)."""
+    key = _template_key(connection, name, stream, settings)
+    with _templates_lock:  # uncontended after the first page; pages of a new stream wait for its install
         if key in _installed_templates:
             return
-        client.indices.put_index_template(name=index, **index_template(index))
+        install_templates(client, name, stream, settings)
         _installed_templates.add(key)
+
+
+def prepare_target(connection: ElasticsearchConnection, target: ExportTarget) -> list[Check]:
+    """Install the templates of every stream now (create, update, ``/test``), whichever streams
+    the export ships today: they are small, and a stream added later finds its template ready.
+
+    Returns one ``templates`` check saying what was installed or why not.
+    """
+    settings = Settings.of(target)
+    if not settings.manage_templates:
+        return [Check("templates", True, "not managed (config.manage_templates is false)")]
+    # A caller is waiting (create, update, /test) and runs install again anyway: no client retries,
+    # whose log lines would carry a traceback for a cluster that is merely down.
+    client = connection.get_client(request_timeout=request_timeout(), max_retries=0)
+    installed = []
+    try:
+        with _network_errors(connection):
+            for stream in DEFAULT_INDICES:
+                name = index_name(target, stream)
+                with _templates_lock:
+                    install_templates(client, name, stream, settings)
+                    _installed_templates.add(_template_key(connection, name, stream, settings))
+                installed.append(name)
+    except (CredentialsRejected, SinkMisconfigured, SinkUnavailable) as error:
+        return [Check("templates", False, str(error))]
+    what = "data stream templates and ILM policies" if settings.data_streams else "index templates"
+    return [Check("templates", True, f"{what} installed for {', '.join(installed)}")]
+
+
+# --- shipping -------------------------------------------------------------------------------
 
 
 def ship_page(
     connection: ElasticsearchConnection, target: ExportTarget, stream: str, records: list[dict[str, Any]]
 ) -> ShipResult:
-    """Index one page with ``streaming_bulk``; re-send per-item 429/5xx, reject other failures.
+    """Send one page as NDJSON ``_bulk`` requests; re-send per-item 429/5xx, reject other failures.
 
     Raises:
         CredentialsRejected: Elasticsearch answered 401/403.
+        SinkMisconfigured: Elasticsearch refused the stream's template.
         SinkUnavailable: some items were still refused as busy after the item retries, or the
             cluster could not be reached or did not answer in time.
     """
+    settings = Settings.of(target)
+    name = index_name(target, stream)
     with _network_errors(connection):
-        return _ship(connection.get_client(request_timeout=request_timeout()), target, stream, records)
+        client = connection.get_client(request_timeout=request_timeout())
+        if settings.manage_templates:
+            ensure_templates(connection, client, name, stream, settings)
+        return _ship(client, name, encode_operations(stream, records, settings.data_streams))
+
+
+def encode_operations(stream: str, records: list[dict[str, Any]], create: bool) -> list[tuple[str, bytes]]:
+    """Each record's ``_bulk`` lines (action and document, newline-terminated), by record id.
+
+    The target goes in the request path, so the action line carries the ``_id`` only.
+    """
+    action = b'{"create":{"_id":' if create else b'{"index":{"_id":'
+    return [
+        (
+            record["record_id"],
+            b"".join((action, dumps(record["record_id"]), b"}}\n", dumps(to_document(stream, record)), b"\n")),
+        )
+        for record in records
+    ]
+
+
+def _chunks(operations: list[tuple[str, bytes]]) -> Iterator[list[tuple[str, bytes]]]:
+    """Runs of at most ``CHUNK_SIZE`` operations and ``MAX_CHUNK_BYTES`` bytes (one oversized
+    operation goes alone, for Elasticsearch to refuse)."""
+    chunk: list[tuple[str, bytes]] = []
+    size = 0
+    for operation in operations:
+        length = len(operation[1])
+        if chunk and (len(chunk) == CHUNK_SIZE or size + length > MAX_CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(operation)
+        size += length
+    if chunk:
+        yield chunk
+
+
+def _ship(client: Elasticsearch, name: str, operations: list[tuple[str, bytes]]) -> ShipResult:
+    result = ShipResult()
+    pending = operations
+    for attempt in range(ITEM_RETRIES + 1):
+        if attempt:
+            result.retried += len(pending)
+            pause(backoff_delay(attempt - 1))
+        retry: list[tuple[str, bytes]] = []
+        for chunk in _chunks(pending):
+            _send_chunk(client, name, chunk, result, retry)
+        pending = retry
+        if not pending:
+            return result
+    raise SinkUnavailable(f"Elasticsearch still refused {len(pending)} documents as busy after {ITEM_RETRIES} retries")
+
+
+def _send_chunk(
+    client: Elasticsearch,
+    name: str,
+    chunk: list[tuple[str, bytes]],
+    result: ShipResult,
+    retry: list[tuple[str, bytes]],
+) -> None:
+    """One ``_bulk`` request; adds to ``result`` and collects the items to re-send in ``retry``."""
+    body = b"".join([line for _, line in chunk])
+    try:
+        answer = client.bulk(index=name, operations=body, filter_path=BULK_FILTER_PATH).body  # type: ignore[arg-type]
+    except ApiError as error:
+        # The whole request was refused (after the client's own retries of 429/502/503/504).
+        status = error.status_code
+        _raise_if_auth(status, str(error))
+        if status in RETRYABLE_ITEM_STATUSES:
+            retry.extend(chunk)
+            return
+        reason = _reason(error.body.get("error") if isinstance(error.body, dict) else error.message)
+        result.rejected.extend(Rejection(record_id, reason, status) for record_id, _ in chunk)
+        return
+    if not answer.get("errors"):
+        result.shipped += len(chunk)
+        return
+    items = answer.get("items") or []
+    if len(items) != len(chunk):
+        raise SinkUnavailable(f"Elasticsearch answered {len(items)} items to a bulk request of {len(chunk)}")
+    for operation, item in zip(chunk, items, strict=True):
+        info = next(iter(item.values()))
+        status = info.get("status")
+        # 409: the document is already there (a data stream's create of a re-shipped record).
+        if status is not None and (status < 300 or status == 409):
+            result.shipped += 1
+        elif status in RETRYABLE_ITEM_STATUSES:
+            retry.append(operation)
+        else:
+            _raise_if_auth(status, str(info.get("error")))
+            result.rejected.append(Rejection(operation[0], _reason(info.get("error")), status))
 
 
 @contextmanager
@@ -131,55 +419,6 @@ def _network_errors(connection: ElasticsearchConnection) -> Iterator[None]:
         raise SinkUnavailable(f"TLS with Elasticsearch at {connection.url} failed: {error.message}") from error
     except TransportError as error:  # ApiError (an answer) is not a TransportError
         raise SinkUnavailable(f"cannot reach Elasticsearch at {connection.url}: {error.message}") from error
-
-
-def _ship(client: Elasticsearch, target: ExportTarget, stream: str, records: list[dict[str, Any]]) -> ShipResult:
-    index = index_name(target, stream)
-    try:
-        if target.config.get("index_template", True):
-            ensure_index_template(client, index)
-    except ApiError as error:
-        _raise_if_auth(error.status_code, str(error))
-        raise
-    pending = {
-        record["record_id"]: {
-            "_op_type": "index",
-            "_index": index,
-            "_id": record["record_id"],
-            "_source": to_document(stream, record),
-        }
-        for record in records
-    }
-    result = ShipResult()
-    for attempt in range(ITEM_RETRIES + 1):
-        if attempt:
-            result.retried += len(pending)
-            pause(backoff_delay(attempt - 1))
-        retry: dict[str, dict[str, Any]] = {}
-        for ok, item in helpers.streaming_bulk(
-            client,
-            list(pending.values()),
-            chunk_size=CHUNK_SIZE,
-            max_chunk_bytes=MAX_CHUNK_BYTES,
-            raise_on_error=False,
-            raise_on_exception=False,
-            max_retries=0,
-        ):
-            info = next(iter(item.values()))
-            status = info.get("status")
-            if ok or status == 409:  # 409: the document is already there, which is what we want
-                result.shipped += 1
-            elif status in RETRYABLE_ITEM_STATUSES:
-                retry[info["_id"]] = pending[info["_id"]]
-            else:
-                _raise_if_auth(status, str(info.get("error")))
-                result.rejected.append(Rejection(info["_id"], _reason(info.get("error")), status))
-        pending = retry
-        if not pending:
-            return result
-    raise SinkUnavailable(
-        f"Elasticsearch still refused {len(pending)} documents as busy after {ITEM_RETRIES} retries"
-    )
 
 
 def _raise_if_auth(status: int | None, detail: str) -> None:
@@ -199,7 +438,7 @@ def _reason(error: Any) -> str:
 
 
 def check_connection(connection: ElasticsearchConnection, target: ExportTarget) -> list[Check]:
-    """Reach the cluster (``GET /``), which also proves the credentials."""
+    """Reach the cluster (``GET /``), which also proves the credentials, then install the templates."""
     client = connection.get_client(request_timeout=request_timeout())
     try:
         with _network_errors(connection):
@@ -217,4 +456,5 @@ def check_connection(connection: ElasticsearchConnection, target: ExportTarget) 
     return [
         Check("reachable", True, f"Elasticsearch {version} at {connection.url}"),
         Check("credentials", True, "accepted"),
+        *prepare_target(connection, target),
     ]
