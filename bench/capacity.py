@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.api_throughput import load as closed_loop  # noqa: E402
-from bench.export_throughput import PASSWORD as ES_PASSWORD  # noqa: E402
+from bench.export_throughput import SECRETS  # noqa: E402
 from bench.export_throughput import seed as seed_inference_logs  # noqa: E402
 from bench.process_cpu import children_of, machine_busy_seconds, process_table, tree, tree_cpu_seconds  # noqa: E402
 from bench.webhook_load import EventLoad, Receivers, create_webhooks, offer_events, percentile, warm_up  # noqa: E402
@@ -341,7 +341,7 @@ def export_once(shape: Shape, es_url: str, organization: str, key: str, records:
         "type": "elasticsearch",
         "streams": ["inference_logs"],
         "config": {"url": es_url},
-        "credentials": {"username": "elastic", "password": ES_PASSWORD},
+        "credentials": SECRETS["elasticsearch"],
     }
     with httpx.Client(base_url=shape.api, headers={"Authorization": f"Bearer {key}"}, timeout=60) as api:
         created = api.post(f"/organizations/{organization}/exports", json=body)
@@ -616,9 +616,9 @@ def say(text: str) -> None:
 
 
 def start_es_fake(env: dict[str, str], stack: ExitStack) -> tuple[subprocess.Popen, str]:
-    """The Elasticsearch fake of bench/export_throughput.py, in a process of its own."""
+    """The answer-at-once Elasticsearch stub (bench/sink_stubs.py), in a process of its own."""
     fake = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "export_throughput.py"), "--serve-fake"],
+        [sys.executable, str(ROOT / "bench" / "sink_stubs.py")],
         env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
 

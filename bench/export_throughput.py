@@ -55,8 +55,8 @@ SECRETS = {
 }
 
 
-def seed(database_url: str, count: int) -> None:
-    """Write ``count`` inference logs for organization ``ORG``."""
+def seed(database_url: str, count: int, org_id: str = ORG) -> str:
+    """Write ``count`` inference logs for a new organization (``ORG`` unless named); returns its id."""
     from datetime import datetime, timedelta
 
     from sqlalchemy import insert
@@ -68,12 +68,12 @@ def seed(database_url: str, count: int) -> None:
     upgrade(database_url)
     start = datetime(2026, 11, 1, tzinfo=UTC)
     with session_scope(database_url) as session:
-        session.add(Organization(id=ORG))
+        session.add(Organization(id=org_id))
     batch = 20_000
     for offset in range(0, count, batch):
         rows = [
             {
-                "organization_id": ORG,
+                "organization_id": org_id,
                 "model": "churn",
                 "model_version": "3",
                 "timestamp": start + timedelta(milliseconds=i),
@@ -87,6 +87,7 @@ def seed(database_url: str, count: int) -> None:
         ]
         with session_scope(database_url) as session:
             session.execute(insert(InferenceLog), rows)
+    return org_id
 
 
 def export_config(sink: str, url: str) -> tuple[str, dict[str, Any]]:
