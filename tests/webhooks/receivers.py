@@ -51,7 +51,11 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
-                record = Received({k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length))
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender died mid-request: nothing was delivered
+                    self.close_connection = True
+                    return
+                record = Received({k.lower(): v for k, v in self.headers.items()}, body)
                 with receiver._lock:
                     index = len(receiver.received)
                     receiver.received.append(record)
