@@ -33,7 +33,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from webhook_fanout import ROOT  # noqa: E402
+from webhook_fanout import _environment as fanout_environment  # noqa: E402
 
 
 class Arrivals:
@@ -62,28 +65,16 @@ class Arrivals:
 
 
 def _environment(workdir: Path) -> dict[str, str]:
+    """The webhook benchmarks' environment, plus the public URL MLflow calls back and its port."""
     from tests.support.servers import free_port
 
-    prefect_port, api_port, mlflow_port = free_port(), free_port(), free_port()
-    env = {
-        "PREFECT_HOME": str(workdir / "prefect"),
-        "PREFECT_API_URL": f"http://127.0.0.1:{prefect_port}/api",
-        "PREFECT_SERVER_API_HOST": "127.0.0.1",
-        "PREFECT_SERVER_API_PORT": str(prefect_port),
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{workdir / 'prefect.db'}",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_LOCAL_STORAGE_PATH": str(workdir / "prefect" / "storage"),
-        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
-        "MODELPULSE_HOME": str(workdir),
-        "MODELPULSE_DATABASE_URL": f"sqlite:///{workdir / 'modelpulse.db'}",
-        "MODELPULSE_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
-        "MODELPULSE_API_PORT": str(api_port),
-        "MODELPULSE_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
-        "BENCH_MLFLOW_PORT": str(mlflow_port),
-        "PYTHONPATH": str(ROOT),
+    env = fanout_environment(workdir)
+    extra = {
+        "MODELPULSE_PUBLIC_URL": f"http://127.0.0.1:{env['MODELPULSE_API_PORT']}",
+        "BENCH_MLFLOW_PORT": str(free_port()),
     }
-    os.environ.update(env)
-    return dict(os.environ)
+    os.environ.update(extra)
+    return env | extra
 
 
 def _mlflow_env(env: dict[str, str]) -> dict[str, str]:
