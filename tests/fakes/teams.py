@@ -14,12 +14,15 @@ It answers as the workflow's Logic Apps trigger does:
     429 WorkflowRequestsThrottled       (scripted) with ``Retry-After: 1``
     502 BadGateway / 503 ServiceUnavailable  (scripted)
 
-``messages`` holds every accepted message; ``problems(message)`` returns what Teams would refuse.
+``messages`` holds every accepted message; ``problems(message)`` returns what Teams would refuse;
+``formatting(text)`` what Markdown a TextBlock (or a fact's value) would apply to ``text``.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import string
 from typing import Any
 
 from tests.fakes.server import FakeServer, Reply, Request
@@ -79,6 +82,43 @@ def problems(message: Any) -> list[str]:
     if len(json.dumps(message).encode()) > MESSAGE_MAX_BYTES:
         found.append(f"the message is larger than {MESSAGE_MAX_BYTES} bytes")
     return found
+
+
+_BLOCK_MARKER = re.compile(r"[ \t]*(#|>|[-+*][ \t]|\d+\.[ \t])")
+_INLINE_MARKERS = {"*": "emphasis", "_": "emphasis", "`": "code", "~": "strike-through"}
+
+
+def formatting(text: str) -> list[str]:
+    """The Markdown a TextBlock would apply to ``text`` (empty: shown as written).
+
+    A reading of the subset Adaptive Cards render: a backslash before ASCII punctuation makes it
+    literal; emphasis, code, strike-through and ``[label](url)`` links inline; headings, quotes and
+    list items at a line's start.
+    """
+    found = []
+    for number, line in enumerate(text.split("\n")):
+        marker = _BLOCK_MARKER.match(line)
+        if marker:
+            found.append(f"line {number}: starts with {marker.group(1).strip()!r}")
+        index, link_open = 0, False
+        while index < len(line):
+            char = line[index]
+            if char == "\\" and index + 1 < len(line) and line[index + 1] in string.punctuation:
+                index += 2
+                continue
+            if char in _INLINE_MARKERS:
+                found.append(f"line {number}: {_INLINE_MARKERS[char]} ({char!r} at {index})")
+            elif char == "[":
+                link_open = True
+            elif char == "]" and link_open and line[index + 1 : index + 2] == "(":
+                found.append(f"line {number}: a link at {index}")
+            index += 1
+    return found
+
+
+def shown(text: str) -> str:
+    """``text`` as a TextBlock shows it once its escapes are read (what the channel sees)."""
+    return re.sub(rf"\\([{re.escape(string.punctuation)}])", r"\1", text)
 
 
 class TeamsFake(FakeServer):

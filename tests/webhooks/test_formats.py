@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
 from store.event_catalog import CATALOG
@@ -202,3 +203,35 @@ def test_error_texts_quote_the_receivers_reason():
     answer = '{"status": "invalid event", "message": "Event object is invalid", "errors": ["Invalid routing key"]}'
     assert pagerduty.classify(400, answer).error == "HTTP 400: Event object is invalid: Invalid routing key"
     assert "workflow was deleted" in teams.classify(404, '{"error": {"code": "WorkflowNotFound"}}').disable_detail
+
+
+MARKDOWN = "**pwned** _x_ [click here](https://evil.example/) `rm -rf` ~~gone~~ back\\slash *"
+
+
+def _card_texts(message: dict) -> list[str]:
+    body = message["attachments"][0]["content"]["body"]
+    texts = [element["text"] for element in body if element["type"] == "TextBlock"]
+    return texts + [fact["value"] for element in body if element["type"] == "FactSet" for fact in element["facts"]]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        event("threshold.breached", {"model": MARKDOWN, "metric": "# heading", "operator": ">", "threshold": 1}),
+        event("recommendation.created", {"model": "- item\n> quote\n12. one", "kind": "retrain", "reason": MARKDOWN}),
+    ],
+    ids=["threshold", "recommendation"],
+)
+def test_teams_cards_show_event_text_as_written_not_as_markdown(payload):
+    """Event text cannot bold, link or list anything on the card: Teams shows it character for character."""
+    with teams_fake.TeamsFake() as fake:
+        response = httpx.post(fake.workflow_url, content=teams.render(payload, DESTINATION).body)
+        assert response.status_code == 202, response.text
+    [message] = fake.messages
+    texts = _card_texts(message)
+    for text in texts:
+        assert teams_fake.formatting(text) == [], text
+    shown = "\n".join(teams_fake.shown(text) for text in texts)
+    for value in payload["data"].values():
+        if isinstance(value, str) and len(value) > 1:
+            assert value in shown

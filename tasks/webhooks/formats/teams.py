@@ -7,6 +7,10 @@ coloured by severity, the headline, the key figures as a FactSet and a "View in 
 when ``MODELPULSE_PUBLIC_URL`` is set. Teams refuses messages over about 28 KB, so text is clipped
 well below that.
 
+TextBlocks and fact values are rendered as a Markdown subset (emphasis, links, lists), so text that
+comes from the event (a model name, a reason) is clipped first, then backslash-escaped: it shows as
+written and cannot format the card or add a link to it.
+
 The workflow answers ``202 Accepted``. A ``404`` whose error code is ``WorkflowNotFound`` (the
 workflow was deleted) disables the webhook like a 410; 429 and 5xx are retried; any other error is
 recorded and not retried.
@@ -15,6 +19,7 @@ recorded and not retried.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from tasks.webhooks.formats.alerts import Alert, alert_for
@@ -31,6 +36,22 @@ FACTS_MAX = 10
 
 _COLOR = {"critical": "Attention", "error": "Attention", "warning": "Warning", "info": "Accent"}
 
+# Emphasis, strike-through, code and links anywhere (one pass, so an added backslash is never escaped
+# again); headings, quotes, list items and ordered-list numbers at a line's start, after its indent.
+_INLINE = re.compile(r"([\\*_`~\[\]()])")
+_LINE_START = re.compile(r"^([ \t]*)(?:([#>+-])|(\d+)\.)", re.MULTILINE)
+
+
+def _line_start(match: re.Match[str]) -> str:
+    indent, marker, number = match.groups()
+    return f"{indent}\\{marker}" if marker else f"{indent}{number}\\."
+
+
+def markdown_text(text: str, limit: int) -> str:
+    """``text`` clipped to ``limit`` characters, then escaped so a TextBlock shows it as written."""
+    escaped = _INLINE.sub(r"\\\1", clip(text, limit))
+    return _LINE_START.sub(_line_start, escaped)
+
 
 def card(alert: Alert) -> dict[str, Any]:
     """The Adaptive Card for one alert."""
@@ -38,23 +59,24 @@ def card(alert: Alert) -> dict[str, Any]:
     body: list[dict[str, Any]] = [
         {
             "type": "TextBlock",
-            "text": clip(f"{alert.label}: {alert.title}: {alert.subject}", 300),
+            "text": markdown_text(f"{alert.label}: {alert.title}: {alert.subject}", 300),
             "weight": "Bolder",
             "size": "Medium",
             "color": color,
             "wrap": True,
         },
-        {"type": "TextBlock", "text": clip(alert.headline, TEXT_MAX), "wrap": True},
+        {"type": "TextBlock", "text": markdown_text(alert.headline, TEXT_MAX), "wrap": True},
     ]
     if alert.facts:
         facts = [
-            {"title": clip(label, 100), "value": clip(value, FACT_MAX)} for label, value in alert.facts[:FACTS_MAX]
+            {"title": clip(label, 100), "value": markdown_text(value, FACT_MAX)}
+            for label, value in alert.facts[:FACTS_MAX]
         ]
         body.append({"type": "FactSet", "facts": facts})
     body.append(
         {
             "type": "TextBlock",
-            "text": clip(f"{alert.event_type} · {alert.event_id} · {alert.timestamp}", 300),
+            "text": markdown_text(f"{alert.event_type} · {alert.event_id} · {alert.timestamp}", 300),
             "isSubtle": True,
             "size": "Small",
             "wrap": True,
