@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from api.errors import Conflict, NotFound, ServiceUnavailable, validation_problem
 from api.pagination import paginate
 from api.schemas.common import MASK, PageQuery
+from blocks.cache import forget
 from blocks.connections import credentials_of, delete_connection, find_connection, save_connection
 from store.ids import new_id
 from store.models import utcnow
@@ -183,6 +184,7 @@ class ConnectedRecords:
             delete_connection(self.kind, record.id)
         except PREFECT_ERRORS as error:
             raise secrets_store_unavailable(error) from None
+        forget(self.kind, record.id)  # this process's client of the deleted credentials
         if self.subscriptions is not None:
             self.subscriptions.unsubscribe(record, block)
         session.delete(record)
@@ -218,3 +220,4 @@ class ConnectedRecords:
         except PREFECT_ERRORS as error:
             session.rollback()
             raise secrets_store_unavailable(error) from None
+        forget(self.kind, record.id)  # the client of the credentials just replaced
