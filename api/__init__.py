@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api.standard_json import StandardJSONProvider
 from store.settings import get_settings
@@ -24,12 +25,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         DATABASE_URL=settings.resolved_database_url,
         PUBLIC_URL=settings.public_url,
         RATE_LIMIT_PER_MINUTE=settings.rate_limit_per_minute,
+        AUTH_FAILURES_PER_MINUTE=settings.auth_failures_per_minute,
+        TRUSTED_PROXIES=settings.trusted_proxies,
         JSON_SORT_KEYS=False,
         MAX_BODY_BYTES=settings.max_body_bytes,
         MAX_INFERENCE_LOG_BODY_BYTES=settings.max_inference_log_body_bytes,
     )
     if test_config:
         app.config.from_mapping(test_config)
+    if app.config["TRUSTED_PROXIES"]:
+        # Only the proxies' own entries are trusted: a client cannot choose its address by sending the header.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["TRUSTED_PROXIES"])  # type: ignore[method-assign]
     app.json = StandardJSONProvider(app)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 

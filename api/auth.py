@@ -1,9 +1,14 @@
 """Bearer-key authentication, scoped to the organization in the path.
 
 A key used on another organization's path gets 404, never 403: the API does not confirm that the
-other organization exists. Each authenticated request counts against its key's rate limit
-(api/rate_limits.py); a key's ``last_used_at`` is written at most about once a minute, after the
-response has been sent, and only for requests on the key's own organization.
+other organization exists. On its own organization's path, a key whose role may not call the
+operation gets 403 (``api/permissions.py``). Each authenticated request counts against its key's
+rate limit (api/rate_limits.py); a key's ``last_used_at`` is written at most about once a minute,
+after the response has been sent, and only for requests on the key's own organization.
+
+A presented key costs one indexed read (by its hash; unknown keys are not cached, api/key_cache.py).
+A refused one (unknown, revoked, expired) also counts against the client address, which is answered
+429 before any lookup once it has had ``MODELPULSE_AUTH_FAILURES_PER_MINUTE`` refusals this minute.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.db import db
 from api.errors import NotFound, Unauthorized
 from api.key_cache import KeyCache
-from api.rate_limits import enforce_rate_limit
+from api.permissions import require_role
+from api.rate_limits import count_authentication_failure, enforce_rate_limit, refuse_failing_client
 from store.db import session_scope
 from store.models import utcnow
 from store.organizations import KeyRecord, record_key_use
@@ -27,23 +33,27 @@ from store.organizations import KeyRecord, record_key_use
 log = logging.getLogger(__name__)
 
 KEY_USE_GRANULARITY = timedelta(minutes=1)
+_REFUSALS = {
+    "invalid": "The API key is invalid.",
+    "revoked": "The API key has been revoked.",
+    "expired": "The API key has expired.",
+}
 
 
 def authenticated_key() -> KeyRecord:
     """The request's bearer key, if it is active; raises ``Unauthorized`` (saying whether the key is
-    unknown, revoked or expired, and nothing else)."""
+    unknown, revoked or expired, and nothing else), or ``TooManyAuthenticationFailures`` before any
+    lookup when the client address had too many keys refused this minute."""
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         raise Unauthorized()
+    refuse_failing_client()
     record = current_app.extensions["key_cache"].lookup(db(), key)
-    if record is None:
-        raise Unauthorized("The API key is invalid.")
-    status = record.status(utcnow())
-    if status == "revoked":
-        raise Unauthorized("The API key has been revoked.")
-    if status == "expired":
-        raise Unauthorized("The API key has expired.")
+    status = record.status(utcnow()) if record is not None else "invalid"
+    if status != "active":
+        count_authentication_failure()
+        raise Unauthorized(_REFUSALS[status])
     return record
 
 
@@ -111,6 +121,8 @@ def require_organization_key(blueprint: Blueprint, owned: dict[str, type] | None
         if view_args.get("organization_id") != organization_id:
             raise NotFound("No such organization.")
         _note_key_use(key.id)
+        if request.url_rule is not None:  # None only for a request no route matched, answered 404/405
+            require_role(key.role, request.method, request.url_rule.rule)
         for parameter, model in (owned or {}).items():
             record_id = view_args.get(parameter)
             if record_id is None:

@@ -3,7 +3,8 @@
     modelpulse up [--roles R,R]         bring this machine's roles up (default: all; what `make up` runs)
     modelpulse run PROCESS [ARGS]       run one process of a role in the foreground (containers, systemd)
     modelpulse keys create ORG_ID       create an API key (and the organization if missing); prints the key
-    modelpulse keys list ORG_ID         the organization's keys: created, by whom, last used, status
+                                        --role admin|publisher|viewer (default admin)
+    modelpulse keys list ORG_ID         the organization's keys: role, created, by whom, last used, status
     modelpulse keys revoke KEY_ID       revoke a key (by id, or the key itself); every API process refuses it within 5 s
     modelpulse db upgrade               apply the database migrations
 """
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from store.key_roles import DEFAULT_KEY_ROLE, KEY_ROLES
 from store.settings import get_settings
 
 if TYPE_CHECKING:
@@ -102,8 +104,15 @@ def _timestamp(moment: datetime | None) -> str:
     metavar="DAYS",
     help="The key stops working this many days from now (fractions allowed); default: never.",
 )
+@click.option(
+    "--role",
+    type=click.Choice(KEY_ROLES),
+    default=DEFAULT_KEY_ROLE,
+    show_default=True,
+    help="admin: every operation; publisher: only POST .../events and .../inference-logs; viewer: only reads.",
+)
 @BY_OPTION
-def create_key(organization_id: str, expires_in_days: float | None, actor: str) -> None:
+def create_key(organization_id: str, expires_in_days: float | None, role: str, actor: str) -> None:
     """Create an API key for ORGANIZATION_ID (created if missing); prints only the key."""
     from store.models import utcnow
     from store.organizations import check_organization_id, create_api_key
@@ -114,17 +123,17 @@ def create_key(organization_id: str, expires_in_days: float | None, actor: str) 
         raise click.BadParameter(str(error), param_hint="ORGANIZATION_ID") from None
     expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days is not None else None
     with database_session() as session:
-        key = create_api_key(session, organization_id, created_by=actor, expires_at=expires_at)
+        key = create_api_key(session, organization_id, created_by=actor, expires_at=expires_at, role=role)
     click.echo(key)
 
 
-KEY_COLUMNS = ("ID", "PREFIX", "CREATED", "CREATED BY", "LAST USED", "EXPIRES", "STATUS", "REVOKED AT", "REVOKED BY")
+KEY_COLUMNS = ("ID", "PREFIX", "ROLE", "CREATED", "CREATED BY", "LAST USED", "EXPIRES", "STATUS", "REVOKED AT", "REVOKED BY")
 
 
 @keys.command("list")
 @click.argument("organization_id")
 def list_keys(organization_id: str) -> None:
-    """List the API keys of ORGANIZATION_ID: who made them, when, last use, status. Never the keys."""
+    """List the API keys of ORGANIZATION_ID: role, who made them, when, last use, status. Never the keys."""
     from store.models import utcnow
     from store.organizations import check_organization_id, key_status, list_api_keys
 
@@ -142,6 +151,7 @@ def list_keys(organization_id: str) -> None:
             (
                 api_key.id,
                 api_key.prefix + "...",
+                api_key.role,
                 _timestamp(api_key.created_at),
                 api_key.created_by or "-",
                 _timestamp(api_key.last_used_at),

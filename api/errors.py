@@ -4,15 +4,22 @@ Exception tree (catch the base to catch them all)::
 
     Problem                      any status, title, detail, optional per-field errors
     ├── Unauthorized       401   missing/invalid bearer key (adds WWW-Authenticate)
+    ├── InsufficientRole   403   the key's role may not call the operation (type INSUFFICIENT_ROLE)
     ├── NotFound           404   unknown id, or another organization's resource
     ├── Conflict           409   duplicate name within an organization
     ├── PayloadTooLarge    413   a request body past its limit, refused before it is read
     ├── UnsupportedMediaType 415 a body that is not declared as JSON, or is compressed
     ├── Unprocessable      422   a failed validation (or a body that is not standard JSON), naming each field
     ├── TooManyRequests    429   the API key's requests per minute are used up (adds Retry-After)
+    │   └── TooManyAuthenticationFailures  the client address's refused keys per minute are used up
+    │                                      (type AUTHENTICATION_FAILURES, adds Retry-After)
     ├── UpstreamError      502   a platform or sink answered with an error during a synchronous call
     ├── ServiceUnavailable 503   our own database or Prefect server cannot be reached (adds Retry-After)
     └── UpstreamTimeout    504   ... or did not answer in time
+
+Problems have ``type`` ``about:blank`` (the status says it all) except those with a type of their
+own, documented in the README and ``/openapi.json``: ``INSUFFICIENT_ROLE`` and ``AUTHENTICATION_FAILURES``.
+They are identifiers (URNs), not links.
 
 Unhandled database connection failures (SQLAlchemy ``OperationalError``/``InterfaceError``, a pool
 timeout) and transport failures (``httpx.TransportError``, from the Prefect client) also leave as 503.
@@ -32,11 +39,14 @@ from werkzeug.exceptions import HTTPException
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+INSUFFICIENT_ROLE = "urn:modelpulse:problem:insufficient-role"
+AUTHENTICATION_FAILURES = "urn:modelpulse:problem:authentication-failures"
 
 
 class Problem(Exception):
     status = 500
     title = "Internal Server Error"
+    type = "about:blank"
 
     def __init__(
         self,
@@ -46,6 +56,7 @@ class Problem(Exception):
         status: int | None = None,
         title: str | None = None,
         headers: dict[str, str] | None = None,
+        extensions: dict[str, Any] | None = None,
     ):
         super().__init__(detail or self.title)
         self.detail = detail
@@ -53,10 +64,11 @@ class Problem(Exception):
         self.status = status or self.status
         self.title = title or self.title
         self.headers = headers or {}
+        self.extensions = extensions or {}  # RFC 9457 extension members of the problem type
 
     def to_response(self) -> Response:
         body: dict[str, Any] = {
-            "type": "about:blank",
+            "type": self.type,
             "title": self.title,
             "status": self.status,
         }
@@ -64,6 +76,7 @@ class Problem(Exception):
             body["detail"] = self.detail
         if self.errors is not None:
             body["errors"] = self.errors
+        body.update(self.extensions)
         response = Response(json.dumps(body), status=self.status, mimetype=PROBLEM_JSON)
         response.headers.update(self.headers)
         return response
@@ -75,6 +88,22 @@ class Unauthorized(Problem):
 
     def __init__(self, detail: str = "A valid API key is required: 'Authorization: Bearer <key>'."):
         super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="modelpulse"'})
+
+
+class InsufficientRole(Problem):
+    """The key is valid, but its role may not call this operation; ``role`` and ``allowed_roles`` say
+    which role it has and which would do."""
+
+    status = 403
+    title = "Forbidden"
+    type = INSUFFICIENT_ROLE
+
+    def __init__(self, role: str, allowed: tuple[str, ...], operation: str):
+        needed = " or ".join(repr(r) for r in allowed)
+        super().__init__(
+            f"This API key's role is {role!r}; {operation} needs the role {needed}.",
+            extensions={"role": role, "allowed_roles": list(allowed)},
+        )
 
 
 class NotFound(Problem):
@@ -116,6 +145,12 @@ class Unprocessable(Problem):
 class TooManyRequests(Problem):
     status = 429
     title = "Too Many Requests"
+
+
+class TooManyAuthenticationFailures(TooManyRequests):
+    """Too many refused keys from one client address this minute: refused before any key is looked up."""
+
+    type = AUTHENTICATION_FAILURES
 
 
 class UpstreamError(Problem):

@@ -9,6 +9,8 @@ from flask import Flask
 from pydantic import BaseModel, TypeAdapter
 
 from api.endpoint import EndpointSpec
+from api.errors import AUTHENTICATION_FAILURES, INSUFFICIENT_ROLE
+from api.permissions import roles_allowed
 from api.schemas.events import example_event
 from api.standard_json import MAX_DEPTH
 from store.event_catalog import CATALOG, EventType
@@ -37,12 +39,15 @@ PROBLEM_SCHEMA = {
 PROBLEM_TITLES = {
     400: "Bad request",
     401: "Missing or invalid API key",
+    403: f"The API key's role may not call this operation (type `{INSUFFICIENT_ROLE}`, naming `role` and "
+    "`allowed_roles`)",
     404: "Not found (or another organization's)",
     409: "Conflict: a duplicate name in the organization, or the resource's state forbids it (disabled)",
     413: "Request body larger than the operation's limit (refused unread)",
     415: "Body not sent as uncompressed JSON (Content-Type: application/json)",
     422: "Validation failed, or the body is not standard JSON",
-    429: "The API key's requests per minute are used up (see Retry-After)",
+    429: "The API key's requests per minute are used up, or (type `" + AUTHENTICATION_FAILURES + "`) this "
+    "client address had too many invalid keys this minute (see Retry-After)",
     502: "Upstream platform error",
     503: "The database or the Prefect server is unavailable; retry after Retry-After seconds",
     504: "Upstream platform timed out",
@@ -50,6 +55,7 @@ PROBLEM_TITLES = {
 # What any authenticated operation may answer, whatever it does: every request counts against its
 # key's rate limit, and needs the database.
 EVERY_OPERATION_PROBLEMS = frozenset({429, 503})
+ROLES_NOTE = "API key roles allowed: {roles} (any other role is answered 403)."
 
 _SECONDS = {"type": "integer", "minimum": 0}
 RATE_LIMIT_HEADERS = {
@@ -184,6 +190,11 @@ def openapi_document(app: Flask) -> dict[str, Any]:
             }
             if spec.description:
                 operation["description"] = spec.description
+            if not spec.public:
+                allowed = roles_allowed(method, rule.rule)
+                operation["x-modelpulse-roles"] = list(allowed)
+                note = ROLES_NOTE.format(roles=", ".join(f"`{role}`" for role in allowed))
+                operation["description"] = f"{spec.description}\n\n{note}" if spec.description else note
             if spec.body is not None:
                 limit = int(app.config[spec.body_limit])
                 operation["requestBody"] = {
@@ -210,6 +221,8 @@ def openapi_document(app: Flask) -> dict[str, Any]:
             problems = set(spec.problems) | ({422} if spec.body is not None or spec.query is not None else set())
             if not spec.public:
                 problems |= EVERY_OPERATION_PROBLEMS
+                if operation["x-modelpulse-roles"] != ["admin", "publisher", "viewer"]:
+                    problems |= {403}
             problems |= {413, 415} if spec.body is not None else set()
             for status in sorted(problems):
                 operation["responses"][str(status)] = {

@@ -15,20 +15,31 @@ total does not show yet, so a window admits at most ``limit + processes x (batch
 (exactly ``limit`` when the limit is below 200, since every request is then counted before it is
 admitted). If the database cannot be written the limiter lets requests through (and logs it):
 a counter must not take the API down.
+
+The same machinery (same table, same batches) counts refused API keys per client address
+(``MODELPULSE_AUTH_FAILURES_PER_MINUTE``, default 30): the counter of an address is
+``addr_`` + a hash of it (the address itself is not stored), one upsert per refused key. Before a
+presented key is looked up, ``refuse_failing_client`` asks this process's knowledge of the address's
+count (``RateLimiter.peek``: no database round trip) and answers 429 past the limit, so a client that
+sprays keys costs nothing more until its minute ends. Each process learns the shared total when it
+counts a failure, so a window admits at most the limit plus one refused key per API process. The
+address is ``request.remote_addr``, the TCP peer: behind a load balancer or proxy, set
+``MODELPULSE_TRUSTED_PROXIES`` (``api/__init__.py``) or every client shares the proxy's count.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
 import time
 from dataclasses import dataclass
 
-from flask import Flask, Response, current_app, g
+from flask import Flask, Response, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.errors import TooManyRequests
+from api.errors import TooManyAuthenticationFailures, TooManyRequests
 from store.db import session_scope
 from store.rate_limits import WINDOW_SECONDS, add_key_requests, prune_key_request_counts, window_start
 
@@ -116,6 +127,24 @@ class RateLimiter:
             reset_seconds=max(1, math.ceil(window + WINDOW_SECONDS - now)),
         )
 
+    def peek(self, key_id: str, now: float | None = None) -> Decision:
+        """What ``admit`` would decide for ``key_id`` from this process's knowledge, counting nothing
+        and without a database round trip."""
+        now = time.time() if now is None else now
+        window = window_start(now)
+        seen = 0
+        state = self._windows.get(key_id)
+        if state is not None:
+            with state.lock:
+                if state.window == window:
+                    seen = state.shared + state.pending
+        return Decision(
+            allowed=seen < self.limit,
+            limit=self.limit,
+            remaining=max(0, self.limit - seen),
+            reset_seconds=max(1, math.ceil(window + WINDOW_SECONDS - now)),
+        )
+
     def _window_of(self, key_id: str, window: int) -> _KeyWindow:
         state = self._windows.get(key_id)
         if state is None:
@@ -167,6 +196,34 @@ def enforce_rate_limit(key_id: str) -> None:
         )
 
 
+def _client_counter() -> str:
+    """The counter of the request's client address (``remote_addr``; ``unknown`` when the server has none)."""
+    address = request.remote_addr or "unknown"
+    return "addr_" + hashlib.sha256(address.encode()).hexdigest()[:32]
+
+
+def refuse_failing_client() -> None:
+    """Raise ``TooManyAuthenticationFailures`` when the client address used up its refused keys this
+    minute; called before a presented key is looked up."""
+    limiter: RateLimiter | None = current_app.extensions.get("auth_failure_limiter")
+    if limiter is None:
+        return
+    decision = limiter.peek(_client_counter())
+    if not decision.allowed:
+        raise TooManyAuthenticationFailures(
+            f"More than {limiter.limit} invalid API keys a minute came from this address; "
+            f"no key is checked from it for {decision.reset_seconds} s.",
+            headers={"Retry-After": str(decision.reset_seconds)},
+        )
+
+
+def count_authentication_failure() -> None:
+    """Count one refused key (unknown, revoked or expired) against the request's client address."""
+    limiter: RateLimiter | None = current_app.extensions.get("auth_failure_limiter")
+    if limiter is not None:
+        limiter.admit(_client_counter())
+
+
 def _add_headers(response: Response) -> Response:
     decision: Decision | None = g.get("rate_limit")
     if decision is not None:
@@ -175,7 +232,12 @@ def _add_headers(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """One limiter per application (that is, per API process), unless ``RATE_LIMIT_PER_MINUTE`` is 0."""
+    """One limiter per application (that is, per API process) for keys' requests, one for addresses'
+    refused keys; each off when its limit (``RATE_LIMIT_PER_MINUTE``, ``AUTH_FAILURES_PER_MINUTE``) is 0."""
     limit = app.config["RATE_LIMIT_PER_MINUTE"]
     app.extensions["rate_limiter"] = RateLimiter(limit, app.config["DATABASE_URL"]) if limit > 0 else None
+    failures = app.config["AUTH_FAILURES_PER_MINUTE"]
+    app.extensions["auth_failure_limiter"] = (
+        RateLimiter(failures, app.config["DATABASE_URL"]) if failures > 0 else None
+    )
     app.after_request(_add_headers)

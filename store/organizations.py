@@ -1,7 +1,8 @@
 """Organizations and API keys. A key is shown once; only its SHA-256 is stored.
 
-A key's lifecycle: created (by whom, optionally until when), used (``last_used_at``, minute-granular),
-revoked (by whom, when). A key is *active* until it is revoked or its ``expires_at`` passes.
+A key's lifecycle: created (by whom, with which role, optionally until when), used (``last_used_at``,
+minute-granular), revoked (by whom, when). A key is *active* until it is revoked or its ``expires_at``
+passes. Its role (``KEY_ROLES``) says which operations it may call (``api/permissions.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from store.ids import new_id
+from store.key_roles import DEFAULT_KEY_ROLE, KEY_ROLES
 from store.models import ApiKey, Organization, utcnow
 
 KEY_PREFIX = "mpk_"
@@ -37,6 +39,7 @@ class KeyRecord:
     organization_id: str
     expires_at: datetime | None
     revoked: bool
+    role: str = DEFAULT_KEY_ROLE
 
     def status(self, now: datetime) -> str:
         """``active``, ``revoked`` or ``expired`` at ``now``."""
@@ -76,12 +79,15 @@ def create_api_key(
     *,
     created_by: str | None = None,
     expires_at: datetime | None = None,
+    role: str = DEFAULT_KEY_ROLE,
 ) -> str:
     """Create a key for the organization (created if missing) and return the plaintext key.
 
     ``created_by`` names who asked (a person, ``user@host``, or a tool); ``expires_at``, when given,
-    is the moment the key stops working.
+    is the moment the key stops working; ``role`` is one of ``KEY_ROLES`` (``ValueError`` otherwise).
     """
+    if role not in KEY_ROLES:
+        raise ValueError(f"a key's role is one of {', '.join(KEY_ROLES)}")
     ensure_organization(session, organization_id)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     session.add(
@@ -92,6 +98,7 @@ def create_api_key(
             prefix=key[:12],
             created_by=created_by,
             expires_at=expires_at,
+            role=role,
         )
     )
     return key
@@ -100,14 +107,18 @@ def create_api_key(
 def find_key(session: Session, key_hash: str) -> KeyRecord | None:
     """The key with this hash, whatever its status, or ``None``."""
     row = session.execute(
-        select(ApiKey.id, ApiKey.organization_id, ApiKey.expires_at, ApiKey.revoked_at).where(
+        select(ApiKey.id, ApiKey.organization_id, ApiKey.expires_at, ApiKey.revoked_at, ApiKey.role).where(
             ApiKey.key_hash == key_hash
         )
     ).first()
     if row is None:
         return None
     return KeyRecord(
-        id=row.id, organization_id=row.organization_id, expires_at=row.expires_at, revoked=row.revoked_at is not None
+        id=row.id,
+        organization_id=row.organization_id,
+        expires_at=row.expires_at,
+        revoked=row.revoked_at is not None,
+        role=row.role,
     )
 
 

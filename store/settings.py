@@ -64,6 +64,21 @@ class Settings(BaseSettings):
         ge=0,
         description="Requests per minute per API key, counted across every API process; 0 disables the limit.",
     )
+    auth_failures_per_minute: int = Field(
+        default=30,
+        ge=0,
+        description="Refused API keys per minute per client address (the request's peer address, "
+        "`remote_addr`), counted across every API process; past it that address is answered 429 "
+        "before any key lookup until the minute ends. 0 disables the limit.",
+    )
+    trusted_proxies: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="How many proxies (load balancers) in front of the API append to `X-Forwarded-For`: "
+        "the client address is then read from that header, this many entries from its end (werkzeug's "
+        "ProxyFix). 0: the header is ignored and the TCP peer is the client.",
+    )
     sink_timeout_seconds: float = Field(
         default=30.0,
         gt=0,

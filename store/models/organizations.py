@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, utcnow
@@ -36,6 +36,8 @@ class ApiKey(Base):
     revoked_by: Mapped[str | None] = mapped_column(String(200))
     # Written at most about once a minute per key (see api/auth.py), so it is a minute-granular "last seen".
     last_used_at: Mapped[datetime | None]
+    # admin | publisher | viewer: what the key may do (api/permissions.py). Keys made before roles are admins.
+    role: Mapped[str] = mapped_column(String(16), default="admin", server_default=text("'admin'"))
 
 
 class ApiKeyRequestCount(Base):
