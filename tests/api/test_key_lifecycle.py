@@ -67,7 +67,7 @@ def test_create_list_revoke_records_who_and_when(cli, database_url):
     rows = _listed(listed)
     assert list(rows) == [key_id, other_id]
     first = rows[key_id]
-    assert first["PREFIX"] == key[:12] + "..."
+    assert first["PREFIX"] == key[:12] + "..." and first["ROLE"] == "admin"  # the default role
     assert first["CREATED BY"] == "alice@laptop" and first["STATUS"] == "active"
     assert first["LAST USED"] == "-" and first["REVOKED AT"] == "-" and first["REVOKED BY"] == "-"
     expires = _key_row(database_url, key_id).expires_at
@@ -93,6 +93,28 @@ def test_create_list_revoke_records_who_and_when(cli, database_url):
     assert rows[other_id]["STATUS"] == "revoked"
 
 
+def test_create_with_a_role_which_the_api_enforces_and_list_shows(cli, database_url, client):
+    keys = {}
+    for role in ("viewer", "publisher", "admin"):
+        created = cli("keys", "create", "acme", "--role", role)
+        assert created.exit_code == 0, created.output
+        keys[role] = created.stdout.strip()
+    rows = _listed(cli("keys", "list", "acme"))
+    assert {role: rows[_id_of(database_url, key)]["ROLE"] for role, key in keys.items()} == {
+        "viewer": "viewer",
+        "publisher": "publisher",
+        "admin": "admin",
+    }
+    headers = {role: {"Authorization": f"Bearer {key}"} for role, key in keys.items()}
+    webhooks = "/organizations/acme/webhooks"
+    assert client.get(webhooks, headers=headers["viewer"]).status_code == 200
+    refused = client.post(webhooks, headers=headers["viewer"], json={})
+    assert refused.status_code == 403 and refused.get_json()["allowed_roles"] == ["admin"]
+    assert "'viewer'" in refused.get_json()["detail"] and "'admin'" in refused.get_json()["detail"]
+    assert client.get(webhooks, headers=headers["publisher"]).status_code == 403
+    assert client.post(webhooks, headers=headers["admin"], json={}).status_code == 422
+
+
 def test_list_shows_expired_keys(cli, database_url):
     with session_scope(database_url) as session:
         key = create_api_key(session, "acme", created_by="test", expires_at=utcnow() - timedelta(seconds=1))
@@ -109,6 +131,8 @@ def test_list_shows_expired_keys(cli, database_url):
         (("keys", "create", "acme", "--expires-in", "soon"), 2, "--expires-in"),
         (("keys", "create", "acme", "--expires-in", "1e9"), 2, "--expires-in"),
         (("keys", "create", "acme", "--by", " "), 2, "--by"),
+        (("keys", "create", "acme", "--role", "owner"), 2, "--role"),
+        (("keys", "create", "acme", "--role", ""), 2, "--role"),
         (("keys", "list", "no spaces"), 2, "ORGANIZATION_ID"),
         (("keys", "list", "nobody"), 1, "no organization 'nobody'"),
         (("keys", "revoke", "something"), 2, "KEY_ID_OR_KEY"),
