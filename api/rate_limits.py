@@ -22,7 +22,8 @@ The same machinery (same table, same batches) counts refused API keys per client
 presented key is looked up, ``refuse_failing_client`` asks this process's knowledge of the address's
 count (``RateLimiter.peek``: no database round trip) and answers 429 past the limit, so a client that
 sprays keys costs nothing more until its minute ends. Each process learns the shared total when it
-counts a failure, so a window admits at most the limit plus one refused key per API process. The
+counts a failure, so a window looks up at most the limit plus, per API process, the requests it had in
+flight when it learnt (one, for a client that waits for each answer; at most its threads). The
 address is ``request.remote_addr``, the TCP peer: behind a load balancer or proxy, set
 ``MODELPULSE_TRUSTED_PROXIES`` (``api/__init__.py``) or every client shares the proxy's count.
 """

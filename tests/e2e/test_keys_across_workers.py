@@ -24,7 +24,7 @@ import pytest
 from api.topology import role_commands
 from store.db import session_scope
 from store.organizations import create_api_key
-from store.rate_limits import window_start
+from store.rate_limits import WINDOW_SECONDS, window_start
 from store.settings import Settings
 from tests.support.servers import free_port, start_process, stop_process, wait_until_ready
 
@@ -78,10 +78,11 @@ class Gunicorn:
 
 @pytest.fixture
 def api_server(database_url, tmp_path) -> Iterator[Callable[..., Gunicorn]]:
-    """``api_server(rate_limit=N)`` starts the API with 2 workers on the test's database."""
+    """``api_server(rate_limit=N, auth_failures=M)`` starts the API with 2 workers on the test's database
+    (by default without the limit on refused keys per address: every request here comes from 127.0.0.1)."""
     processes = []
 
-    def start(rate_limit: int = 6000) -> Gunicorn:
+    def start(rate_limit: int = 6000, auth_failures: int = 0) -> Gunicorn:
         port = free_port()
         home = tmp_path / f"home-{port}"
         settings = Settings(home=home, database_url=database_url, api_port=port)
@@ -94,6 +95,7 @@ def api_server(database_url, tmp_path) -> Iterator[Callable[..., Gunicorn]]:
             "MODELPULSE_HOME": str(home),
             "MODELPULSE_DATABASE_URL": database_url,
             "MODELPULSE_RATE_LIMIT_PER_MINUTE": str(rate_limit),
+            "MODELPULSE_AUTH_FAILURES_PER_MINUTE": str(auth_failures),
         }
         process = start_process(argv, tmp_path / f"gunicorn-{port}.log", env=env, cwd=ROOT)
         processes.append(process)
@@ -177,3 +179,24 @@ def test_the_rate_limit_is_shared_by_the_workers(api_server, database_url):
     assert response.headers["content-type"].startswith("application/problem+json")
     assert 1 <= int(response.headers["Retry-After"]) <= 60
     assert response.headers["RateLimit-Limit"] == str(limit) and response.headers["RateLimit-Remaining"] == "0"
+
+
+def test_refused_keys_per_address_are_counted_by_the_workers_together(api_server):
+    limit = 20  # 2 workers x 4 threads: at most 8 lookups in flight when a worker reads the shared total
+    api = api_server(auth_failures=limit)
+    headers = {"Authorization": "Bearer mpk_not-a-real-key"}
+    # Every request comes from 127.0.0.1, so a burst must not straddle a minute: start one with time left.
+    left = WINDOW_SECONDS - time.time() % WINDOW_SECONDS
+    if left < 30:
+        time.sleep(left + 0.05)
+    started = time.time()
+    answers = api.send(headers, 4 * limit)
+    assert window_start(started) == window_start(time.time()), "the burst took more than 30 s"
+    looked_up = [a for a in answers if a.status == 401]
+    refused = [a for a in answers if a.status == 429]
+    assert len(looked_up) + len(refused) == 4 * limit
+    assert limit <= len(looked_up) <= limit + 8
+    assert len({a.pid for a in refused}) == 2  # each worker refused: neither counted alone
+    problem = refused[0].response.json()
+    assert problem["type"] == "urn:modelpulse:problem:authentication-failures"
+    assert 1 <= int(refused[0].response.headers["Retry-After"]) <= 60
