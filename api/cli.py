@@ -127,7 +127,9 @@ def create_key(organization_id: str, expires_in_days: float | None, role: str, a
     click.echo(key)
 
 
-KEY_COLUMNS = ("ID", "PREFIX", "ROLE", "CREATED", "CREATED BY", "LAST USED", "EXPIRES", "STATUS", "REVOKED AT", "REVOKED BY")
+KEY_COLUMNS = (
+    "ID", "PREFIX", "ROLE", "CREATED", "CREATED BY", "LAST USED", "EXPIRES", "STATUS", "REVOKED AT", "REVOKED BY"
+)
 
 
 @keys.command("list")
