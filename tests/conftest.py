@@ -37,6 +37,9 @@ os.environ.update(
         # Export events the moment they are written (tests/exports/test_settled_positions.py checks
         # the production window).
         "MODELPULSE_EXPORT_EVENT_SETTLE_SECONDS": "0",
+        # The fakes, registries and receivers listen on loopback; the egress policy refuses it by default
+        # (tests/test_egress.py and the webhook tests switch it back on).
+        "MODELPULSE_ALLOWED_PRIVATE_NETWORKS": "127.0.0.0/8,::1/128",
         "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
     }
 )
@@ -45,7 +48,6 @@ import pytest  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from store.migrate import upgrade  # noqa: E402
-
 from tests.support.databases import POSTGRES_MISSING, PostgresServer, postgres_binaries  # noqa: E402
 
 
