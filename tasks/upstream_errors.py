@@ -35,6 +35,7 @@ import json
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 MAX_FIELD_CHARS = 300
 _SPACE = re.compile(r"\s+")
@@ -192,11 +193,15 @@ def aws_error(error: Any) -> str:
 
 
 _MLFLOW_STATUS = re.compile(r"failed with error code (\d{3})")
+_MLFLOW_RETRIED_STATUS = re.compile(r"too many (\d{3}) error responses")
+_MLFLOW_REQUEST = re.compile(r"API request to (\S+) failed with exception")
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
 
 
 def mlflow_error(error: Any) -> str:
     """An ``mlflow.exceptions.MlflowException``: a ``RestException``'s JSON fields; otherwise MLflow's
-    text quotes a non-JSON body after ``Response body:``, which is dropped."""
+    text quotes a non-JSON body after ``Response body:`` (dropped) or a failed request's whole URL
+    and retry history (shortened to what failed, and where)."""
     payload = getattr(error, "json", None)
     if isinstance(payload, dict):
         return error_fields("mlflow", payload) or "MLflow answered an error without error_code or message"
@@ -204,4 +209,12 @@ def mlflow_error(error: Any) -> str:
     if "Response body:" in message:
         status = _MLFLOW_STATUS.search(message)
         return answer_summary("mlflow", int(status.group(1)) if status else 200, b"<omitted>")
+    retried = _MLFLOW_RETRIED_STATUS.search(message)
+    if retried:
+        return f"HTTP {retried.group(1)} after retries (body omitted)"
+    request = _MLFLOW_REQUEST.search(message)
+    if request:
+        parts = urlsplit(request.group(1))
+        cause = _ERRNO.search(message)
+        return bounded(f"could not connect to {parts.netloc}" + (f": {cause.group(1)}" if cause else ""))
     return bounded(message)
