@@ -180,16 +180,40 @@ def google_token_error(error: Any) -> str:
     return error_fields("oauth", data) or "the token endpoint's answer (not OAuth JSON) omitted"
 
 
+_AWS_XML_ERROR = re.compile(
+    r"^\s*(<\?xml[^>]*\?>\s*)?<(ErrorResponse|Error)\b.*?<Code>([^<]{1,200})</Code>\s*<Message>([^<]*)</Message>", re.S
+)
+
+
 def aws_error(error: Any) -> str:
-    """A ``botocore.exceptions.ClientError``. botocore puts an unparsable body in ``Message`` and
-    the status in ``Code``: a numeric code means there was no AWS error document."""
+    """A ``botocore.exceptions.ClientError``. botocore puts a body it cannot parse in ``Message``
+    (and the status in ``Code``): only AWS's XML error document (``<ErrorResponse>``, which a
+    JSON-protocol client does not parse) is read from it, never anything else."""
     response = getattr(error, "response", None) or {}
     status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
     code = str((response.get("Error") or {}).get("Code") or "")
     message = str((response.get("Error") or {}).get("Message") or "")
-    if not code or code.isdigit() or message.lstrip().startswith("<"):
+    if message.lstrip().startswith("<"):
+        document = _AWS_XML_ERROR.match(message[:65536])
+        if document is None:
+            return f"HTTP {status or code or '?'} (no AWS error document; body omitted)"
+        code, message = document.group(3), document.group(4)
+    elif not code or code.isdigit():
         return f"HTTP {status or code or '?'} (no AWS error document; body omitted)"
-    return answer_summary("aws", status, response) if status else "; ".join(_pair(code, message))
+    return f"HTTP {status}: " + "; ".join(_pair(code, message)) if status else "; ".join(_pair(code, message))
+
+
+_HOST_PORT = re.compile(r"host='([^']+)', port=(\d+)")
+
+
+def connect_failure(error: Any) -> str:
+    """A connection that failed before any answer (urllib3/requests text), in a few words:
+    ``could not connect to host:port: Connection refused``."""
+    text = str(error)
+    where, cause = _HOST_PORT.search(text), _ERRNO.search(text)
+    if where is None:
+        return bounded(text)
+    return bounded(f"could not connect to {where.group(1)}:{where.group(2)}" + (f": {cause.group(1)}" if cause else ""))
 
 
 _MLFLOW_STATUS = re.compile(r"failed with error code (\d{3})")
@@ -214,7 +238,11 @@ def mlflow_error(error: Any) -> str:
         return f"HTTP {retried.group(1)} after retries (body omitted)"
     request = _MLFLOW_REQUEST.search(message)
     if request:
-        parts = urlsplit(request.group(1))
+        where = urlsplit(request.group(1)).netloc
         cause = _ERRNO.search(message)
-        return bounded(f"could not connect to {parts.netloc}" + (f": {cause.group(1)}" if cause else ""))
+        if cause:
+            return bounded(f"could not connect to {where}: {cause.group(1)}")
+        if "timed out" in message.lower() or "timeout" in message.lower():
+            return f"{where} timed out"
+        return f"the request to {where} failed"
     return bounded(message)

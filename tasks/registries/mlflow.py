@@ -29,8 +29,8 @@ def platform_errors() -> Iterator[None]:
     try:
         yield
     except MlflowException as error:
-        message = mlflow_error(error)
-        if "failed with timeout exception" in str(error.message) or "timed out" in message.lower():
+        message, raw = mlflow_error(error), str(error.message).lower()
+        if "response body:" not in raw and ("timed out" in raw or "timeout" in raw):
             raise RegistryTimeout(f"MLflow did not answer in time: {message}") from error
         raise RegistryError(f"MLflow: {message}") from error
 

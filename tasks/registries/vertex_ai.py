@@ -20,7 +20,7 @@ from prefect_gcp import GcpCredentials
 
 from blocks.gcp import vertex_endpoint_client, vertex_model_client
 from tasks.registries.base import EndpointInfo, ModelVersionInfo, RegistryError, RegistryTimeout
-from tasks.upstream_errors import bounded, google_error, google_token_error
+from tasks.upstream_errors import bounded, connect_failure, google_error, google_token_error
 
 CALL_TIMEOUT_SECONDS = 20.0
 UPLOAD_TIMEOUT_SECONDS = 600.0
@@ -40,7 +40,7 @@ def _platform_errors() -> Iterator[None]:
             f"Vertex AI credentials were rejected by the token endpoint: {google_token_error(error)}"
         ) from error
     except (auth_exceptions.TransportError, requests.RequestException) as error:
-        raise RegistryError(f"Vertex AI could not be reached: {bounded(error)}") from error
+        raise RegistryError(f"Vertex AI could not be reached: {connect_failure(error)}") from error
 
 
 def _version_info(model: Model) -> ModelVersionInfo:
