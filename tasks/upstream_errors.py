@@ -204,11 +204,24 @@ def aws_error(error: Any) -> str:
 
 
 _HOST_PORT = re.compile(r"host='([^']+)', port=(\d+)")
+# The egress guard's own words (blocks/egress): safe to show, and the reason an operator needs.
+_EGRESS_REFUSAL = re.compile(
+    r"refused to connect to [\w.:\[\]-]+: "
+    r"(?:[0-9a-fA-F.:]+ is an? [a-z0-9 -]+ address(?: \(open it by listing its own network\))?(?:; )?)+"
+)
+
+
+def egress_refusal(error: Any) -> str | None:
+    """The egress policy's refusal quoted in a library's error text, if the connection was refused."""
+    refusal = _EGRESS_REFUSAL.search(str(error))
+    return bounded(refusal.group(0).rstrip()) if refusal else None
 
 
 def connect_failure(error: Any) -> str:
     """A connection that failed before any answer (urllib3/requests text), in a few words:
     ``could not connect to host:port: Connection refused``."""
+    if refusal := egress_refusal(error):
+        return refusal
     text = str(error)
     where, cause = _HOST_PORT.search(text), _ERRNO.search(text)
     if where is None:
@@ -236,6 +249,8 @@ def mlflow_error(error: Any) -> str:
     retried = _MLFLOW_RETRIED_STATUS.search(message)
     if retried:
         return f"HTTP {retried.group(1)} after retries (body omitted)"
+    if refusal := egress_refusal(message):
+        return refusal
     request = _MLFLOW_REQUEST.search(message)
     if request:
         where = urlsplit(request.group(1)).netloc
