@@ -53,6 +53,50 @@ def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
     shutil.rmtree(SESSION_DIR, ignore_errors=True)
 
 
+# --- The fast suite (`make check` = `pytest -m "not slow"`) ---------------------------------------
+# What is slow is decided here and only here: by directory, and by the fixtures a test uses (their
+# closure, so a fixture built on one of these is slow too). `make test` runs everything.
+SLOW_DIRECTORIES = {
+    "tests/production": "two-machine production clusters (PostgreSQL, Redis, `up` twice)",
+    "tests/e2e": "the real `make up` stack, gunicorn with several workers",
+}
+SLOW_FIXTURES = {
+    "postgres_admin_url": "a PostgreSQL server",
+    "_postgres_template": "a PostgreSQL server",
+    "mlflow_server": "`mlflow server` subprocess",
+    "moto": "moto server (SageMaker, CloudWatch, IAM)",
+    "served": "the API under gunicorn",
+    "api_server": "the API under gunicorn",
+    "fan_out_worker": "the webhook dispatcher subprocess",
+    "cluster": "two-machine production cluster",
+    "fuzz_app": "schemathesis/hypothesis fuzzing",
+}
+SLOW_PARAMS = {("database_url", "postgresql"): "the PostgreSQL run of a database test"}
+
+
+def slow_reason(item: pytest.Item) -> str | None:
+    """Why ``item`` is not in the fast suite, or ``None`` when it is."""
+    path = Path(str(item.path)).relative_to(ROOT).as_posix()
+    for directory, why in SLOW_DIRECTORIES.items():
+        if path.startswith(directory + "/"):
+            return why
+    for name in item.fixturenames:
+        if name in SLOW_FIXTURES:
+            return SLOW_FIXTURES[name]
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    for (name, value), why in SLOW_PARAMS.items():
+        if params.get(name) == value:
+            return why
+    return None
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: ARG001
+    for item in items:
+        why = slow_reason(item)
+        if why is not None:
+            item.add_marker(pytest.mark.slow(reason=why))
+
+
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[str]:
     """A real Prefect server (SQLite) on a free loopback port; yields its API URL."""
