@@ -70,6 +70,11 @@ SLOW_FIXTURES = {
     "fan_out_worker": "the webhook dispatcher subprocess",
     "cluster": "two-machine production cluster",
     "fuzz_app": "schemathesis/hypothesis fuzzing",
+    "prefect_worker": "`prefect worker start` subprocesses",
+    # Tests that wait out real timeouts: a sink or receiver that hangs or trickles, then the
+    # ship-page task's production retry backoff (2, 4, 8 s).
+    "short_timeouts": "waits out sink timeouts and the ship-page retry backoff",
+    "edge_settings": "waits out webhook receivers that hang, trickle or answer 10 MB",
 }
 SLOW_PARAMS = {("database_url", "postgresql"): "the PostgreSQL run of a database test"}
 
