@@ -49,7 +49,35 @@ from store.migrate import upgrade  # noqa: E402
 from tests.support.databases import POSTGRES_MISSING, PostgresServer, postgres_binaries  # noqa: E402
 
 
+_prefect_process = None  # the session's Prefect server, started early (see pytest_sessionstart)
+
+
+def _start_prefect_server():
+    global _prefect_process
+    if _prefect_process is None:
+        _prefect_process = start_process(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(PREFECT_PORT)],
+            SESSION_DIR / "prefect-server.log",
+        )
+    return _prefect_process
+
+
+def _stop_prefect_server() -> None:
+    global _prefect_process
+    if _prefect_process is not None:
+        stop_process(_prefect_process)
+        _prefect_process = None
+
+
+def pytest_sessionstart(session):
+    """Start the Prefect server now, so its start (10-30 s) overlaps collection; ``prefect_server``
+    waits for it, and it is stopped after collection if no selected test needs it."""
+    if not session.config.option.collectonly:
+        _start_prefect_server()
+
+
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
+    _stop_prefect_server()
     shutil.rmtree(SESSION_DIR, ignore_errors=True)
 
 
@@ -102,18 +130,20 @@ def pytest_collection_modifyitems(config, items):  # noqa: ARG001
             item.add_marker(pytest.mark.slow(reason=why))
 
 
+def pytest_collection_finish(session):
+    if not any("prefect_server" in item.fixturenames for item in session.items):
+        _stop_prefect_server()  # started early for nothing (pytest_sessionstart)
+
+
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[str]:
     """A real Prefect server (SQLite) on a free loopback port; yields its API URL."""
-    process = start_process(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(PREFECT_PORT)],
-        SESSION_DIR / "prefect-server.log",
-    )
+    process = _start_prefect_server()
     try:
         wait_until_ready(f"http://127.0.0.1:{PREFECT_PORT}/api/health", process, timeout=120)
         yield os.environ["PREFECT_API_URL"]
     finally:
-        stop_process(process)
+        _stop_prefect_server()
 
 
 @pytest.fixture(scope="session")
