@@ -1,9 +1,10 @@
-# `make up` brings the whole stack up; `make test` runs the whole suite. Both install first.
+# `make up` brings the whole stack up; `make test` runs the whole suite; `make check` the fast part of it
+# (tests marked `slow` by tests/conftest.py deselected). All install first.
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test clean
+.PHONY: install up test check clean
 
 install: $(STAMP)
 
@@ -19,7 +20,11 @@ up: install
 	$(PYTHON) -m api.cli up
 
 test: install
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest --durations=25
+
+# The inner loop: SQLite only, no servers started per test, no clusters, no `make up`, no fuzzing.
+check: install
+	$(PYTHON) -m pytest -m "not slow" -q -p no:cacheprovider --durations=25
 
 clean:
 	rm -rf $(VENV) .modelpulse .pytest_cache

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from api.credential_origins import moves_origin, secrets_must_be_resent
 from api.errors import Conflict, NotFound, ServiceUnavailable, validation_problem
 from api.pagination import paginate
 from api.schemas.common import MASK, PageQuery
@@ -51,6 +52,12 @@ def merge_credentials(stored: dict[str, Any], given: BaseModel | None) -> dict[s
         else:
             merged[name] = value
     return merged
+
+
+def kept_secrets(stored: dict[str, Any], given: BaseModel | None) -> list[str]:
+    """The stored secrets ``merge_credentials`` would keep: omitted or sent as the mask."""
+    sent = set() if given is None else {n for n in given.model_fields_set if getattr(given, n) != MASK}
+    return [name for name, value in stored.items() if value is not None and name not in sent]
 
 
 def _write_or_conflict(session: Session, name: str, write) -> None:  # noqa: ANN001
@@ -152,6 +159,9 @@ class ConnectedRecords:
             raise secrets_store_unavailable(error) from None
         previous = Previous(record.type, dict(record.config), getattr(record, "push_state", None), block)
         stored = credentials_of(self.kind, record.type, block) if body.type == record.type else {}
+        # Before anything is sent anywhere (a platform subscription, a sink's templates).
+        if stored and moves_origin(record.type, record.config, body.config.model_dump(mode="json")):
+            secrets_must_be_resent(f"credentials.{name}" for name in kept_secrets(stored, body.credentials))
         credentials = merge_credentials(stored, body.credentials)
         document = body.model_dump(mode="json", exclude={"credentials"}) | {"credentials": credentials}
         try:

@@ -2,7 +2,10 @@
 
 The block holds the signing secret, header values, and per format: the real URL of a ``slack`` or
 ``teams`` webhook (the URL is its credential; the record keeps ``https://host/********``) and the
-routing key of a ``pagerduty`` one. A PUT that omits a secret, or sends it masked, keeps it.
+routing key of a ``pagerduty`` one. A PUT that omits a secret, or sends it masked, keeps it, unless
+the PUT moves the webhook to another origin (``api.credential_origins``): then every header value and
+routing key must be sent again (a secret URL is, by being the new URL). The signing secret is
+ModelPulse's own and stays.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from api.connected_records import (
     flush_or_conflict,
     secrets_store_unavailable,
 )
+from api.credential_origins import moves_origin, secrets_must_be_resent
 from api.errors import Unprocessable
 from api.schemas.common import MASK
 from api.schemas.webhooks import WebhookIn
@@ -135,12 +139,27 @@ def merge_headers(stored: dict[str, str], body: WebhookIn) -> dict[str, str]:
     return merged
 
 
+def kept_secrets(stored: WebhookSecrets, stored_format: str, body: WebhookIn) -> list[str]:
+    """The secrets a PUT keeps by omission or the mask, as the API names them."""
+    values = stored.header_values()
+    if "headers" in body.model_fields_set:  # a header left out of the dict is dropped, not kept
+        kept = [f"headers.{name}" for name, value in body.headers.items() if value == MASK and name in values]
+    else:
+        kept = [f"headers.{name}" for name in values]
+    if body.format == stored_format == "pagerduty" and stored.routing_key_value():
+        if body.credentials.routing_key in (None, MASK):
+            kept.append("credentials.routing_key")
+    return kept
+
+
 def replace_webhook(session: Session, webhook: Webhook, body: WebhookIn) -> Webhook:
     try:
         secrets: WebhookSecrets = load_connection("webhook", webhook.id, "webhook")
     except PREFECT_ERRORS as error:
         raise secrets_store_unavailable(error) from None
     url, secret_url = _resolve_url(body, webhook, secrets.secret_url())
+    if moves_origin("webhook", {"url": webhook.url}, {"url": url}):
+        secrets_must_be_resent(kept_secrets(secrets, webhook.format, body))
     routing_key = _check_credentials(body, secrets.routing_key_value() if webhook.format == "pagerduty" else None)
     headers = merge_headers(secrets.header_values(), body)
     webhook.name = body.name

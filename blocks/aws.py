@@ -12,6 +12,8 @@ from typing import Any
 from prefect_aws import AwsClientParameters, AwsCredentials
 from pydantic import Field, SecretStr
 
+from blocks.egress import guard_pool_manager
+
 # botocore's defaults (60 s connect and read, legacy retries) would hold a synchronous API read far
 # past its 30 s budget when the platform is unreachable; our tasks retry on top of this.
 CLIENT_CONFIG: dict[str, Any] = {
@@ -71,9 +73,18 @@ def aws_credentials_values(block: AwsCredentials) -> dict[str, Any]:
 
 def sagemaker_client(block: AwsCredentials) -> Any:
     """A boto3 SageMaker client from the block (region, endpoint URL, timeouts), cached by prefect-aws."""
-    return block.get_client("sagemaker")
+    return _guarded(block.get_client("sagemaker"))
 
 
 def cloudwatch_client(block: AwsCredentials) -> Any:
     """A boto3 CloudWatch client from the block, for endpoint invocation and latency metrics."""
-    return block.get_client("cloudwatch")
+    return _guarded(block.get_client("cloudwatch"))
+
+
+def _guarded(client: Any) -> Any:
+    """The client, its connections checked against the egress policy: botocore's session shares one
+    scheme -> pool class table between its pool managers (proxies included), so guarding the table
+    guards every pool it opens from now on (idempotent; prefect-aws hands back the same client)."""
+    session = client._endpoint.http_session
+    guard_pool_manager(session._manager, session._pool_classes_by_scheme)
+    return client

@@ -10,6 +10,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
 from blocks.cache import cached_client
+from blocks.egress import guard_pool_manager
 
 # An export sends up to ``config.concurrency`` (at most 8) pages at once through one client; the
 # library's pool keeps 4 connections per host and discards the others after each request.
@@ -18,10 +19,13 @@ POOL_CONNECTIONS_PER_HOST = 8
 
 class PooledApiClient(ApiClient):
     """``ApiClient`` whose urllib3 pool keeps ``POOL_CONNECTIONS_PER_HOST`` connections per host
-    (the hook the library's own ``ThreadedApiClient`` uses to size its pool)."""
+    (the hook the library's own ``ThreadedApiClient`` uses to size its pool) and checks every
+    connection against the egress policy."""
 
     def _build_rest_client(self) -> RESTClientObject:
-        return RESTClientObject(self.configuration, maxsize=POOL_CONNECTIONS_PER_HOST)
+        rest = RESTClientObject(self.configuration, maxsize=POOL_CONNECTIONS_PER_HOST)
+        guard_pool_manager(rest.pool_manager)
+        return rest
 
 
 class DatadogConnection(Block):

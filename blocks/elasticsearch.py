@@ -4,12 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from elastic_transport import NodeConfig, Urllib3HttpNode
 from elasticsearch import Elasticsearch
 from elasticsearch.serializer import OrjsonSerializer
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
 from blocks.cache import cached_client
+from blocks.egress import guard_pool
+
+
+class GuardedUrllib3HttpNode(Urllib3HttpNode):
+    """The client's default node, its pool's connections checked against the egress policy."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        super().__init__(config)
+        guard_pool(self.pool)
 
 
 class ElasticsearchConnection(Block):
@@ -62,5 +72,6 @@ class ElasticsearchConnection(Block):
             basic_auth=auth,
             verify_certs=self.verify_ssl,
             serializers={"application/json": OrjsonSerializer()},
+            node_class=GuardedUrllib3HttpNode,
             **options,
         )

@@ -17,6 +17,7 @@ from google.cloud.aiplatform_v1.services.model_service.transports.rest import Mo
 from prefect_gcp import GcpCredentials
 
 from blocks.cache import cached_client
+from blocks.egress import guard_requests_session
 
 
 def gcp_credentials_from_settings(config: dict[str, Any], credentials: dict[str, Any]) -> GcpCredentials:
@@ -48,8 +49,17 @@ def _vertex_client(
     return cached_client(
         block,
         {"api_endpoint": host, "client": client_type.__name__},
-        lambda _options: client_type(transport=transport_type(host=host, credentials=_credentials(block))),
+        lambda _options: _guarded(client_type(transport=transport_type(host=host, credentials=_credentials(block)))),
     )
+
+
+def _guarded(client: Any) -> Any:
+    """The client, its API calls and its token requests (to the key's ``token_uri``) checked against
+    the egress policy at every connection."""
+    session = client._transport._session  # google.auth.transport.requests.AuthorizedSession
+    guard_requests_session(session)
+    guard_requests_session(session._auth_request.session)
+    return client
 
 
 def vertex_model_client(block: GcpCredentials, location: str, api_endpoint: str | None = None) -> ModelServiceClient:

@@ -27,10 +27,12 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.tracking.request_header.abstract_request_header_provider import RequestHeaderProvider
 from mlflow.tracking.request_header.registry import _request_header_provider_registry
+from mlflow.utils import request_utils
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
 from blocks.cache import cached_client
+from blocks.egress import guard_requests_session
 
 for _name, _default in (
     ("MLFLOW_HTTP_REQUEST_TIMEOUT", "10"),
@@ -38,6 +40,21 @@ for _name, _default in (
     ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
 ):
     os.environ.setdefault(_name, _default)
+
+
+def _guarded_sessions(make_session: Any) -> Any:
+    @functools.wraps(make_session)
+    def make(*args: Any, **kwargs: Any) -> Any:
+        return guard_requests_session(make_session(*args, **kwargs))
+
+    make.guarded = True
+    return make
+
+
+# Every MLflow request goes through a requests session MLflow builds and caches (per retry policy and
+# process); guarding each one it hands out puts every tracking-server connection under the egress policy.
+if not getattr(request_utils._cached_get_request_session, "guarded", False):
+    request_utils._cached_get_request_session = _guarded_sessions(request_utils._cached_get_request_session)
 
 _authorization: ContextVar[SecretStr | None] = ContextVar("modelpulse_mlflow_authorization", default=None)
 

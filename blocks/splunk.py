@@ -9,6 +9,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
 from blocks.cache import cached_client
+from blocks.egress import GuardedSyncTransport
 
 
 class SplunkHecConnection(Block):
@@ -49,6 +50,6 @@ class SplunkHecConnection(Block):
         return httpx.Client(
             base_url=self.hec_url.rstrip("/"),
             headers={"Authorization": f"Splunk {self.hec_token.get_secret_value()}"},
-            verify=self.verify_ssl,
+            transport=GuardedSyncTransport(verify=self.verify_ssl),  # the egress policy at each connect
             timeout=options["timeout"],
         )

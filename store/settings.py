@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Settings(BaseSettings):
@@ -51,7 +55,16 @@ class Settings(BaseSettings):
         "value on every machine.",
     )
     allow_private_webhook_targets: bool = Field(
-        default=False, description="Allow webhook URLs on loopback/private networks (demos, tests)."
+        default=False,
+        description="Let every outbound connection (webhooks, sinks, registries) reach every private "
+        "network, loopback included (demos, tests); link-local and metadata addresses stay refused.",
+    )
+    allowed_private_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated CIDRs that outbound connections may reach although they are not public "
+        "(`10.0.0.0/8,192.168.5.0/24,127.0.0.1/32`): where sinks and registries live on private networks, "
+        "production needs this. Link-local and metadata addresses open only to a CIDR inside their range "
+        "(`169.254.169.254/32`), never to a broad one.",
     )
     public_url: str | None = Field(
         default=None,
@@ -113,6 +126,13 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value  # `VAR=` in a compose file or a unit means "not set"
+
+    @field_validator("allowed_private_networks", mode="before")
+    @classmethod
+    def _comma_separated_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("public_url")
     @classmethod

@@ -37,6 +37,9 @@ os.environ.update(
         # Export events the moment they are written (tests/exports/test_settled_positions.py checks
         # the production window).
         "MODELPULSE_EXPORT_EVENT_SETTLE_SECONDS": "0",
+        # The fakes, registries and receivers listen on loopback; the egress policy refuses it by default
+        # (tests/test_egress.py and the webhook tests switch it back on).
+        "MODELPULSE_ALLOWED_PRIVATE_NETWORKS": "127.0.0.0/8,::1/128",
         "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
     }
 )
@@ -45,26 +48,104 @@ import pytest  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from store.migrate import upgrade  # noqa: E402
-
 from tests.support.databases import POSTGRES_MISSING, PostgresServer, postgres_binaries  # noqa: E402
 
 
+_prefect_process = None  # the session's Prefect server, started early (see pytest_sessionstart)
+
+
+def _start_prefect_server():
+    global _prefect_process
+    if _prefect_process is None:
+        _prefect_process = start_process(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(PREFECT_PORT)],
+            SESSION_DIR / "prefect-server.log",
+        )
+    return _prefect_process
+
+
+def _stop_prefect_server() -> None:
+    global _prefect_process
+    if _prefect_process is not None:
+        stop_process(_prefect_process)
+        _prefect_process = None
+
+
+def pytest_sessionstart(session):
+    """Start the Prefect server now, so its start (10-30 s) overlaps collection; ``prefect_server``
+    waits for it, and it is stopped after collection if no selected test needs it."""
+    if not session.config.option.collectonly:
+        _start_prefect_server()
+
+
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
+    _stop_prefect_server()
     shutil.rmtree(SESSION_DIR, ignore_errors=True)
+
+
+# --- The fast suite (`make check` = `pytest -m "not slow"`) ---------------------------------------
+# What is slow is decided here and only here: by directory, and by the fixtures a test uses (their
+# closure, so a fixture built on one of these is slow too). `make test` runs everything.
+SLOW_DIRECTORIES = {
+    "tests/production": "two-machine production clusters (PostgreSQL, Redis, `up` twice)",
+    "tests/e2e": "the real `make up` stack, gunicorn with several workers",
+}
+SLOW_FIXTURES = {
+    "postgres_admin_url": "a PostgreSQL server",
+    "_postgres_template": "a PostgreSQL server",
+    "mlflow_server": "`mlflow server` subprocess",
+    "moto": "moto server (SageMaker, CloudWatch, IAM)",
+    "served": "the API under gunicorn",
+    "api_server": "the API under gunicorn",
+    "fan_out_worker": "the webhook dispatcher subprocess",
+    "cluster": "two-machine production cluster",
+    "fuzz_app": "schemathesis/hypothesis fuzzing",
+    "prefect_worker": "`prefect worker start` subprocesses",
+    # Tests that wait out real timeouts: a sink or receiver that hangs or trickles, then the
+    # ship-page task's production retry backoff (2, 4, 8 s).
+    "short_timeouts": "waits out sink timeouts and the ship-page retry backoff",
+    "edge_settings": "waits out webhook receivers that hang, trickle or answer 10 MB",
+}
+SLOW_PARAMS = {("database_url", "postgresql"): "the PostgreSQL run of a database test"}
+
+
+def slow_reason(item: pytest.Item) -> str | None:
+    """Why ``item`` is not in the fast suite, or ``None`` when it is."""
+    path = Path(str(item.path)).relative_to(ROOT).as_posix()
+    for directory, why in SLOW_DIRECTORIES.items():
+        if path.startswith(directory + "/"):
+            return why
+    for name in item.fixturenames:
+        if name in SLOW_FIXTURES:
+            return SLOW_FIXTURES[name]
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    for (name, value), why in SLOW_PARAMS.items():
+        if params.get(name) == value:
+            return why
+    return None
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: ARG001
+    for item in items:
+        why = slow_reason(item)
+        if why is not None:
+            item.add_marker(pytest.mark.slow(reason=why))
+
+
+def pytest_collection_finish(session):
+    if not any("prefect_server" in item.fixturenames for item in session.items):
+        _stop_prefect_server()  # started early for nothing (pytest_sessionstart)
 
 
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[str]:
     """A real Prefect server (SQLite) on a free loopback port; yields its API URL."""
-    process = start_process(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(PREFECT_PORT)],
-        SESSION_DIR / "prefect-server.log",
-    )
+    process = _start_prefect_server()
     try:
         wait_until_ready(f"http://127.0.0.1:{PREFECT_PORT}/api/health", process, timeout=120)
         yield os.environ["PREFECT_API_URL"]
     finally:
-        stop_process(process)
+        _stop_prefect_server()
 
 
 @pytest.fixture(scope="session")

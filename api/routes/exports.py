@@ -76,7 +76,9 @@ def create_export(organization_id: str, body):
 def update_export(organization_id: str, export_id: str, body):
     """Update an export configuration.
 
-    A full replace of the non-secret fields; a credential left out, or sent as "********", keeps its value.
+    A full replace of the non-secret fields; a credential left out, or sent as "********", keeps its value,
+    unless the export moves to another origin (`url`, `hec_url`, `site`, `api_url`): then every stored
+    credential must be sent again (422 naming each).
     Elasticsearch: a `config.mode` left out keeps the stored mode; templates are installed again.
     """
     record = exports.get(db(), organization_id, export_id)

@@ -72,7 +72,9 @@ def create_integration(organization_id: str, body):
 def update_integration(organization_id: str, integration_id: str, body):
     """Update an integration.
 
-    A full replace of the non-secret fields; a credential left out, or sent as "********", keeps its value.
+    A full replace of the non-secret fields; a credential left out, or sent as "********", keeps its value,
+    unless the integration moves to another origin (`tracking_uri`, `region_name`, `endpoint_url`,
+    `api_endpoint`, `location`): then every stored credential must be sent again (422 naming each).
     The MLflow webhook of `config.push_events` follows: pointed at the current URL, moved to a new
     server, or deleted when push is turned off.
     """

@@ -71,7 +71,8 @@ def update_webhook(organization_id: str, webhook_id: str, body: WebhookIn):
     """Update a webhook.
 
     Secrets left out, or sent masked, keep their stored values: header values, a slack or teams URL,
-    a pagerduty routing key.
+    a pagerduty routing key. A `url` at another origin needs every header value and routing key sent
+    again (422 naming each); the signing secret stays.
     """
     record = webhooks.get(db(), organization_id, webhook_id)
     return webhook_out(replace_webhook(db(), record, body))

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
 
+from blocks.egress import UnsafeUrl, check_url
+
 MASK = "********"
 
 T = TypeVar("T")
@@ -70,6 +72,20 @@ DATETIME_TEXT = (
 Timestamp = Annotated[datetime, *DATETIME_TEXT]
 
 HttpURL = Annotated[str, Field(min_length=8, max_length=2048), AfterValidator(_http_url)]
+
+
+def reachable(url: str) -> str:
+    """``url`` unless the egress policy refuses the addresses its host resolves to (a 422 naming the
+    field, before anything connects; every connection is checked again at connect time)."""
+    try:
+        check_url(url)
+    except UnsafeUrl as error:
+        raise ValueError(str(error)) from None
+    return url
+
+
+OutboundURL = Annotated[HttpURL, AfterValidator(reachable)]
+"""A URL ModelPulse connects to (a sink, a registry, a webhook): an ``HttpURL`` the egress policy allows."""
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
 ProjectId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 SecretText = Annotated[str, Field(min_length=1, max_length=10_000, json_schema_extra={"writeOnly": True})]

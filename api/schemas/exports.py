@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from cronsim import CronSim, CronSimError
 from pydantic import Field, field_validator
 
-from api.schemas.common import HttpURL, Name, ProjectId, RecordOut, SecretText, StrictModel, optional_fields
+from api.schemas.common import Name, OutboundURL, ProjectId, RecordOut, SecretText, StrictModel, optional_fields
 
 Stream = Literal["inference_logs", "drift_metrics", "events"]
 STREAMS: tuple[str, ...] = Stream.__args__  # type: ignore[attr-defined]
@@ -84,7 +84,7 @@ ElasticsearchMode = Literal["index", "data_stream"]
 
 
 class ElasticsearchConfig(SinkConfig):
-    url: HttpURL
+    url: OutboundURL
     verify_ssl: bool = True
     mode: ElasticsearchMode = Field(
         default="data_stream",
@@ -124,7 +124,7 @@ class ElasticsearchCredentials(StrictModel):
 
 
 class SplunkConfig(SinkConfig):
-    hec_url: HttpURL = Field(description="e.g. https://splunk.example.com:8088")
+    hec_url: OutboundURL = Field(description="e.g. https://splunk.example.com:8088")
     verify_ssl: bool = True
     index: str | None = Field(default=None, max_length=80)
     source: str | None = Field(default=None, max_length=200)
@@ -156,7 +156,7 @@ class DatadogConfig(SinkConfig):
         pattern=r"^([a-z0-9-]+\.)*(datadoghq\.com|datadoghq\.eu|ddog-gov\.com)$",
         description="The Datadog site: datadoghq.com, us3/us5/ap1.datadoghq.com, datadoghq.eu, ddog-gov.com.",
     )
-    api_url: HttpURL | None = Field(default=None, description="Send every request here (a proxy).")
+    api_url: OutboundURL | None = Field(default=None, description="Send every request here (a proxy).")
 
 
 class DatadogCredentials(StrictModel):

@@ -8,13 +8,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from api.schemas.common import (
-    HttpURL,
     Name,
+    OutboundURL,
     ProjectId,
     RecordOut,
     SecretText,
     StrictModel,
     optional_fields,
+    reachable,
     serialised_at_most,
 )
 
@@ -24,7 +25,7 @@ EventsApiKey = Annotated[str, Field(min_length=16, max_length=512, json_schema_e
 
 
 class MlflowConfig(StrictModel):
-    tracking_uri: HttpURL = Field(description="e.g. http://mlflow-server:5000")
+    tracking_uri: OutboundURL = Field(description="e.g. http://mlflow-server:5000")
     sync_interval_seconds: SyncInterval = 900
     push_events: bool = Field(
         default=False,
@@ -42,7 +43,7 @@ class MlflowCredentials(StrictModel):
 
 class SagemakerConfig(StrictModel):
     region_name: str = Field(max_length=32, pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$", description="e.g. us-east-1")
-    endpoint_url: HttpURL | None = Field(default=None, description="A VPC endpoint, if any.")
+    endpoint_url: OutboundURL | None = Field(default=None, description="A VPC endpoint, if any.")
     sync_interval_seconds: SyncInterval = 900
     push_events: bool = Field(
         default=False,
@@ -74,6 +75,13 @@ class VertexAiConfig(StrictModel):
     )
     sync_interval_seconds: SyncInterval = 900
 
+    @field_validator("api_endpoint")
+    @classmethod
+    def _reachable_endpoint(cls, endpoint: str | None) -> str | None:
+        if endpoint is not None:
+            reachable(endpoint if endpoint.startswith(("http://", "https://")) else f"https://{endpoint}")
+        return endpoint
+
 
 class VertexAiCredentials(StrictModel):
     service_account_info: Annotated[dict[str, Any], *serialised_at_most(SERVICE_ACCOUNT_MAX_BYTES)] = Field(
@@ -95,6 +103,10 @@ class VertexAiCredentials(StrictModel):
         except ValueError:
             # Never echo the key material: say what is wrong, not what was sent.
             raise ValueError("private_key is not a valid PEM-encoded service account key") from None
+        try:
+            reachable(info["token_uri"])
+        except ValueError as error:
+            raise ValueError(f"token_uri: {error}") from None
         return info
 
 

@@ -6,12 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from api.schemas.common import HttpURL, Name, ProjectId, RecordOut, StrictModel, Timestamp
+from api.schemas.common import Name, OutboundURL, ProjectId, RecordOut, StrictModel, Timestamp
 from store.event_catalog import PUBLISHABLE_TYPES, Severity
 from store.events import EVENT_TYPES
-from store.settings import get_settings
 from tasks.webhooks.formats import FORMAT_NAMES
-from tasks.webhooks.ssrf import UnsafeWebhookUrl, check_webhook_url
 
 EventType = Literal[
     "drift.detected",
@@ -87,7 +85,7 @@ class WebhookIn(StrictModel):
         description="standard: the event as JSON, signed (Standard Webhooks); slack: a Slack incoming-webhook "
         "message; teams: a Teams Workflows message with an Adaptive Card; pagerduty: PagerDuty Events API v2.",
     )
-    url: HttpURL | None = Field(
+    url: OutboundURL | None = Field(
         default=None,
         description="Required, except for pagerduty (default https://events.pagerduty.com/v2/enqueue). For slack "
         "and teams the URL is the credential: write-only, shown masked; a PUT that omits it or sends the "
@@ -101,18 +99,6 @@ class WebhookIn(StrictModel):
     credentials: WebhookCredentials = Field(default_factory=WebhookCredentials)
     project_id: ProjectId | None = None
     enabled: bool = True
-
-    @field_validator("url")
-    @classmethod
-    def _public_target(cls, url: str | None) -> str | None:
-        # Refused again at delivery time against the address actually connected to (DNS rebinding).
-        if url is None:
-            return url
-        try:
-            check_webhook_url(url, allow_private=get_settings().allow_private_webhook_targets)
-        except UnsafeWebhookUrl as error:
-            raise ValueError(str(error)) from None
-        return url
 
     @field_validator("events")
     @classmethod

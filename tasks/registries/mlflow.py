@@ -16,6 +16,7 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
 from blocks.mlflow import MlflowConnection
 from tasks.registries.base import EndpointInfo, ModelVersionInfo, RegistryError, RegistryTimeout
+from tasks.upstream_errors import mlflow_error
 
 REGISTRATION_TAG = "modelpulse.registration_id"
 PAGE_SIZE = 200
@@ -23,12 +24,13 @@ PAGE_SIZE = 200
 
 @contextmanager
 def platform_errors() -> Iterator[None]:
-    """Turn the client's exceptions into ``RegistryError`` carrying MLflow's own message."""
+    """Turn the client's exceptions into ``RegistryError`` carrying MLflow's documented error fields
+    (never a body MLflow's client quotes)."""
     try:
         yield
     except MlflowException as error:
-        message = error.message
-        if "timed out" in message.lower() or "timeout" in message.lower():
+        message, raw = mlflow_error(error), str(error.message).lower()
+        if "response body:" not in raw and ("timed out" in raw or "timeout" in raw):
             raise RegistryTimeout(f"MLflow did not answer in time: {message}") from error
         raise RegistryError(f"MLflow: {message}") from error
 

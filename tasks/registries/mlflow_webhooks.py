@@ -27,6 +27,7 @@ from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from blocks.mlflow import MlflowConnection
 from tasks.registries.mlflow import platform_errors
+from tasks.upstream_errors import answer_summary, bounded
 
 # What ModelPulse acts on. ``registered_model.created`` is left out: a new model is not monitored
 # until a version of it is recorded (registered through ModelPulse), so there is nothing to do.
@@ -139,9 +140,11 @@ class MlflowWebhooks:
         if result.success:
             message = f"MLflow delivered a test event: HTTP {result.response_status}"
         elif result.response_status is not None:
-            message = f"MLflow's test delivery got HTTP {result.response_status}: {(result.response_body or '')[:300]}"
+            # The receiver is our inbound route, or whatever answers at MODELPULSE_PUBLIC_URL (a proxy).
+            answer = answer_summary("problem", result.response_status, result.response_body)
+            message = f"MLflow's test delivery got {answer}"
         else:
-            message = f"MLflow's test delivery failed: {(result.error_message or 'no answer')[:300]}"
+            message = f"MLflow's test delivery failed: {bounded(result.error_message or 'no answer')}"
         return WebhookTest(success=bool(result.success), response_status=result.response_status, message=message)
 
 

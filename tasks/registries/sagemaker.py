@@ -18,6 +18,7 @@ from prefect_aws import AwsCredentials
 
 from blocks.aws import cloudwatch_client, sagemaker_client
 from tasks.registries.base import EndpointInfo, ModelVersionInfo, RegistryError, RegistryTimeout
+from tasks.upstream_errors import aws_error, bounded
 
 METRICS = {  # our name -> (CloudWatch metric, statistic)
     "invocations": ("Invocations", "Sum"),
@@ -29,16 +30,15 @@ METRICS = {  # our name -> (CloudWatch metric, statistic)
 
 @contextmanager
 def _platform_errors() -> Iterator[None]:
-    """Turn botocore's exceptions into ``RegistryError`` carrying AWS's own message."""
+    """Turn botocore's exceptions into ``RegistryError`` carrying AWS's error code and message."""
     try:
         yield
     except (ConnectTimeoutError, ReadTimeoutError) as error:
-        raise RegistryTimeout(f"SageMaker did not answer in time: {error}") from error
+        raise RegistryTimeout(f"SageMaker did not answer in time: {bounded(error)}") from error
     except ClientError as error:
-        details = error.response.get("Error", {})
-        raise RegistryError(f"SageMaker: {details.get('Code')}: {details.get('Message')}") from error
+        raise RegistryError(f"SageMaker: {aws_error(error)}") from error
     except BotoCoreError as error:
-        raise RegistryError(f"SageMaker: {error}") from error
+        raise RegistryError(f"SageMaker: {bounded(error)}") from error
 
 
 def _paginate(call: Any, key: str, **kwargs: Any) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from prefect_gcp import GcpCredentials
 
 from blocks.gcp import vertex_endpoint_client, vertex_model_client
 from tasks.registries.base import EndpointInfo, ModelVersionInfo, RegistryError, RegistryTimeout
+from tasks.upstream_errors import bounded, connect_failure, google_error, google_token_error
 
 CALL_TIMEOUT_SECONDS = 20.0
 UPLOAD_TIMEOUT_SECONDS = 600.0
@@ -31,13 +32,15 @@ def _platform_errors() -> Iterator[None]:
     try:
         yield
     except (api_exceptions.DeadlineExceeded, requests.Timeout, concurrent.futures.TimeoutError) as error:
-        raise RegistryTimeout(f"Vertex AI did not answer in time: {error}") from error
+        raise RegistryTimeout(f"Vertex AI did not answer in time: {bounded(error)}") from error
     except api_exceptions.GoogleAPICallError as error:
-        raise RegistryError(f"Vertex AI: {error.code.name if error.code else ''} {error.message}".strip()) from error
+        raise RegistryError(f"Vertex AI: {google_error(error)}") from error
     except auth_exceptions.RefreshError as error:
-        raise RegistryError(f"Vertex AI credentials were rejected by the token endpoint: {error.args[0]}") from error
+        raise RegistryError(
+            f"Vertex AI credentials were rejected by the token endpoint: {google_token_error(error)}"
+        ) from error
     except (auth_exceptions.TransportError, requests.RequestException) as error:
-        raise RegistryError(f"Vertex AI could not be reached: {error}") from error
+        raise RegistryError(f"Vertex AI could not be reached: {connect_failure(error)}") from error
 
 
 def _version_info(model: Model) -> ModelVersionInfo:

@@ -59,6 +59,7 @@ from tasks.sinks.base import (
 )
 from tasks.sinks.encoding import dumps
 from tasks.sinks.records import model_labels, modelpulse_fields, time_epoch, time_iso
+from tasks.upstream_errors import body_summary, datadog_error
 
 # Logs intake v2, https://docs.datadoghq.com/api/latest/logs/#send-logs: "Maximum content size per
 # payload (uncompressed): 5MB; Maximum size for a single log: 1MB; Maximum array size if sending
@@ -338,7 +339,7 @@ def _deliver(
             result.retried += len(batch.records)
             pause(_retry_wait(status, response.headers.get("X-RateLimit-Reset"), attempt))
             continue
-        reason = f"Datadog answered {status}: {_body_text(response.data)}"
+        reason = f"Datadog answered {status}: {body_summary('datadog', response.data)}"
         result.rejected.extend(Rejection(r["record_id"], reason, status) for r in batch.records)
         return
 
@@ -361,14 +362,6 @@ def _retry_wait(status: int, reset: str | None, attempt: int) -> float:
     return backoff_delay(attempt)
 
 
-def _body_text(body: Any) -> str:
-    if isinstance(body, bytes):
-        return body[:500].decode(errors="replace")
-    if isinstance(body, (dict, list)):
-        return dumps(body)[:500].decode(errors="replace")
-    return str(body)[:500]
-
-
 def check_connection(connection: DatadogConnection, target: ExportTarget) -> list[Check]:
     """Validate the API key (``GET /api/v1/validate``), which also proves the site is reachable."""
     try:
@@ -379,7 +372,7 @@ def check_connection(connection: DatadogConnection, target: ExportTarget) -> lis
                 Check("reachable", True, f"Datadog site {connection.site} answered"),
                 Check("credentials", False, "Datadog rejected the API key (403 Forbidden)"),
             ]
-        return [Check("reachable", False, f"Datadog answered {error.status}: {_body_text(error.body)}")]
+        return [Check("reachable", False, f"Datadog answered {datadog_error(error)}")]
     except Urllib3Error as error:
         return [Check("reachable", False, _unreachable(error))]
     return [

@@ -46,6 +46,7 @@ from tasks.sinks.base import (
 )
 from tasks.sinks.encoding import dumps
 from tasks.sinks.records import DATASETS, model_labels, modelpulse_fields, time_iso
+from tasks.upstream_errors import body_summary, bounded, elasticsearch_error
 
 DEFAULT_INDICES = {
     "inference_logs": "modelpulse-inference-logs",
@@ -239,12 +240,12 @@ def install_templates(client: Elasticsearch, name: str, stream: str, settings: S
         )
     except ApiError as error:
         status = error.status_code
-        reason = _reason(error.body.get("error") if isinstance(error.body, dict) else error.message)
+        reason = body_summary("elasticsearch", error.body)
         if status == 401:
-            raise CredentialsRejected(f"Elasticsearch rejected the credentials (401): {reason[:300]}") from None
+            raise CredentialsRejected(f"Elasticsearch rejected the credentials (401): {reason}") from None
         if status == 403:
             raise SinkMisconfigured(
-                f"Elasticsearch refused to install the template for {name!r} (403: {reason[:300]}); the user "
+                f"Elasticsearch refused to install the template for {name!r} (403: {reason}); the user "
                 "needs the manage_index_templates and manage_ilm cluster privileges, or set "
                 "config.manage_templates to false and install templates yourself"
             ) from None
@@ -380,11 +381,11 @@ def _send_chunk(
     except ApiError as error:
         # The whole request was refused (after the client's own retries of 429/502/503/504).
         status = error.status_code
-        _raise_if_auth(status, str(error))
+        reason = body_summary("elasticsearch", error.body)
+        _raise_if_auth(status, reason)
         if status in RETRYABLE_ITEM_STATUSES:
             retry.extend(chunk)
             return
-        reason = _reason(error.body.get("error") if isinstance(error.body, dict) else error.message)
         result.rejected.extend(Rejection(record_id, reason, status) for record_id, _ in chunk)
         return
     if not answer.get("errors"):
@@ -402,7 +403,7 @@ def _send_chunk(
         elif status in RETRYABLE_ITEM_STATUSES:
             retry.append(operation)
         else:
-            _raise_if_auth(status, str(info.get("error")))
+            _raise_if_auth(status, _reason(info.get("error")))
             result.rejected.append(Rejection(operation[0], _reason(info.get("error")), status))
 
 
@@ -416,25 +417,27 @@ def _network_errors(connection: ElasticsearchConnection) -> Iterator[None]:
             f"Elasticsearch at {connection.url} did not answer within {request_timeout():g} s"
         ) from error
     except SSLError as error:
-        raise SinkUnavailable(f"TLS with Elasticsearch at {connection.url} failed: {error.message}") from error
+        raise SinkUnavailable(
+            f"TLS with Elasticsearch at {connection.url} failed: {bounded(error.message)}"
+        ) from error
     except TransportError as error:  # ApiError (an answer) is not a TransportError
-        raise SinkUnavailable(f"cannot reach Elasticsearch at {connection.url}: {error.message}") from error
+        raise SinkUnavailable(f"cannot reach Elasticsearch at {connection.url}: {bounded(error.message)}") from error
 
 
 def _raise_if_auth(status: int | None, detail: str) -> None:
     if status in (401, 403):
-        raise CredentialsRejected(f"Elasticsearch rejected the credentials ({status}): {detail[:300]}")
+        raise CredentialsRejected(f"Elasticsearch rejected the credentials ({status}): {detail}")
 
 
 def _reason(error: Any) -> str:
-    """Elasticsearch's per-item error as one line: ``type: reason (caused by ...)``."""
+    """Elasticsearch's per-item error as one line: ``type: reason (caused by ...)``, each part bounded."""
     if isinstance(error, dict):
-        reason = f"{error.get('type', 'error')}: {error.get('reason', '')}"
+        reason = f"{bounded(error.get('type', 'error'))}: {bounded(error.get('reason', ''))}"
         caused = error.get("caused_by")
         if isinstance(caused, dict):
-            reason += f" (caused by {caused.get('type')}: {caused.get('reason')})"
+            reason += f" (caused by {bounded(caused.get('type'))}: {bounded(caused.get('reason'))})"
         return reason
-    return str(error)
+    return bounded(error)
 
 
 def check_connection(connection: ElasticsearchConnection, target: ExportTarget) -> list[Check]:
@@ -449,7 +452,7 @@ def check_connection(connection: ElasticsearchConnection, target: ExportTarget) 
                 Check("reachable", True, f"{connection.url} answered"),
                 Check("credentials", False, f"Elasticsearch rejected the credentials ({error.status_code})"),
             ]
-        return [Check("reachable", False, f"{connection.url} answered {error.status_code}: {error}")]
+        return [Check("reachable", False, f"{connection.url} answered {elasticsearch_error(error)}")]
     except SinkUnavailable as error:
         return [Check("reachable", False, str(error))]
     version = (info.get("version") or {}).get("number", "unknown")

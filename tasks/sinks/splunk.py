@@ -51,6 +51,7 @@ from tasks.sinks.base import (
 )
 from tasks.sinks.encoding import dumps, loads
 from tasks.sinks.records import model_labels, modelpulse_fields, time_epoch
+from tasks.upstream_errors import answer_summary, bounded
 
 EVENT_PATH = "/services/collector/event"
 ACK_PATH = "/services/collector/ack"
@@ -242,7 +243,7 @@ def _send(
         if code in DATA_CODES:
             # HEC indexes the events before the invalid one and drops the rest of the request.
             bad = min(max(int(reply.get("invalid-event-number") or 0), 0), len(span) - 1)
-            reason = f"HEC code {code}: {reply.get('text', 'invalid data')}"
+            reason = f"HEC code {code}: {bounded(reply.get('text', 'invalid data'))}"
             result.rejected.append(Rejection(records[span.start + bad]["record_id"], reason, response.status_code))
             if bad and channel is None:
                 result.shipped += bad
@@ -255,13 +256,15 @@ def _send(
             continue
         if code in BUSY_CODES or response.status_code in BUSY_STATUSES:
             if busy_attempts >= BUSY_RETRIES:
-                raise SinkUnavailable(f"Splunk HEC still busy after {BUSY_RETRIES} retries: {reply}")
+                raise SinkUnavailable(
+                    f"Splunk HEC still busy after {BUSY_RETRIES} retries: {_summary(response)}"
+                )
             busy_attempts += 1
             result.retried += len(span)
             pause(backoff_delay(busy_attempts - 1))
             todo.appendleft(span)
             continue
-        raise SinkUnavailable(f"Splunk HEC answered {response.status_code}: {response.text[:300]}")
+        raise SinkUnavailable(f"Splunk HEC answered {_summary(response)}")
     return accepted
 
 
@@ -269,14 +272,14 @@ def _raise_for_settings(code: Any, reply: dict[str, Any], channel: str | None) -
     """Raise for the codes no retry can fix: the token (1-4) and the export's settings."""
     if code in TOKEN_CODES:
         raise CredentialsRejected(
-            f"Splunk HEC rejected the token (code {code}: {reply.get('text', TOKEN_CODES[code])})"
+            f"Splunk HEC rejected the token (code {code}: {bounded(reply.get('text', TOKEN_CODES[code]))})"
         )
     if code == CHANNEL_MISSING:
         raise SinkMisconfigured(_channel_missing(reply, channel))
     if code == ACK_DISABLED:
         raise SinkMisconfigured(_ack_disabled(reply))
     if code in CONFIG_CODES:
-        raise SinkMisconfigured(f"Splunk HEC refused the request (code {code}: {reply.get('text')})")
+        raise SinkMisconfigured(f"Splunk HEC refused the request (code {code}: {bounded(reply.get('text'))})")
 
 
 def _raise_no_ack_id(client: httpx.Client, channel: str) -> None:
@@ -290,7 +293,7 @@ def _raise_no_ack_id(client: httpx.Client, channel: str) -> None:
 
 
 def _channel_missing(reply: dict[str, Any], channel: str | None) -> str:
-    said = f"code {CHANNEL_MISSING}: {reply.get('text', 'Data channel is missing')}"
+    said = f"code {CHANNEL_MISSING}: {bounded(reply.get('text', 'Data channel is missing'))}"
     if channel is None:
         return (
             f"Splunk HEC requires a data channel ({said}): indexer acknowledgement is enabled on the "
@@ -304,7 +307,7 @@ def _channel_missing(reply: dict[str, Any], channel: str | None) -> str:
 
 
 def _ack_disabled(reply: dict[str, Any]) -> str:
-    said = f"code {ACK_DISABLED}: {reply.get('text', 'ACK is disabled')}"
+    said = f"code {ACK_DISABLED}: {bounded(reply.get('text', 'ACK is disabled'))}"
     return f"indexer acknowledgement is disabled on the Splunk HEC token ({said}); {HOW_TO_ENABLE_ACK}"
 
 
@@ -355,9 +358,7 @@ def _confirmed(client: httpx.Client, channel: str, ack_ids: list[int]) -> list[i
     _raise_for_settings(code, reply, channel)
     if code in BUSY_CODES or response.status_code in BUSY_STATUSES:
         return []
-    raise SinkUnavailable(
-        f"Splunk HEC's acknowledgement endpoint answered {response.status_code}: {response.text[:300]}"
-    )
+    raise SinkUnavailable(f"Splunk HEC's acknowledgement endpoint answered {_summary(response)}")
 
 
 def _post(client: httpx.Client, path: str, content: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -370,6 +371,11 @@ def _post(client: httpx.Client, path: str, content: bytes, headers: dict[str, st
         ) from error
     except httpx.TransportError as error:
         raise SinkUnavailable(f"cannot reach Splunk HEC at {client.base_url}: {error}") from error
+
+
+def _summary(response: httpx.Response) -> str:
+    """The status and HEC's ``code``/``text``, never the body itself (a proxy's page, say)."""
+    return answer_summary("splunk", response.status_code, response.content)
 
 
 def _reply(response: httpx.Response) -> dict[str, Any]:
@@ -391,7 +397,7 @@ def check_connection(connection: SplunkHecConnection, target: ExportTarget) -> l
     except httpx.HTTPError as error:
         return [Check("reachable", False, f"cannot reach {connection.hec_url}: {error}")]
     healthy = health.status_code == 200
-    checks = [Check("reachable", healthy, f"HEC health: {health.status_code} {_reply(health).get('text', '')}")]
+    checks = [Check("reachable", healthy, f"HEC health: {_summary(health)}")]
     indexer_ack = bool(target.config.get("indexer_ack"))
     channel = channel_of(target.export_id) if indexer_ack else None
     try:
@@ -429,9 +435,4 @@ def _check_acks(client: httpx.Client, channel: str) -> Check:
         return Check("indexer_ack", True, "HEC answers indexer acknowledgement queries for this token")
     if reply.get("code") == ACK_DISABLED:
         return Check("indexer_ack", False, _ack_disabled(reply))
-    return Check(
-        "indexer_ack",
-        False,
-        f"HEC's indexer acknowledgement endpoint answered {response.status_code} "
-        f"(code {reply.get('code')}: {reply.get('text', response.text[:200])})",
-    )
+    return Check("indexer_ack", False, f"HEC's indexer acknowledgement endpoint answered {_summary(response)}")

@@ -34,10 +34,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from blocks.egress import HostNotResolved, TargetRefused
 from tasks.webhooks.formats import get_format
 from tasks.webhooks.formats.base import Outcome, encode_json, http_outcome
 from tasks.webhooks.signing import signature_header
-from tasks.webhooks.ssrf import HostNotResolved, TargetRefused
 
 MASK = "********"
 BODY_KEEP_BYTES = 1024

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
+from blocks.egress import GuardedTransport
 from blocks.webhook import WebhookSecrets
 from store import deliveries as store
 from store.db import session_scope
@@ -45,7 +46,6 @@ from tasks.webhooks.delivery import (
 from tasks.webhooks.formats import SECRET_URL_FORMATS, Destination, get_format
 from tasks.webhooks.secrets import load_webhook_secrets
 from tasks.webhooks.settings import WebhookSettings, get_webhook_settings
-from tasks.webhooks.ssrf import GuardedTransport
 
 log = logging.getLogger(__name__)
 
@@ -445,7 +445,6 @@ class Sender:
         self._limits = httpx.Limits(
             max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
         )
-        self._allow_private = get_settings().allow_private_webhook_targets
         self._clients: dict[str, _OriginClient] = {}
 
     @asynccontextmanager
@@ -456,9 +455,7 @@ class Sender:
         async with self.slots:
             entry = self._clients.get(origin)
             if entry is None:
-                transport = GuardedTransport(
-                    allow_private=self._allow_private, limits=self._limits, verify=_ssl_context()
-                )
+                transport = GuardedTransport(limits=self._limits, verify=_ssl_context())
                 entry = self._clients[origin] = _OriginClient(
                     httpx.AsyncClient(transport=transport, trust_env=False)
                 )

@@ -162,12 +162,12 @@ def test_put_keeps_omitted_and_masked_secrets(client, org):
     record = client.post(base, json=body("integrations", "sagemaker"), headers=org.headers).get_json()
     url = f"{base}/{record['id']}"
 
-    omitted = body("integrations", "sagemaker", name="renamed", config={"region_name": "eu-west-1"})
+    omitted = body("integrations", "sagemaker", name="renamed", config={"region_name": "us-east-1"})
     del omitted["credentials"]
     response = client.put(url, json=omitted, headers=org.headers)
     assert response.status_code == 200, response.get_json()
     updated = response.get_json()
-    assert updated["name"] == "renamed" and updated["config"]["region_name"] == "eu-west-1"
+    assert updated["name"] == "renamed" and updated["config"]["region_name"] == "us-east-1"
     assert updated["credentials"] == {"aws_access_key_id": MASK, "aws_secret_access_key": MASK}
     stored = read_credentials("integration", record["id"], "sagemaker")
     assert stored["aws_secret_access_key"] == "SECRET-AWS-ACCESS-KEY"
@@ -179,6 +179,14 @@ def test_put_keeps_omitted_and_masked_secrets(client, org):
     stored = read_credentials("integration", record["id"], "sagemaker")
     assert stored["aws_access_key_id"] == "AKIANEWKEY"
     assert stored["aws_secret_access_key"] == "SECRET-AWS-ACCESS-KEY"
+
+    # Another region is another origin: every stored secret must be sent again.
+    moved = client.put(url, json=omitted | {"config": {"region_name": "eu-west-1"}}, headers=org.headers)
+    assert moved.status_code == 422
+    assert [e["field"] for e in moved.get_json()["errors"]] == [
+        "credentials.aws_access_key_id",
+        "credentials.aws_secret_access_key",
+    ]
 
     # Switching type drops the old secrets: the new type's required ones must be given.
     switched = body("integrations", "vertex_ai")

@@ -58,6 +58,13 @@ def start_worker(pool: str, name: str):
     )
 
 
+@pytest.fixture
+def prefect_worker():
+    """``prefect_worker(pool, name)``: a ``prefect worker start`` subprocess (its own fixture, so
+    tests/conftest.py can tell this test from the fast ones)."""
+    return start_worker
+
+
 def wait_for(condition, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -91,7 +98,7 @@ def run_status(run_id: str) -> str:
 
 
 @pytest.mark.timeout(420)
-def test_killed_worker_then_new_run_ships_every_record_exactly_once(export_template, org_id, es):
+def test_killed_worker_then_new_run_ships_every_record_exactly_once(export_template, org_id, es, prefect_worker):
     seed.inference_logs(org_id, RECORDS)
     export_id = seed.export(
         org_id,
@@ -104,7 +111,7 @@ def test_killed_worker_then_new_run_ships_every_record_exactly_once(export_templ
         sync_export_deployment(session.get_one(Export, export_id))
     es.latency = 0.15  # each page takes a while, so the kill lands mid-run
 
-    worker = start_worker(export_template, "exports-worker-1")
+    worker = prefect_worker(export_template, "exports-worker-1")
     try:
         first_run, first_flow_run = trigger(export_id)
         wait_for(lambda: es.bulk_requests >= 6, 180, "the first run to ship a few pages")
@@ -125,7 +132,7 @@ def test_killed_worker_then_new_run_ships_every_record_exactly_once(export_templ
     with get_client(sync_client=True) as client:
         client.set_flow_run_state(first_flow_run, Crashed(message="worker killed"), force=True)
 
-    worker = start_worker(export_template, "exports-worker-2")
+    worker = prefect_worker(export_template, "exports-worker-2")
     try:
         second_run, second_flow_run = trigger(export_id)
         wait_for(lambda: flow_run_final(second_flow_run), 240, "the second flow run to finish")

@@ -70,8 +70,12 @@ class MlflowServer:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _mlflow_process() -> Iterator[tuple[str, str, Any]]:
-    """Start ``mlflow server`` first thing, so its slow start overlaps the Prefect server's."""
+def _mlflow_process(request) -> Iterator[tuple[str, str, Any] | None]:
+    """Start ``mlflow server`` first thing, so its slow start overlaps the Prefect server's; not at
+    all when no selected test needs it (``make check`` deselects them)."""
+    if not any("mlflow_server" in item.fixturenames for item in request.session.items):
+        yield None
+        return
     home = SESSION_DIR / "mlflow"
     home.mkdir(exist_ok=True)
     password = "pw-" + secrets.token_urlsafe(12)

@@ -23,6 +23,8 @@ from tests.support.servers import start_process, stop_process
 
 # Short first retry so fail-then-succeed runs in a second; the rest is the production schedule.
 TEST_ENV = {
+    # Loopback receivers are reached through this switch alone, which the SSRF tests turn off.
+    "MODELPULSE_ALLOWED_PRIVATE_NETWORKS": "",
     "MODELPULSE_ALLOW_PRIVATE_WEBHOOK_TARGETS": "true",
     "MODELPULSE_WEBHOOK_RETRY_SCHEDULE": "[1, 300, 1800, 7200, 18000, 36000, 36000]",
     "MODELPULSE_WEBHOOK_TIMEOUT_SECONDS": "5",

@@ -123,8 +123,8 @@ def test_a_routing_key_is_write_only_and_the_url_defaults_to_pagerduty(
             "name": "pager",
             "format": "pagerduty",
             "events": ["threshold.breached"],
-            "url": pagerduty.events_url,
-            "credentials": {"routing_key": "********"},
+            "url": pagerduty.events_url,  # another origin: the routing key is sent again
+            "credentials": {"routing_key": ROUTING_KEY},
             "config": {"severity": "warning"},
         }
         replaced = client.put(f"{url}/{created.get_json()['id']}", json=kept, headers=organization.headers)

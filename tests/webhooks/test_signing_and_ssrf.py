@@ -12,16 +12,17 @@ import pytest
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from blocks.egress import (
+    EgressPolicy,
+    GuardedTransport,
+    TargetRefused,
+    UnsafeUrl,
+    check_url,
+    refusal_reason,
+)
 from blocks.webhook import new_signing_secret
 from tasks.webhooks.delivery import Target, build_headers
 from tasks.webhooks.signing import signature_header
-from tasks.webhooks.ssrf import (
-    GuardedTransport,
-    TargetRefused,
-    UnsafeWebhookUrl,
-    check_webhook_url,
-    refusal_reason,
-)
 from tests.webhooks.receivers import Receiver
 
 
@@ -108,15 +109,15 @@ def test_public_addresses_pass(address):
         ("http://localhost:9000/hook", "loopback"),
     ],
 )
-def test_check_webhook_url_refuses_with_a_reason(url, why):
-    with pytest.raises(UnsafeWebhookUrl, match=why):
-        check_webhook_url(url)
+def test_check_url_refuses_with_a_reason(url, why):
+    with pytest.raises(UnsafeUrl, match=why):
+        check_url(url, EgressPolicy())
 
 
 def test_allow_setting_lifts_the_address_check_but_not_the_scheme():
-    check_webhook_url("http://localhost:9000/hook", allow_private=True)
-    with pytest.raises(UnsafeWebhookUrl):
-        check_webhook_url("gopher://localhost/", allow_private=True)
+    check_url("http://localhost:9000/hook", EgressPolicy(allow_private=True))
+    with pytest.raises(UnsafeUrl):
+        check_url("gopher://localhost/", EgressPolicy(allow_private=True))
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
@@ -126,7 +127,7 @@ def test_delivery_connection_to_loopback_is_refused_at_connect_time(host):
         port = receiver.server.server_address[1]
 
         async def post() -> None:
-            async with httpx.AsyncClient(transport=GuardedTransport(allow_private=False)) as client:
+            async with httpx.AsyncClient(transport=GuardedTransport(EgressPolicy())) as client:
                 await client.post(f"http://{host}:{port}/hook", content=b"{}")
 
         with pytest.raises(httpx.ConnectError) as caught:
@@ -140,7 +141,7 @@ def test_guarded_transport_connects_when_allowed():
     with Receiver() as receiver:
 
         async def post() -> int:
-            async with httpx.AsyncClient(transport=GuardedTransport(allow_private=True)) as client:
+            async with httpx.AsyncClient(transport=GuardedTransport(EgressPolicy(allow_private=True))) as client:
                 return (await client.post(receiver.url, content=b"{}")).status_code
 
         assert asyncio.run(post()) == 200
