@@ -105,6 +105,7 @@ SLOW_FIXTURES = {
     # ship-page task's production retry backoff (2, 4, 8 s).
     "short_timeouts": "waits out sink timeouts and the ship-page retry backoff",
     "edge_settings": "waits out webhook receivers that hang, trickle or answer 10 MB",
+    "credential_churn": "builds 10,000 HTTP clients, a thousand of them connected",
 }
 SLOW_PARAMS = {("database_url", "postgresql"): "the PostgreSQL run of a database test"}
 

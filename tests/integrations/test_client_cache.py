@@ -4,6 +4,7 @@ clients forgotten when the API replaces or deletes it."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -32,17 +33,24 @@ def _hec(url: str, token: str) -> SplunkHecConnection:
     return SplunkHecConnection(hec_url=url, hec_token=token, verify_ssl=False)
 
 
-def test_ten_thousand_credential_changes_keep_clients_and_descriptors_flat():
+@pytest.fixture
+def credential_churn() -> Iterator[SplunkHecFake]:
+    """The HEC the churning clients connect to."""
     with SplunkHecFake() as hec:
-        first = _hec(hec.url, "token-0").get_client()
-        samples = {}
-        for change in range(CHANGES):
-            client = _hec(hec.url, f"token-{change}").get_client()
-            if change % CONNECT_EVERY == 0:
-                # A request leaves a pooled keep-alive connection: a descriptor open until the client closes.
-                assert client.get("/services/collector/health").status_code == 200
-            if change + 1 in (2 * cache.MAX_CLIENTS, CHANGES // 2, CHANGES):
-                samples[change + 1] = (cache.cache_size(), _open_descriptors())
+        yield hec
+
+
+def test_ten_thousand_credential_changes_keep_clients_and_descriptors_flat(credential_churn):
+    hec = credential_churn
+    first = _hec(hec.url, "token-0").get_client()
+    samples = {}
+    for change in range(CHANGES):
+        client = _hec(hec.url, f"token-{change}").get_client()
+        if change % CONNECT_EVERY == 0:
+            # A request leaves a pooled keep-alive connection: a descriptor open until the client closes.
+            assert client.get("/services/collector/health").status_code == 200
+        if change + 1 in (2 * cache.MAX_CLIENTS, CHANGES // 2, CHANGES):
+            samples[change + 1] = (cache.cache_size(), _open_descriptors())
     sizes = {size for size, _ in samples.values()}
     descriptors = [count for _, count in samples.values()]
     assert sizes == {cache.MAX_CLIENTS}, samples
