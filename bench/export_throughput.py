@@ -345,7 +345,8 @@ def main() -> None:
     from tests.support.servers import stop_process
 
     workdir = Path(tempfile.mkdtemp(prefix="modelpulse-bench-"))
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # The sink stubs listen on loopback, which the egress policy opens only when listed.
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MODELPULSE_ALLOWED_PRIVATE_NETWORKS="127.0.0.0/8")
     prefect = start_prefect(workdir, env)
     # Here, not in the children: registering every block type imports the Vertex AI SDK, memory an
     # export process never has.
