@@ -148,6 +148,18 @@ class GuardedSyncNetworkBackend(NetworkBackend):
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 
 
+def _pool_around(backend: typing.Any, built: typing.Any, limits: httpx.Limits) -> typing.Any:
+    """The pool httpx ``built``, rebuilt around ``backend``: httpx offers no public hook for the network
+    backend. Same TLS context and limits, and no proxy (a proxy would hide the real target)."""
+    return type(built)(
+        ssl_context=built._ssl_context,
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=backend,
+    )
+
+
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """An httpx transport whose every connection goes through ``GuardedNetworkBackend``.
 
@@ -165,15 +177,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         verify: ssl.SSLContext | bool = True,
     ) -> None:
         super().__init__(verify=verify, limits=limits, trust_env=False)
-        # httpx offers no public hook for the network backend, so the pool is rebuilt around ours
-        # with the same settings httpx would use (no proxy: a proxy would hide the real target).
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedNetworkBackend(policy),
-        )
+        self._pool = _pool_around(GuardedNetworkBackend(policy), self._pool, limits)
 
 
 class GuardedSyncTransport(httpx.HTTPTransport):
@@ -186,10 +190,4 @@ class GuardedSyncTransport(httpx.HTTPTransport):
         verify: ssl.SSLContext | bool = True,
     ) -> None:
         super().__init__(verify=verify, limits=limits, trust_env=False)
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedSyncNetworkBackend(policy),
-        )
+        self._pool = _pool_around(GuardedSyncNetworkBackend(policy), self._pool, limits)
