@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from api.cli import main
+from stack.cli import main
 from api.key_cache import KeyCache
 from store.db import session_scope
 from store.models import ApiKey, utcnow
