@@ -8,7 +8,7 @@ from flask import Blueprint, url_for
 
 from api.auth import require_organization_key
 from api.db import db
-from api.drift_runs import run_drift_check
+from api.services.drift_runs import run_drift_check
 from api.endpoint import Created, endpoint
 from api.errors import NotFound
 from api.pagination import paginate

@@ -7,9 +7,9 @@ import logging
 from flask import Blueprint, current_app, url_for
 
 from api.auth import require_organization_key
-from api.connected_records import PREFECT_ERRORS
+from api.services.connected_records import PREFECT_ERRORS
 from api.db import db
-from api.deadlines import DeadlinePassed, call_with_deadline
+from api.services.deadlines import DeadlinePassed, call_with_deadline
 from api.endpoint import endpoint
 from api.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable, UpstreamError
 from api.pagination import paginate

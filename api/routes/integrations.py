@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, url_for
 
 from api.auth import require_organization_key
-from api.connected_records import ConnectedRecords
+from api.services.connected_records import ConnectedRecords
 from api.db import db
 from api.endpoint import Created, endpoint
-from api.registry_push import IntegrationPushSubscriptions, push_out
+from api.services.registry_push import IntegrationPushSubscriptions, push_out
 from api.schemas.common import Page, PageQuery, masked
 from api.schemas.integrations import IntegrationIn, IntegrationOut, IntegrationUpdate
 from store.models import Integration

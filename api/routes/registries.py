@@ -16,9 +16,9 @@ from api.db import db
 from api.endpoint import Accepted, Created, endpoint
 from api.errors import Unprocessable, validation_problem
 from api.pagination import decode_cursor, encode_cursor, paginate
-from api.registry_calls import call_platform, call_registry, platform_dicts
-from api.registry_push import check_push, inbound_url
-from api.registry_runs import await_registration, flow_run_state, start_registration, start_sync
+from api.services.registry_calls import call_platform, call_registry, platform_dicts
+from api.services.registry_push import check_push, inbound_url
+from api.services.registry_runs import await_registration, flow_run_state, start_registration, start_sync
 from api.routes.integrations import integrations
 from api.schemas.common import Page, PageQuery
 from api.schemas.registries import (

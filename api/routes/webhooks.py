@@ -9,7 +9,7 @@ from api.db import db
 from api.endpoint import Created, endpoint
 from api.schemas.common import Page, PageQuery, masked
 from api.schemas.webhooks import WebhookCreated, WebhookIn, WebhookOut
-from api.webhook_records import create_webhook, replace_webhook, webhooks
+from api.services.webhook_records import create_webhook, replace_webhook, webhooks
 from store.models import Webhook
 
 bp = Blueprint("webhooks", __name__, url_prefix="/organizations/<organization_id>/webhooks")

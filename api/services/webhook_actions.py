@@ -15,7 +15,7 @@ from prefect.flow_engine import run_flow
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
-from api.connected_records import PREFECT_ERRORS, secrets_store_unavailable
+from api.services.connected_records import PREFECT_ERRORS, secrets_store_unavailable
 from api.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
 from api.pagination import paginate
 from api.schemas.deliveries import AttemptOut, DeliveryOut, HistoryQuery, RotatedSecret

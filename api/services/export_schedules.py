@@ -11,7 +11,7 @@ import logging
 
 from sqlalchemy.orm import Session
 
-from api.connected_records import PREFECT_ERRORS
+from api.services.connected_records import PREFECT_ERRORS
 from api.errors import ServiceUnavailable
 from flows.export_deployments import TemplateMissing, remove_export_deployment, sync_export_deployment
 from store.models import Export
