@@ -7,15 +7,15 @@ import logging
 from flask import Blueprint, current_app, url_for
 
 from api.auth import require_organization_key
-from api.services.connected_records import PREFECT_ERRORS
 from api.db import db
-from api.services.deadlines import DeadlinePassed, call_with_deadline
 from api.endpoint import endpoint
 from api.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable, UpstreamError
 from api.pagination import paginate
 from api.routes.exports import exports
 from api.schemas.common import Page, PageQuery
 from api.schemas.export_runs import ConnectionTestOut, RejectedOut, RunOut, StreamCounters, TriggerIn, TriggerOut
+from api.services.connected_records import PREFECT_ERRORS
+from api.services.deadlines import DeadlinePassed, call_with_deadline
 from blocks.connections import load_connection
 from flows.export_deployments import TemplateMissing, start_export_run
 from store.export_runs import create_run, finish_run, get_run, rejected_of_run, runs_of_export, stream_counters

@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, url_for
 
 from api.auth import require_organization_key
-from api.services.connected_records import ConnectedRecords
 from api.db import db
 from api.endpoint import Created, endpoint
-from api.services.export_schedules import apply_schedule, drop_schedule
-from api.services.export_templates import prepare_sink
 from api.schemas.common import Page, PageQuery, masked
 from api.schemas.exports import ElasticsearchExportUpdate, ExportIn, ExportOut, ExportUpdate
+from api.services.connected_records import ConnectedRecords
+from api.services.export_schedules import apply_schedule, drop_schedule
+from api.services.export_templates import prepare_sink
 from store.models import Export
 
 bp = Blueprint("exports", __name__, url_prefix="/organizations/<organization_id>/exports")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, url_for
 
 from api.auth import require_organization_key
-from api.services.connected_records import ConnectedRecords
 from api.db import db
 from api.endpoint import Created, endpoint
-from api.services.registry_push import IntegrationPushSubscriptions, push_out
 from api.schemas.common import Page, PageQuery, masked
 from api.schemas.integrations import IntegrationIn, IntegrationOut, IntegrationUpdate
+from api.services.connected_records import ConnectedRecords
+from api.services.registry_push import IntegrationPushSubscriptions, push_out
 from store.models import Integration
 
 bp = Blueprint("integrations", __name__, url_prefix="/organizations/<organization_id>/integrations")

@@ -16,9 +16,6 @@ from api.db import db
 from api.endpoint import Accepted, Created, endpoint
 from api.errors import Unprocessable, validation_problem
 from api.pagination import decode_cursor, encode_cursor, paginate
-from api.services.registry_calls import call_platform, call_registry, platform_dicts
-from api.services.registry_push import check_push, inbound_url
-from api.services.registry_runs import await_registration, flow_run_state, start_registration, start_sync
 from api.routes.integrations import integrations
 from api.schemas.common import Page, PageQuery
 from api.schemas.registries import (
@@ -33,6 +30,9 @@ from api.schemas.registries import (
     RunAccepted,
     StatusChangeOut,
 )
+from api.services.registry_calls import call_platform, call_registry, platform_dicts
+from api.services.registry_push import check_push, inbound_url
+from api.services.registry_runs import await_registration, flow_run_state, start_registration, start_sync
 from flows.register_model import register_model
 from store.models import Integration, MonitoredModel
 from store.registry import endpoint_status_history, model_recorded_by

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 from flask import current_app
 
-from api.services.deadlines import DeadlinePassed, call_with_deadline
 from api.errors import UpstreamError, UpstreamTimeout
+from api.services.deadlines import DeadlinePassed, call_with_deadline
 from store.models import Integration
 from tasks.registries import ModelRegistry, RegistryError, RegistryTimeout, open_registry
 

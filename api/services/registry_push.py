@@ -16,10 +16,10 @@ from typing import Any
 
 from flask import current_app
 
-from api.services.connected_records import Previous, Subscribed
 from api.errors import Unprocessable, UpstreamError, UpstreamTimeout
 from api.schemas.integrations import PushOut
 from api.schemas.registries import PushCheckOut
+from api.services.connected_records import Previous, Subscribed
 from blocks.connections import load_connection
 from blocks.mlflow import MlflowConnection
 from store.models import Integration, utcnow

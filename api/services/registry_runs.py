@@ -19,8 +19,8 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_engine import run_flow
 
-from api.services.connected_records import PREFECT_ERRORS
 from api.errors import NotFound, ServiceUnavailable, UpstreamError
+from api.services.connected_records import PREFECT_ERRORS
 from flows.register_model import register_model
 from flows.sync_registry import sync_registry
 from tasks.registries import RegistryError

@@ -16,6 +16,9 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
+from api.errors import Unprocessable
+from api.schemas.common import MASK
+from api.schemas.webhooks import WebhookIn
 from api.services.connected_records import (
     PREFECT_ERRORS,
     ConnectedRecords,
@@ -24,9 +27,6 @@ from api.services.connected_records import (
     secrets_store_unavailable,
 )
 from api.services.credential_origins import moves_origin, secrets_must_be_resent
-from api.errors import Unprocessable
-from api.schemas.common import MASK
-from api.schemas.webhooks import WebhookIn
 from blocks.connections import block_document_name, delete_connection, load_connection
 from blocks.webhook import WebhookSecrets, new_signing_secret
 from store.ids import new_id

@@ -7,9 +7,9 @@ import os
 import subprocess
 import sys
 
-from stack.topology import role_commands
 from bench.capacity import kind_of
 from bench.process_cpu import tree_cpu_seconds
+from stack.topology import role_commands
 from store.settings import Settings
 
 
