@@ -9,16 +9,13 @@ from api.db import db
 from api.endpoint import Created, endpoint
 from api.schemas.common import Page, PageQuery, masked
 from api.schemas.exports import ElasticsearchExportUpdate, ExportIn, ExportOut, ExportUpdate
-from api.services.connected_records import ConnectedRecords
 from api.services.export_schedules import apply_schedule, drop_schedule
 from api.services.export_templates import prepare_sink
+from api.services.exports import exports
 from store.models import Export
 
 bp = Blueprint("exports", __name__, url_prefix="/organizations/<organization_id>/exports")
 require_organization_key(bp, owned={"export_id": Export})
-
-exports = ConnectedRecords("export", Export, "exp", ExportIn, extra_fields=("streams", "schedule", "enabled"))
-
 
 def export_out(record: Export) -> ExportOut:
     return ExportOut(

@@ -9,17 +9,12 @@ from api.db import db
 from api.endpoint import Created, endpoint
 from api.schemas.common import Page, PageQuery, masked
 from api.schemas.integrations import IntegrationIn, IntegrationOut, IntegrationUpdate
-from api.services.connected_records import ConnectedRecords
-from api.services.registry_push import IntegrationPushSubscriptions, push_out
+from api.services.integrations import integrations
+from api.services.registry_push import push_out
 from store.models import Integration
 
 bp = Blueprint("integrations", __name__, url_prefix="/organizations/<organization_id>/integrations")
 require_organization_key(bp, owned={"integration_id": Integration})
-
-integrations = ConnectedRecords(
-    "integration", Integration, "int", IntegrationIn, subscriptions=IntegrationPushSubscriptions()
-)
-
 
 def integration_out(record: Integration) -> IntegrationOut:
     return IntegrationOut(
