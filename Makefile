@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 up: install
-	$(PYTHON) -m api.cli up
+	$(PYTHON) -m stack up
 
 test: install
 	$(PYTHON) -m pytest --durations=25

@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
 
-from flask import Flask, Response, current_app, json, request
+from flask import Blueprint, Flask, Response, current_app, json, request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from api.db import db
 from api.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType, field_path, validation_problem
+from api.schemas.common import Page, PageQuery
 from api.standard_json import NotStandardJson, find_string, parse_standard_json
 
 
@@ -204,3 +206,38 @@ def endpoint(
         return wrapper
 
     return decorate
+
+
+def record_views(
+    bp: Blueprint,
+    records: Any,
+    response: type[BaseModel],
+    out: Callable[[Any], BaseModel],
+    *,
+    id_arg: str,
+    list_view: tuple[str, str],
+    get_view: tuple[str, str],
+) -> None:
+    """Register the list (``GET ""``, a page) and get (``GET /<id_arg>``) views of one organization's
+    stored records on ``bp``: exports, integrations and webhooks answer both the same way.
+
+    ``records`` has ``list(session, organization_id, page)`` and ``get(session, organization_id, id)``
+    (``api.services.connected_records.ConnectedRecords``); ``out`` maps a record to ``response``.
+    ``list_view`` and ``get_view`` are each view's (name, docstring): the names are the endpoints
+    (``url_for(".get_export")``) and the docstrings the OpenAPI summaries.
+
+    Example:
+        ``record_views(bp, exports, ExportOut, export_out, id_arg="export_id",
+        list_view=("list_exports", "List all exports."), get_view=("get_export", "Get an export."))``
+    """
+    def list_records(organization_id: str, query: PageQuery) -> BaseModel:
+        rows, cursor = records.list(db(), organization_id, query)
+        return Page[response](items=[out(row) for row in rows], next_cursor=cursor)
+
+    def get_record(organization_id: str, **ids: str) -> BaseModel:
+        return out(records.get(db(), organization_id, ids[id_arg]))
+
+    list_records.__name__, list_records.__doc__ = list_view
+    get_record.__name__, get_record.__doc__ = get_view
+    bp.get("")(endpoint(query=PageQuery, response=Page[response], problems=(401, 404, 422))(list_records))
+    bp.get(f"/<{id_arg}>")(endpoint(response=response, problems=(401, 404))(get_record))

@@ -3,7 +3,7 @@ of the worker) is marked ``Crashed`` once its heartbeats stop, as Prefect docume
 servers ("Detect zombie flows"; Prefect Cloud's managed "unresponsive run detection").
 
 Every flow run sends a ``prefect.flow-run.heartbeat`` event every ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``
-seconds (``api.topology`` sets it from ``MODELPULSE_FLOW_HEARTBEAT_SECONDS`` for every process of the
+seconds (``stack.topology`` sets it from ``MODELPULSE_FLOW_HEARTBEAT_SECONDS`` for every process of the
 stack). The automation below expects, after each heartbeat of a run, another heartbeat or a final
 state within three heartbeat intervals; when none comes, it moves the run to ``Crashed``. That is
 what frees the slot of a deployment's concurrency limit (an export's ``export/<id>`` has a limit of

@@ -8,15 +8,14 @@ from flask import Blueprint, url_for
 
 from api.auth import require_organization_key
 from api.db import db
-from api.drift_runs import run_drift_check
 from api.endpoint import Created, endpoint
 from api.errors import NotFound
 from api.pagination import paginate
 from api.schemas.common import Page
 from api.schemas.monitoring import DriftCheckIn, DriftCheckOut, DriftCheckQuery, DriftMetricOut, DriftMetricQuery
-from store.drift import check_metrics, get_drift_check, list_drift_checks_query, list_drift_metrics_query
+from api.services.drift_runs import drift_check_summary, run_drift_check
+from store.drift import get_drift_check, list_drift_checks_query, list_drift_metrics_query
 from store.models import DriftCheck, DriftMetric
-from tasks.drift.check import check_summary
 
 checks_bp = Blueprint("drift_checks", __name__, url_prefix="/organizations/<organization_id>/drift-checks")
 metrics_bp = Blueprint("drift_metrics", __name__, url_prefix="/organizations/<organization_id>/drift-metrics")
@@ -74,7 +73,7 @@ def get_check(organization_id: str, check_id: str):
     check = get_drift_check(db(), organization_id, check_id)
     if check is None:
         raise NotFound(f"No drift check {check_id!r}.")
-    return drift_check_out(check_summary(check, check_metrics(db(), check_id)))
+    return drift_check_out(drift_check_summary(db(), check))
 
 
 @checks_bp.get("")
@@ -82,7 +81,7 @@ def get_check(organization_id: str, check_id: str):
 def list_checks(organization_id: str, query: DriftCheckQuery):
     """List drift checks (API and monitor runs), optionally of one model."""
     checks, cursor = paginate(db(), list_drift_checks_query(organization_id, query.model), DriftCheck.id, query)
-    items = [drift_check_out(check_summary(check, check_metrics(db(), check.id))) for check in checks]
+    items = [drift_check_out(drift_check_summary(db(), check)) for check in checks]
     return Page[DriftCheckOut](items=items, next_cursor=cursor)
 
 

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, current_app, url_for
 
 from api.auth import require_organization_key
-from api.connected_records import PREFECT_ERRORS
 from api.db import db
-from api.deadlines import DeadlinePassed, call_with_deadline
 from api.endpoint import endpoint
-from api.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable, UpstreamError
+from api.errors import Conflict, NotFound, Unprocessable
 from api.pagination import paginate
-from api.routes.exports import exports
 from api.schemas.common import Page, PageQuery
 from api.schemas.export_runs import ConnectionTestOut, RejectedOut, RunOut, StreamCounters, TriggerIn, TriggerOut
-from blocks.connections import load_connection
-from flows.export_deployments import TemplateMissing, start_export_run
-from store.export_runs import create_run, finish_run, get_run, rejected_of_run, runs_of_export, stream_counters
+from api.services.exports import check_export_connection, exports, start_export
+from store.export_runs import get_run, rejected_of_run, runs_of_export, stream_counters
 from store.models import Export, ExportRun, RejectedRecord
-from tasks.sinks import Check, ExportTarget, sink_module
-
-log = logging.getLogger(__name__)
 
 DEFAULT_CHECK_DEADLINE_SECONDS = 25.0  # app config SINK_CHECK_DEADLINE_SECONDS
 
@@ -72,23 +63,11 @@ def trigger_export(organization_id: str, export_id: str, body: TriggerIn):
     if unknown:
         raise Unprocessable.field("streams", f"not exported by this export: {', '.join(unknown)}")
     backfill = body.backfill()
-    run = create_run(db(), export.id, organization_id, backfill)
-    db().commit()
-    try:
-        flow_run_id = start_export_run(export, run.id, backfill)
-    except (TemplateMissing, *PREFECT_ERRORS) as error:
-        log.error("could not start export run %s: %s", run.id, type(error).__name__)
-        finish_run(db(), run.id, error=f"could not start a flow run: {error}")
-        db().commit()
-        if isinstance(error, TemplateMissing):
-            raise UpstreamError(f"The export's flow run could not be started: {error}") from None
-        raise ServiceUnavailable(f"The export's flow run could not be started: {type(error).__name__}") from None
-    run.flow_run_id = str(flow_run_id)
-    db().commit()
+    run = start_export(db(), export, organization_id, backfill)
     status_url = url_for(
         ".get_export_run", organization_id=organization_id, export_id=export.id, run_id=run.id
     )
-    return TriggerOut(run_id=run.id, flow_run_id=str(flow_run_id), status=run.status, status_url=status_url)
+    return TriggerOut(run_id=run.id, flow_run_id=run.flow_run_id, status=run.status, status_url=status_url)
 
 
 @bp.get("/runs")
@@ -133,20 +112,8 @@ def test_export_connection(organization_id: str, export_id: str):
     A sink that does not answer in time is a failed ``reachable`` check, within the deadline.
     """
     export = exports.get(db(), organization_id, export_id)
-    try:
-        connection = load_connection("export", export.id, export.type)
-    except ValueError as error:
-        raise UpstreamError(f"The export's credentials could not be loaded: {error}") from None
-    except PREFECT_ERRORS as error:
-        raise ServiceUnavailable(f"The export's credentials could not be loaded: {type(error).__name__}") from None
     deadline = current_app.config.get("SINK_CHECK_DEADLINE_SECONDS", DEFAULT_CHECK_DEADLINE_SECONDS)
-    try:
-        target = ExportTarget(export.id, export.organization_id, export.project_id, dict(export.config))
-        checks = call_with_deadline(
-            lambda: sink_module(export.type).check_connection(connection, target), deadline
-        )
-    except DeadlinePassed:
-        checks = [Check("reachable", False, f"no complete answer within {deadline:g} s")]
+    checks = check_export_connection(export, deadline)
     return ConnectionTestOut(
         ok=all(check.ok for check in checks),
         checks=[{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],

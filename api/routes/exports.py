@@ -5,53 +5,27 @@ from __future__ import annotations
 from flask import Blueprint, url_for
 
 from api.auth import require_organization_key
-from api.connected_records import ConnectedRecords
 from api.db import db
-from api.endpoint import Created, endpoint
-from api.export_schedules import apply_schedule, drop_schedule
-from api.export_templates import prepare_sink
-from api.schemas.common import Page, PageQuery, masked
+from api.endpoint import Created, endpoint, record_views
+from api.schemas.common import masked
 from api.schemas.exports import ElasticsearchExportUpdate, ExportIn, ExportOut, ExportUpdate
+from api.services.export_schedules import apply_schedule, drop_schedule
+from api.services.export_templates import prepare_sink
+from api.services.exports import exports
 from store.models import Export
 
 bp = Blueprint("exports", __name__, url_prefix="/organizations/<organization_id>/exports")
 require_organization_key(bp, owned={"export_id": Export})
 
-exports = ConnectedRecords("export", Export, "exp", ExportIn, extra_fields=("streams", "schedule", "enabled"))
-
-
 def export_out(record: Export) -> ExportOut:
-    return ExportOut(
-        id=record.id,
-        organization_id=record.organization_id,
-        name=record.name,
-        type=record.type,
-        project_id=record.project_id,
-        config=record.config,
-        credentials=masked(record.secret_fields),
-        streams=record.streams,
-        schedule=record.schedule,
-        enabled=record.enabled,
-        status=record.status,
-        status_detail=record.status_detail,
-        created_at=record.created_at,
-        updated_at=record.updated_at,
-    )
+    return ExportOut.of(record, credentials=masked(record.secret_fields))
 
 
-@bp.get("")
-@endpoint(query=PageQuery, response=Page[ExportOut], problems=(401, 404, 422))
-def list_exports(organization_id: str, query: PageQuery):
-    """List all export configurations."""
-    records, cursor = exports.list(db(), organization_id, query)
-    return Page[ExportOut](items=[export_out(r) for r in records], next_cursor=cursor)
-
-
-@bp.get("/<export_id>")
-@endpoint(response=ExportOut, problems=(401, 404))
-def get_export(organization_id: str, export_id: str):
-    """Get export configuration details."""
-    return export_out(exports.get(db(), organization_id, export_id))
+record_views(
+    bp, exports, ExportOut, export_out, id_arg="export_id",
+    list_view=("list_exports", "List all export configurations."),
+    get_view=("get_export", "Get export configuration details."),
+)
 
 
 @bp.post("")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 
 from flask import Blueprint, request
 
@@ -26,11 +25,18 @@ from api.db import db
 from api.endpoint import endpoint
 from api.errors import NotFound, Problem, Unprocessable
 from api.schemas.registries import InboundOut
+from api.services.inbound import (
+    KEY_HEADER,
+    DeliveryRejected,
+    InboundOutcome,
+    InvalidDelivery,
+    pushed_events_secret,
+    record_mlflow_delivery,
+    record_sagemaker_event,
+    sagemaker_key_matches,
+    verified_mlflow_delivery_id,
+)
 from store.models import Integration
-from tasks.push import InboundOutcome, InvalidDelivery, inbound_secret
-from tasks.push.mlflow import apply_mlflow_delivery, parse_delivery
-from tasks.push.sagemaker import KEY_HEADER, apply_sagemaker_event, keys_match, parse_event
-from tasks.registries.mlflow_webhooks import DeliveryRejected, verify_delivery
 
 bp = Blueprint("inbound", __name__, url_prefix="/inbound")
 log = logging.getLogger(__name__)
@@ -74,11 +80,11 @@ def _json(body: bytes) -> object:
 
 
 def _secret(integration: Integration) -> str:
-    secret = inbound_secret(integration)
+    secret = pushed_events_secret(integration)
     if secret is None:  # push on, but no secret stored: nothing can be verified
         log.warning("integration %s takes pushed events but has no inbound secret in its block", integration.id)
         raise NotFound("No integration takes pushed events at this address.")
-    return secret.get_secret_value()
+    return secret
 
 
 def _answer(integration: Integration, outcome: InboundOutcome) -> InboundOut:
@@ -100,13 +106,12 @@ def mlflow_delivery(integration_id: str):
     integration = _pushing_integration(integration_id, "mlflow")
     body = _body()
     try:
-        delivery_id = verify_delivery(_secret(integration), request.headers, body, time.time())
+        delivery_id = verified_mlflow_delivery_id(_secret(integration), request.headers, body)
     except DeliveryRejected as error:
         log.info("integration %s: MLflow delivery refused: %s", integration.id, error)
         raise InboundUnauthorized(f"The delivery could not be authenticated: {error}.") from None
     try:
-        event, data = parse_delivery(_json(body))
-        outcome = apply_mlflow_delivery(db(), integration, delivery_id, event, data)
+        outcome = record_mlflow_delivery(db(), integration, delivery_id, _json(body))
     except InvalidDelivery as error:
         db().rollback()
         raise Unprocessable.field(error.field, error.message) from None
@@ -126,11 +131,11 @@ def sagemaker_event(integration_id: str):
     """
     integration = _pushing_integration(integration_id, "sagemaker")
     body = _body()
-    if not keys_match(request.headers.get(KEY_HEADER), _secret(integration)):
+    if not sagemaker_key_matches(request.headers.get(KEY_HEADER), _secret(integration)):
         log.info("integration %s: SageMaker event refused: wrong or missing %s", integration.id, KEY_HEADER)
         raise InboundUnauthorized(f"The {KEY_HEADER} header is missing or does not match the integration's key.")
     try:
-        outcome = apply_sagemaker_event(db(), integration, parse_event(_json(body)))
+        outcome = record_sagemaker_event(db(), integration, _json(body))
     except InvalidDelivery as error:
         db().rollback()
         raise Unprocessable.field(error.field, error.message) from None

@@ -5,52 +5,26 @@ from __future__ import annotations
 from flask import Blueprint, url_for
 
 from api.auth import require_organization_key
-from api.connected_records import ConnectedRecords
 from api.db import db
-from api.endpoint import Created, endpoint
-from api.registry_push import IntegrationPushSubscriptions, push_out
-from api.schemas.common import Page, PageQuery, masked
+from api.endpoint import Created, endpoint, record_views
+from api.schemas.common import masked
 from api.schemas.integrations import IntegrationIn, IntegrationOut, IntegrationUpdate
+from api.services.integrations import integrations
+from api.services.registry_push import push_out
 from store.models import Integration
 
 bp = Blueprint("integrations", __name__, url_prefix="/organizations/<organization_id>/integrations")
 require_organization_key(bp, owned={"integration_id": Integration})
 
-integrations = ConnectedRecords(
-    "integration", Integration, "int", IntegrationIn, subscriptions=IntegrationPushSubscriptions()
-)
-
-
 def integration_out(record: Integration) -> IntegrationOut:
-    return IntegrationOut(
-        id=record.id,
-        organization_id=record.organization_id,
-        name=record.name,
-        type=record.type,
-        project_id=record.project_id,
-        config=record.config,
-        credentials=masked(record.secret_fields),
-        status=record.status,
-        status_detail=record.status_detail,
-        push=push_out(record),
-        created_at=record.created_at,
-        updated_at=record.updated_at,
-    )
+    return IntegrationOut.of(record, credentials=masked(record.secret_fields), push=push_out(record))
 
 
-@bp.get("")
-@endpoint(query=PageQuery, response=Page[IntegrationOut], problems=(401, 404, 422))
-def list_integrations(organization_id: str, query: PageQuery):
-    """List all integrations."""
-    records, cursor = integrations.list(db(), organization_id, query)
-    return Page[IntegrationOut](items=[integration_out(r) for r in records], next_cursor=cursor)
-
-
-@bp.get("/<integration_id>")
-@endpoint(response=IntegrationOut, problems=(401, 404))
-def get_integration(organization_id: str, integration_id: str):
-    """Get integration details."""
-    return integration_out(integrations.get(db(), organization_id, integration_id))
+record_views(
+    bp, integrations, IntegrationOut, integration_out, id_arg="integration_id",
+    list_view=("list_integrations", "List all integrations."),
+    get_view=("get_integration", "Get integration details."),
+)
 
 
 @bp.post("")

@@ -7,7 +7,6 @@ integration CRUD, with the same key check and the same 404 for another organizat
 from __future__ import annotations
 
 from flask import Blueprint, current_app, url_for
-from prefect.settings import PREFECT_UI_URL
 from pydantic import ValidationError
 from sqlalchemy import select
 
@@ -16,10 +15,6 @@ from api.db import db
 from api.endpoint import Accepted, Created, endpoint
 from api.errors import Unprocessable, validation_problem
 from api.pagination import decode_cursor, encode_cursor, paginate
-from api.registry_calls import call_platform, call_registry, platform_dicts
-from api.registry_push import check_push, inbound_url
-from api.registry_runs import await_registration, flow_run_state, start_registration, start_sync
-from api.routes.integrations import integrations
 from api.schemas.common import Page, PageQuery
 from api.schemas.registries import (
     REGISTRATION_BODIES,
@@ -33,10 +28,18 @@ from api.schemas.registries import (
     RunAccepted,
     StatusChangeOut,
 )
-from flows.register_model import register_model
+from api.services.integrations import integrations
+from api.services.registry_calls import call_platform, call_registry, has_endpoints, platform_dicts
+from api.services.registry_push import check_push, inbound_url
+from api.services.registry_runs import (
+    await_registration,
+    prefect_run_url,
+    registration_state,
+    start_registration,
+    start_sync,
+)
 from store.models import Integration, MonitoredModel
 from store.registry import endpoint_status_history, model_recorded_by
-from tasks.registry_tasks import ENDPOINT_TYPES
 
 bp = Blueprint("registries", __name__, url_prefix="/organizations/<organization_id>/integrations/<integration_id>")
 require_organization_key(bp, owned={"integration_id": Integration})
@@ -117,7 +120,7 @@ def register_model_view(organization_id: str, integration_id: str, body: dict):
 def registration_status(organization_id: str, integration_id: str, flow_run_id: str):
     """Get the status of a registration (a `register-model` flow run) and its model once recorded."""
     integrations.get(db(), organization_id, integration_id)
-    status, error = flow_run_state(flow_run_id, register_model.name, integration_id)
+    status, error = registration_state(flow_run_id, integration_id)
     recorded = model_recorded_by(db(), integration_id, flow_run_id)
     model = None
     if recorded is not None:
@@ -147,7 +150,7 @@ def list_endpoints(organization_id: str, integration_id: str):
     invocations, latency and 4xx/5xx errors.
     """
     integration = integrations.get(db(), organization_id, integration_id)
-    if integration.type not in ENDPOINT_TYPES:
+    if not has_endpoints(integration):
         raise Unprocessable.field("integration_id", f"{integration.type} integrations have no endpoints")
     endpoints = call_registry(integration, lambda r: r.list_endpoints())
     items = [
@@ -173,12 +176,7 @@ def sync(organization_id: str, integration_id: str):
     """
     integration = integrations.get(db(), organization_id, integration_id)
     flow_run_id, state = start_sync(integration.id)
-    return RunAccepted(flow_run_id=flow_run_id, status=state, status_url=_prefect_run_url(flow_run_id))
-
-
-def _prefect_run_url(flow_run_id: str) -> str:
-    base = PREFECT_UI_URL.value() or ""
-    return f"{base.rstrip('/')}/runs/flow-run/{flow_run_id}"
+    return RunAccepted(flow_run_id=flow_run_id, status=state, status_url=prefect_run_url(flow_run_id))
 
 
 @bp.post("/test")

@@ -10,7 +10,7 @@ from api.endpoint import Accepted, Created, endpoint
 from api.schemas.common import Page
 from api.schemas.deliveries import DeliveryOut, HistoryQuery, RotatedSecret
 from api.schemas.webhooks import RecoverAccepted, RecoverIn
-from api.webhook_actions import (
+from api.services.webhook_actions import (
     history_page,
     one_delivery,
     redeliver_now,
@@ -18,7 +18,7 @@ from api.webhook_actions import (
     send_test,
     start_recovery,
 )
-from api.webhook_records import webhooks
+from api.services.webhook_records import webhooks
 from store.models import Webhook
 
 bp = Blueprint(

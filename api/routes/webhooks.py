@@ -6,10 +6,10 @@ from flask import Blueprint, url_for
 
 from api.auth import require_organization_key
 from api.db import db
-from api.endpoint import Created, endpoint
-from api.schemas.common import Page, PageQuery, masked
+from api.endpoint import Created, endpoint, record_views
+from api.schemas.common import masked
 from api.schemas.webhooks import WebhookCreated, WebhookIn, WebhookOut
-from api.webhook_records import create_webhook, replace_webhook, webhooks
+from api.services.webhook_records import create_webhook, replace_webhook, webhooks
 from store.models import Webhook
 
 bp = Blueprint("webhooks", __name__, url_prefix="/organizations/<organization_id>/webhooks")
@@ -17,37 +17,19 @@ require_organization_key(bp, owned={"webhook_id": Webhook})
 
 
 def webhook_out(record: Webhook) -> WebhookOut:
-    return WebhookOut(
-        id=record.id,
-        organization_id=record.organization_id,
-        name=record.name,
-        format=record.format,
-        url=record.url,
-        events=record.events,
+    return WebhookOut.of(
+        record,
         headers=masked(record.header_names),
         config={name: str(value) for name, value in (record.config or {}).items()},
         credentials=masked(["routing_key"] if record.format == "pagerduty" else []),
-        project_id=record.project_id,
-        enabled=record.enabled,
-        disabled_reason=record.disabled_reason,
-        created_at=record.created_at,
-        updated_at=record.updated_at,
     )
 
 
-@bp.get("")
-@endpoint(query=PageQuery, response=Page[WebhookOut], problems=(401, 404, 422))
-def list_webhooks(organization_id: str, query: PageQuery):
-    """List all webhooks."""
-    records, cursor = webhooks.list(db(), organization_id, query)
-    return Page[WebhookOut](items=[webhook_out(r) for r in records], next_cursor=cursor)
-
-
-@bp.get("/<webhook_id>")
-@endpoint(response=WebhookOut, problems=(401, 404))
-def get_webhook(organization_id: str, webhook_id: str):
-    """Get webhook details."""
-    return webhook_out(webhooks.get(db(), organization_id, webhook_id))
+record_views(
+    bp, webhooks, WebhookOut, webhook_out, id_arg="webhook_id",
+    list_view=("list_webhooks", "List all webhooks."),
+    get_view=("get_webhook", "Get webhook details."),
+)
 
 
 @bp.post("")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Self, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
@@ -106,6 +106,16 @@ class RecordOut(BaseModel):
     organization_id: str
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def of(cls, record: Any, **computed: Any) -> Self:
+        """The answer for a stored record: each field is the record's attribute of that name, unless
+        ``computed`` gives it (masked secrets, values derived from several columns).
+
+        Example:
+            ``ExportOut.of(export, credentials=masked(export.secret_fields))``
+        """
+        return cls(**{name: computed[name] if name in computed else getattr(record, name) for name in cls.model_fields})
 
 
 def masked(fields: list[str]) -> dict[str, str]:

@@ -74,7 +74,7 @@ def test_cli_creates_a_key_printed_alone(database_url, client):
     import os
 
     result = subprocess.run(
-        [sys.executable, "-m", "api.cli", "keys", "create", "initech"],
+        [sys.executable, "-m", "stack.cli", "keys", "create", "initech"],
         capture_output=True,
         text=True,
         env=os.environ | env,
@@ -85,7 +85,7 @@ def test_cli_creates_a_key_printed_alone(database_url, client):
     response = client.get("/organizations/initech/webhooks", headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == 200
     bad = subprocess.run(
-        [sys.executable, "-m", "api.cli", "keys", "create", "no spaces allowed"],
+        [sys.executable, "-m", "stack.cli", "keys", "create", "no spaces allowed"],
         capture_output=True,
         text=True,
         env=os.environ | env,

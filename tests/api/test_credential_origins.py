@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.credential_origins import moves_origin, origin, origins_of
+from api.services.credential_origins import moves_origin, origin, origins_of
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.topology import role_commands
+from stack.topology import role_commands
 from store.db import session_scope
 from store.organizations import create_api_key
 from store.settings import Settings
@@ -138,7 +138,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(_sqlite_template, prefect_server, tmp_path_factory) -> Iterator[Served]:
-    """The API under gunicorn with the argv `make up` uses (api/topology.py), on its own SQLite database."""
+    """The API under gunicorn with the argv `make up` uses (stack/topology.py), on its own SQLite database."""
     directory = tmp_path_factory.mktemp("served")
     database = directory / "modelpulse.db"
     shutil.copyfile(_sqlite_template, database)

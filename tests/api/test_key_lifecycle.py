@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from api.cli import main
 from api.key_cache import KeyCache
+from stack.cli import main
 from store.db import session_scope
 from store.models import ApiKey, utcnow
 from store.organizations import create_api_key, hash_key, revoke_api_key

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from api.topology import check_roles, redis_environment, role_commands, stack_environment
+from stack.topology import check_roles, redis_environment, role_commands, stack_environment
 from store.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +21,7 @@ def up(tmp_path: Path, roles: str, **settings: str) -> subprocess.CompletedProce
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELPULSE_")}
     env |= {"MODELPULSE_HOME": str(tmp_path / "home"), **settings}
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", "up", "--roles", roles],
+        [sys.executable, "-m", "stack.cli", "up", "--roles", roles],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
 
@@ -99,7 +99,7 @@ def test_a_machine_without_the_prefect_role_uses_the_given_prefect_api(tmp_path)
 def test_run_refuses_an_unknown_process(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELPULSE_")}
     result = subprocess.run(
-        [sys.executable, "-m", "api.cli", "run", "scheduler"],
+        [sys.executable, "-m", "stack.cli", "run", "scheduler"],
         cwd=ROOT, env=env | {"MODELPULSE_HOME": str(tmp_path)}, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2

@@ -7,9 +7,9 @@ import os
 import subprocess
 import sys
 
-from api.topology import role_commands
 from bench.capacity import kind_of
 from bench.process_cpu import tree_cpu_seconds
+from stack.topology import role_commands
 from store.settings import Settings
 
 
@@ -26,8 +26,8 @@ def test_every_process_up_runs_has_a_kind():
         "api": "api",
     }
     # The one-shot preparation steps are no process kind: they end before anything is measured.
-    assert kind_of(f"{sys.executable} -m api.cli prefect-setup") is None
-    assert kind_of(f"{sys.executable} -m api.cli db upgrade") is None
+    assert kind_of(f"{sys.executable} -m stack.cli prefect-setup") is None
+    assert kind_of(f"{sys.executable} -m stack.cli db upgrade") is None
 
 
 def test_a_tree_keeps_the_cpu_of_children_that_exited():

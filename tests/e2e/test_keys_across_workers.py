@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.topology import role_commands
+from stack.topology import role_commands
 from store.db import session_scope
 from store.organizations import create_api_key
 from store.rate_limits import WINDOW_SECONDS, window_start
@@ -41,7 +41,7 @@ class Answer:
 
 
 class Gunicorn:
-    """The API under gunicorn (the argv of api/stack.py) on a free loopback port, logging each
+    """The API under gunicorn (the argv of stack/supervisor.py) on a free loopback port, logging each
     request's worker pid and probe number."""
 
     def __init__(self, url: str, access_log: Path):
@@ -109,7 +109,7 @@ def api_server(database_url, tmp_path) -> Iterator[Callable[..., Gunicorn]]:
 
 def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
+        [sys.executable, "-m", "stack.cli", *args],
         capture_output=True,
         text=True,
         env=os.environ | {"MODELPULSE_DATABASE_URL": database_url},

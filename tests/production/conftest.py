@@ -60,7 +60,7 @@ class RoleSet:
 
     def start(self, timeout: float = 300) -> RoleSet:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "up", "--roles", self.roles],
+            [sys.executable, "-m", "stack.cli", "up", "--roles", self.roles],
             cwd=ROOT,
             env=self.env,
             stdin=subprocess.DEVNULL,

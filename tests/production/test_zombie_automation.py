@@ -12,8 +12,8 @@ from datetime import timedelta
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 
-from api.topology import stack_environment
 from flows.zombie_runs import AUTOMATION_NAME, ensure_zombie_automation, zombie_automation
+from stack.topology import stack_environment
 from store.settings import Settings
 from tests.conftest import ROOT
 

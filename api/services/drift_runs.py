@@ -13,8 +13,10 @@ from sqlalchemy.orm import Session
 from api.errors import Unprocessable, UpstreamError
 from api.schemas.monitoring import DriftCheckIn
 from flows.detect_drift import detect_drift
-from store.drift import create_drift_check
+from store.drift import check_metrics, create_drift_check
 from store.inference_logs import window_has_logs
+from store.models import DriftCheck
+from tasks.drift.check import check_summary
 
 log = logging.getLogger(__name__)
 
@@ -47,3 +49,8 @@ def run_drift_check(session: Session, organization_id: str, body: DriftCheckIn) 
     except (httpx.HTTPError, PrefectHTTPStatusError) as error:
         log.error("detect-drift could not reach the Prefect server: %s", type(error).__name__)
         raise UpstreamError("The Prefect server could not be reached to run the drift check.") from None
+
+
+def drift_check_summary(session: Session, check: DriftCheck) -> dict[str, Any]:
+    """A stored check with its per-feature metrics, in the shape ``run_drift_check`` answers with."""
+    return check_summary(check, check_metrics(session, check.id))

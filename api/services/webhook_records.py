@@ -3,7 +3,7 @@
 The block holds the signing secret, header values, and per format: the real URL of a ``slack`` or
 ``teams`` webhook (the URL is its credential; the record keeps ``https://host/********``) and the
 routing key of a ``pagerduty`` one. A PUT that omits a secret, or sends it masked, keeps it, unless
-the PUT moves the webhook to another origin (``api.credential_origins``): then every header value and
+the PUT moves the webhook to another origin (``api.services.credential_origins``): then every header value and
 routing key must be sent again (a secret URL is, by being the new URL). The signing secret is
 ModelPulse's own and stays.
 """
@@ -16,17 +16,17 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
-from api.connected_records import (
+from api.errors import Unprocessable
+from api.schemas.common import MASK
+from api.schemas.webhooks import WebhookIn
+from api.services.connected_records import (
     PREFECT_ERRORS,
     ConnectedRecords,
     commit_or_conflict,
     flush_or_conflict,
     secrets_store_unavailable,
 )
-from api.credential_origins import moves_origin, secrets_must_be_resent
-from api.errors import Unprocessable
-from api.schemas.common import MASK
-from api.schemas.webhooks import WebhookIn
+from api.services.credential_origins import moves_origin, secrets_must_be_resent
 from blocks.connections import block_document_name, delete_connection, load_connection
 from blocks.webhook import WebhookSecrets, new_signing_secret
 from store.ids import new_id

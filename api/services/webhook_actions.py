@@ -15,11 +15,11 @@ from prefect.flow_engine import run_flow
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
-from api.connected_records import PREFECT_ERRORS, secrets_store_unavailable
 from api.errors import Conflict, NotFound, ServiceUnavailable, Unprocessable
 from api.pagination import paginate
 from api.schemas.deliveries import AttemptOut, DeliveryOut, HistoryQuery, RotatedSecret
 from api.schemas.webhooks import RecoverAccepted, RecoverIn
+from api.services.connected_records import PREFECT_ERRORS, secrets_store_unavailable
 from blocks.connections import block_document_name, load_connection
 from blocks.webhook import WebhookSecrets, new_signing_secret
 from flows.recover_deliveries import recover_deliveries

@@ -14,8 +14,8 @@ import logging
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from api.connected_records import PREFECT_ERRORS
-from api.deadlines import DeadlinePassed, call_with_deadline
+from api.services.connected_records import PREFECT_ERRORS
+from api.services.deadlines import DeadlinePassed, call_with_deadline
 from blocks.connections import load_connection
 from store.models import Export
 from tasks.sinks import Check, ExportTarget, sink_module

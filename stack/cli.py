@@ -243,8 +243,8 @@ def default_key(key_file: Path) -> str:
 )
 def up(roles: str) -> None:
     """Start this machine's roles (Prefect, the API, workers, dispatchers); Ctrl-C stops everything."""
-    from api.stack import run
-    from api.topology import TopologyError, parse_roles
+    from stack.supervisor import run
+    from stack.topology import TopologyError, parse_roles
 
     settings = get_settings()
     try:
@@ -265,7 +265,7 @@ def run(process: str, args: tuple[str, ...]) -> None:
     command line (e.g. `modelpulse run worker --name box-1`). Prepare once per installation with
     `modelpulse db upgrade` and `modelpulse prefect-setup`.
     """
-    from api.topology import ROOT, role_commands, stack_environment
+    from stack.topology import ROOT, role_commands, stack_environment
 
     settings = get_settings()
     commands = role_commands(settings)

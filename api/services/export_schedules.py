@@ -11,8 +11,8 @@ import logging
 
 from sqlalchemy.orm import Session
 
-from api.connected_records import PREFECT_ERRORS
 from api.errors import ServiceUnavailable
+from api.services.connected_records import PREFECT_ERRORS
 from flows.export_deployments import TemplateMissing, remove_export_deployment, sync_export_deployment
 from store.models import Export
 

@@ -4,7 +4,7 @@ With every role (``make up``): starts a Prefect server (SQLite under ``MODELPULS
 (work pool, block types, deployments from ``prefect.yaml``), starts the worker(s), the webhook
 dispatcher(s) and the API under gunicorn, all bound to 127.0.0.1, then keeps them up: a process that
 dies is started again. Ctrl-C (or SIGTERM) stops every process it started. ``--roles`` runs a part of
-the stack against shared PostgreSQL, Redis and Prefect (``api.topology``).
+the stack against shared PostgreSQL, Redis and Prefect (``stack.topology``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from api.topology import (
+from stack.topology import (
     ROLES,
     ROOT,
     TopologyError,
@@ -219,12 +219,12 @@ def run(settings: Settings, roles: Collection[str], print_key: Callable[[], str]
     try:
         if primary:
             print("Migrating the ModelPulse database ...", flush=True)
-            stack.run_step("migrate", [python, "-m", "api.cli", "db", "upgrade"])
+            stack.run_step("migrate", [python, "-m", "stack.cli", "db", "upgrade"])
             print("Starting the Prefect server ...", flush=True)
             for service in server:
                 stack.start(service)
             print("Preparing Prefect (work pool, block types, deployments) ...", flush=True)
-            stack.run_step("prefect-setup", [python, "-m", "api.cli", "prefect-setup"])
+            stack.run_step("prefect-setup", [python, "-m", "stack.cli", "prefect-setup"])
         else:
             print("Waiting for the Prefect server and a migrated database ...", flush=True)
             _wait_for(

@@ -16,10 +16,10 @@ from typing import Any
 
 from flask import current_app
 
-from api.connected_records import Previous, Subscribed
 from api.errors import Unprocessable, UpstreamError, UpstreamTimeout
 from api.schemas.integrations import PushOut
 from api.schemas.registries import PushCheckOut
+from api.services.connected_records import Previous, Subscribed
 from blocks.connections import load_connection
 from blocks.mlflow import MlflowConnection
 from store.models import Integration, utcnow
@@ -86,7 +86,7 @@ def _previous_webhook(previous: Previous | None) -> tuple[str, MlflowConnection]
 
 
 class IntegrationPushSubscriptions:
-    """``api.connected_records.PlatformSubscriptions`` for integrations."""
+    """``api.services.connected_records.PlatformSubscriptions`` for integrations."""
 
     def subscribe(self, record: Integration, credentials: dict[str, Any], previous: Previous | None) -> Subscribed:
         push = bool(record.config.get("push_events"))
@@ -144,7 +144,7 @@ def check_push(integration: Integration, inbound: str | None) -> tuple[PushCheck
     """Check the integration's push path (``POST .../test``): the answer and the push state to store.
 
     ``inbound`` is ``inbound_url(integration)``. Calls the platform (outside the request's app context:
-    run it through ``api.registry_calls.call_platform``). ``(None, state)`` when
+    run it through ``api.services.registry_calls.call_platform``). ``(None, state)`` when
     push is off. MLflow: the webhook must exist and be active, and MLflow's own test delivery (its
     example ``model_version.created``, signed) must be accepted by this API's inbound route.
     """

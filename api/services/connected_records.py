@@ -19,10 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.credential_origins import moves_origin, secrets_must_be_resent
 from api.errors import Conflict, NotFound, ServiceUnavailable, validation_problem
 from api.pagination import paginate
 from api.schemas.common import MASK, PageQuery
+from api.services.credential_origins import moves_origin, secrets_must_be_resent
 from blocks.cache import forget
 from blocks.connections import credentials_of, delete_connection, find_connection, save_connection
 from store.ids import new_id

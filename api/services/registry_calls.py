@@ -14,10 +14,11 @@ from typing import Any, TypeVar
 
 from flask import current_app
 
-from api.deadlines import DeadlinePassed, call_with_deadline
 from api.errors import UpstreamError, UpstreamTimeout
+from api.services.deadlines import DeadlinePassed, call_with_deadline
 from store.models import Integration
 from tasks.registries import ModelRegistry, RegistryError, RegistryTimeout, open_registry
+from tasks.registry_tasks import ENDPOINT_TYPES
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -48,3 +49,8 @@ def call_platform(integration: Integration, run: Callable[[], T]) -> T:
 
 def platform_dicts(items: list[Any]) -> list[dict[str, Any]]:
     return [item.as_dict() for item in items]
+
+
+def has_endpoints(integration: Integration) -> bool:
+    """Whether the integration's platform serves endpoints (SageMaker, Vertex AI; not MLflow)."""
+    return integration.type in ENDPOINT_TYPES

@@ -18,9 +18,10 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_engine import run_flow
+from prefect.settings import PREFECT_UI_URL
 
-from api.connected_records import PREFECT_ERRORS
 from api.errors import NotFound, ServiceUnavailable, UpstreamError
+from api.services.connected_records import PREFECT_ERRORS
 from flows.register_model import register_model
 from flows.sync_registry import sync_registry
 from tasks.registries import RegistryError
@@ -95,3 +96,14 @@ def flow_run_state(flow_run_id: str, flow_name: str, integration_id: str) -> tup
     if state is None:
         return "PENDING", None
     return state.type.value, state.message if state.is_failed() or state.is_crashed() else None
+
+
+def registration_state(flow_run_id: str, integration_id: str) -> tuple[str, str | None]:
+    """``flow_run_state`` of a ``register-model`` flow run of this integration."""
+    return flow_run_state(flow_run_id, register_model.name, integration_id)
+
+
+def prefect_run_url(flow_run_id: str) -> str:
+    """The flow run's page in the Prefect UI (a path alone when ``PREFECT_UI_URL`` is unset)."""
+    base = PREFECT_UI_URL.value() or ""
+    return f"{base.rstrip('/')}/runs/flow-run/{flow_run_id}"
