@@ -101,6 +101,7 @@ class Stack:
                 # terminal's SIGINT and their master's SIGQUIT together deadlock in their signal
                 # handler and outlive the master.
                 process_group=0,
+                preexec_fn=_die_with_parent(),
             )
 
     def _wait_ready(self, service: Service, timeout: float) -> None:
@@ -163,6 +164,30 @@ class Stack:
             time.sleep(0.5)
 
 
+def _die_with_parent() -> Callable[[], None] | None:
+    """What a service runs between fork and exec so that it gets SIGTERM when ``up`` dies, however it
+    dies (SIGKILL, the OOM killer): each service has a process group of its own, so nothing else
+    would reach it, and the next ``up`` would find its ports taken. Linux only (``PR_SET_PDEATHSIG``);
+    elsewhere ``None``. The signal follows the thread that forked: services are started from ``up``'s
+    main thread, which lives as long as ``up``."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def set_parent_death_signal() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # up died before the line above: nobody would send it
+            os._exit(1)
+
+    return set_parent_death_signal
+
+
+PR_SET_PDEATHSIG = 1
+
+
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL a service and the processes of its group (gunicorn's workers)."""
     try:
@@ -213,6 +238,9 @@ def run(settings: Settings, roles: Collection[str], print_key: Callable[[], str]
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
+    # Started with SIGINT ignored (a non-interactive shell's `cmd &`, some CI runners), Python keeps it
+    # ignored and Ctrl-C would never stop the stack: install the handler explicitly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     python = sys.executable
     server, rest = services(settings, roles)
     primary = "prefect" in roles

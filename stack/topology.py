@@ -172,6 +172,7 @@ def role_commands(settings: Settings) -> dict[str, list[str]]:
             python, "-m", "gunicorn", "api.wsgi:app",
             "--bind", f"{settings.bind_host}:{settings.api_port}",
             "--workers", str(settings.api_workers), "--threads", "4", "--timeout", "60",
+            "--keep-alive", str(settings.api_keepalive_seconds),
             "--access-logfile", "-",
             # gunicorn 26's control socket defaults to one path per user, shared by every stack.
             "--no-control-socket",

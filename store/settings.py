@@ -45,6 +45,14 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=0, le=64, description="Prefect process workers `up` runs here.")
     dispatchers: int = Field(default=1, ge=0, le=64, description="Webhook dispatchers `up` runs here.")
     api_workers: int = Field(default=2, ge=1, le=64, description="gunicorn worker processes of the API.")
+    api_keepalive_seconds: int = Field(
+        default=90,
+        ge=1,
+        le=3600,
+        description="How long the API keeps an idle keep-alive connection open: longer than any load "
+        "balancer in front of it keeps its own (AWS ALB 60 s, nginx 75 s), or the balancer reuses a "
+        "connection the API has just closed and answers 502.",
+    )
     work_pool: str = Field(default="modelpulse", description="Prefect process work pool name.")
     flow_heartbeat_seconds: int = Field(
         default=30,
