@@ -11,6 +11,9 @@ from typing import Any
 from store.export_runs import Rejection
 from store.settings import get_settings
 
+# Answers that mean "busy, try again": a sink re-sends what got them, with backoff.
+BUSY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
 
 class SinkError(Exception):
     """Base class of every error a sink raises on purpose."""
