@@ -32,7 +32,7 @@ def prepare_sink(session: Session, export: Export) -> None:
     if prepare is None:
         return
     deadline = current_app.config.get("SINK_CHECK_DEADLINE_SECONDS", DEFAULT_DEADLINE_SECONDS)
-    target = ExportTarget(export.id, export.organization_id, export.project_id, dict(export.config))
+    target = ExportTarget.of(export)
     try:
         connection = load_connection("export", export.id, export.type)
         checks: list[Check] = call_with_deadline(lambda: prepare(connection, target), deadline)

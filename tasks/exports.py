@@ -31,8 +31,7 @@ from store.export_runs import (
     start_run,
     stream_counters,
 )
-from store.export_streams import STREAMS, PageQuery, settled_through
-from store.export_streams import page_ends
+from store.export_streams import STREAMS, PageQuery, page_ends, settled_through
 from store.export_streams import read_page as read_stream_page
 from store.models import Export
 from tasks.sinks import (
@@ -118,7 +117,7 @@ def begin_run(export_id: str, run_id: str | None, backfill: dict[str, Any] | Non
         concurrency = min(max(int(export.config.get("concurrency") or DEFAULT_CONCURRENCY), 1), MAX_CONCURRENCY)
         plan = ExportPlan(
             run_id=run_id,
-            target=ExportTarget(export.id, export.organization_id, export.project_id, dict(export.config)),
+            target=ExportTarget.of(export),
             type=export.type,
             streams=streams,
             page_size=page_size,

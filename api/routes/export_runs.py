@@ -141,7 +141,7 @@ def test_export_connection(organization_id: str, export_id: str):
         raise ServiceUnavailable(f"The export's credentials could not be loaded: {type(error).__name__}") from None
     deadline = current_app.config.get("SINK_CHECK_DEADLINE_SECONDS", DEFAULT_CHECK_DEADLINE_SECONDS)
     try:
-        target = ExportTarget(export.id, export.organization_id, export.project_id, dict(export.config))
+        target = ExportTarget.of(export)
         checks = call_with_deadline(
             lambda: sink_module(export.type).check_connection(connection, target), deadline
         )
