@@ -20,11 +20,10 @@ from blocks.connections import load_connection
 from flows.export_deployments import TemplateMissing, start_export_run
 from store.export_runs import create_run, finish_run, get_run, rejected_of_run, runs_of_export, stream_counters
 from store.models import Export, ExportRun, RejectedRecord
-from tasks.sinks import Check, ExportTarget, sink_module
+from tasks.sinks import CHECK_DEADLINE_SECONDS, Check, ExportTarget, sink_module
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHECK_DEADLINE_SECONDS = 25.0  # app config SINK_CHECK_DEADLINE_SECONDS
 
 bp = Blueprint("export_runs", __name__, url_prefix="/organizations/<organization_id>/exports/<export_id>")
 require_organization_key(bp, owned={"export_id": Export})
@@ -139,7 +138,7 @@ def test_export_connection(organization_id: str, export_id: str):
         raise UpstreamError(f"The export's credentials could not be loaded: {error}") from None
     except PREFECT_ERRORS as error:
         raise ServiceUnavailable(f"The export's credentials could not be loaded: {type(error).__name__}") from None
-    deadline = current_app.config.get("SINK_CHECK_DEADLINE_SECONDS", DEFAULT_CHECK_DEADLINE_SECONDS)
+    deadline = current_app.config.get("SINK_CHECK_DEADLINE_SECONDS", CHECK_DEADLINE_SECONDS)
     try:
         target = ExportTarget.of(export)
         checks = call_with_deadline(

@@ -67,6 +67,11 @@ class Check:
     detail: str
 
 
+# How long a connection test may take (``/test``, and the template install on create and update);
+# the app config ``SINK_CHECK_DEADLINE_SECONDS`` overrides it.
+CHECK_DEADLINE_SECONDS = 25.0
+
+
 def request_timeout() -> float:
     """Seconds a sink has to accept a connection and to deliver each read of an answer
     (``MODELPULSE_SINK_TIMEOUT_SECONDS``); a whole page is bounded by ``page_deadline()``."""
