@@ -21,7 +21,7 @@ from store.db import get_engine, session_scope
 from store.export_streams import STREAMS
 from store.models import InferenceLog
 from tests.fakes.elasticsearch import ElasticsearchFake
-from tests.production.conftest import descendants
+from tests.support.processes import descendants
 from tests.webhooks.receivers import wait_for
 
 pytestmark = [pytest.mark.production, pytest.mark.timeout(900)]

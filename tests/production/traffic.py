@@ -19,7 +19,7 @@ import yaml
 from sqlalchemy import create_engine, func, select
 
 from store.models import Delivery, DeliveryAttempt, Event
-from tests.production.conftest import ROOT, Cluster
+from tests.support.cluster import ROOT, Cluster
 
 # A hang shows as no answer within this long (the API's own bounds are seconds).
 CLIENT_TIMEOUT = 30.0
