@@ -15,9 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.polling import wait_until
 from tests.support.processes import descendants, still_running
 from tests.support.servers import free_port
-from tests.webhooks.receivers import Receiver, wait_for
+from tests.webhooks.receivers import Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
@@ -115,7 +116,7 @@ def test_make_up_serves_everything_and_stops_on_ctrl_c(tmp_path):
             drift = {"type": "drift.detected", "data": {"model": "churn", "psi": 0.3}}
             event = api.post("/organizations/default/events", json=drift)
             assert event.status_code == 202, event.text
-            (received,) = wait_for(lambda: receiver.received, what="the delivery through the stack")
+            (received,) = wait_until(lambda: receiver.received, what="the delivery through the stack")
             assert received.verify(hook["signing_secret"])["id"] == event.json()["id"]
     finally:
         stack = [pid for pid, _ in descendants(process.pid)]
@@ -129,4 +130,4 @@ def test_make_up_serves_everything_and_stops_on_ctrl_c(tmp_path):
             raise
     assert _port_closed(api_port) and _port_closed(prefect_port)
     # Nothing outlives the stack (gunicorn workers once did, deadlocked by two signals at once).
-    wait_for(lambda: not still_running(stack), 30, "every process of the stack to exit")
+    wait_until(lambda: not still_running(stack), 30, "every process of the stack to exit")

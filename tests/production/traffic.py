@@ -122,19 +122,6 @@ class EventPoster(threading.Thread):
         return {answer.body["id"] for answer in list(self.answers) if answer.status == 202}
 
 
-def wait_until(condition, timeout: float, what: str, every: float = 1.0) -> Any:  # noqa: ANN001
-    """Poll ``condition()`` every ``every`` seconds until it is truthy and return it (a bound, not a
-    timing assertion); for conditions too costly for ``receivers.wait_for``'s 50 ms polling."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"gave up waiting for {what} after {timeout:.0f} s")
-        time.sleep(every)
-
-
 def sweep_interval_seconds() -> float:
     """How often the ``retry-due-deliveries`` sweep is scheduled (``prefect.yaml``)."""
     deployments = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]

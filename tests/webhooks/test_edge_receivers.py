@@ -30,6 +30,7 @@ from tasks.webhooks import sender as webhook_sender
 from tasks.webhooks.sender import Sender, SendSummary
 from tasks.webhooks.settings import get_webhook_settings
 from tests.support.certificates import issued_by_test_ca, self_signed
+from tests.support.polling import wait_until
 from tests.webhooks.edge_receivers import (
     TEN_MB,
     EdgeReceiver,
@@ -41,7 +42,7 @@ from tests.webhooks.edge_receivers import (
     slow_body,
     trickle,
 )
-from tests.webhooks.receivers import Receiver, wait_for
+from tests.webhooks.receivers import Receiver
 
 TIMEOUT = 2  # MODELPULSE_WEBHOOK_TIMEOUT_SECONDS here: what a hanging receiver costs an attempt
 FIRST_RETRY = 60  # the schedule's first step: longer than the inline-retry window, so it is parked
@@ -284,7 +285,7 @@ def test_an_edge_case_is_a_recorded_attempt_and_does_not_hold_up_a_healthy_deliv
         event_id = publish()
 
         run = FanOutRun([event_id], database_url)
-        healthy_delivery = wait_for(
+        healthy_delivery = wait_until(
             lambda: [d for d in history(healthy_hook["id"]) if d["status"] == "succeeded"],
             what="the healthy delivery",
         )[0]
