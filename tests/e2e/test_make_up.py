@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.polling import wait_until
-from tests.support.processes import descendants, still_running
+from tests.support.processes import descendants, read_output_until, still_running
 from tests.support.servers import free_port
 from tests.webhooks.receivers import Receiver
 
@@ -25,27 +23,11 @@ pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
 
 
 def _read_until(process: subprocess.Popen, pattern: str, timeout: float) -> tuple[re.Match, str]:
-    """Read the process's output until ``pattern`` shows up.
-
-    Reads the pipe's file descriptor directly: a buffered ``readline`` after ``select`` can pull several
-    lines into Python's buffer, and ``select`` then waits on an empty descriptor for lines already read.
-    """
-    output = ""
-    fd = process.stdout.fileno()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 1.0)
-        if ready:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break  # the process closed its output
-            output += chunk.decode(errors="replace")
-            match = re.search(pattern, output)
-            if match:
-                return match, output
-        elif process.poll() is not None:
-            break
-    raise AssertionError(f"no {pattern!r} within {timeout}s; output:\n{output}")
+    """Read the process's output until ``pattern`` shows up."""
+    match, output = read_output_until(process, pattern, timeout)
+    if match is None:
+        raise AssertionError(f"no {pattern!r} within {timeout}s; output:\n{output}")
+    return match, output
 
 
 def _port_closed(port: int) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from tests.support.databases import PostgresServer, RedisServer
-from tests.support.processes import descendants, still_running
+from tests.support.processes import descendants, read_output_until, still_running
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,20 +59,9 @@ class RoleSet:
         return self
 
     def _read_until(self, pattern: str, timeout: float) -> None:
-        fd = self.process.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 1.0)
-            if ready:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                self.output += chunk.decode(errors="replace")
-                if re.search(pattern, self.output):
-                    return
-            elif self.process.poll() is not None:
-                break
-        raise AssertionError(f"{self.name}: no {pattern!r} within {timeout}s:\n{self.output}\n{self.log_tails()}")
+        match, self.output = read_output_until(self.process, pattern, timeout, self.output)
+        if match is None:
+            raise AssertionError(f"{self.name}: no {pattern!r} within {timeout}s:\n{self.output}\n{self.log_tails()}")
 
     def log_tails(self, size: int = 3000) -> str:
         logs = self.home / "logs"
