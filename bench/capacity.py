@@ -52,7 +52,7 @@ from bench.export_throughput import SECRETS  # noqa: E402
 from bench.export_throughput import seed as seed_inference_logs  # noqa: E402
 from bench.process_cpu import children_of, machine_busy_seconds, process_table, tree, tree_cpu_seconds  # noqa: E402
 from bench.webhook_load import EventLoad, Receivers, create_webhooks, offer_events, percentile, warm_up  # noqa: E402
-from tests.production.conftest import RoleSet, machine_environment  # noqa: E402
+from tests.support.cluster import RoleSet, machine_environment  # noqa: E402
 from tests.support.databases import PostgresServer, RedisServer, postgres_binaries, redis_binary  # noqa: E402
 from tests.support.servers import free_port  # noqa: E402
 

@@ -7,12 +7,12 @@ from typing import Any
 from prefect import flow
 
 from tasks.drift.check import (
-    close_check,
+    close_drift_check,
     load_check_windows,
     mark_check_failed,
     measure_drift,
     record_drift_check,
-    summarize_check,
+    summarize_drift_check,
 )
 from tasks.monitoring.recommendations import recommend_retraining
 from tasks.monitoring.thresholds import evaluate_drift_thresholds
@@ -36,10 +36,10 @@ async def detect_drift(check_id: str) -> dict[str, Any]:
     windows = load_check_windows(check_id)
     if windows.reference_count == 0 or windows.current_count == 0:
         empty = "reference" if windows.reference_count == 0 else "current"
-        close_check(check_id, "no_data", f"the {empty} window holds no inference logs of the model")
-        return summarize_check(check_id)
+        close_drift_check(check_id, "no_data", f"the {empty} window holds no inference logs of the model")
+        return summarize_drift_check(check_id)
     results = measure_drift(windows)
     record_drift_check(check_id, results, windows.reference_count, windows.current_count)
     evaluate_drift_thresholds(check_id)
     recommend_retraining(check_id)
-    return summarize_check(check_id)
+    return summarize_drift_check(check_id)

@@ -15,11 +15,11 @@ from prefect.futures import PrefectFuture, wait
 from tasks.exports import (
     ExportPlan,
     PageSpan,
-    begin_run,
-    close_run,
+    begin_export_run,
+    finish_export_run,
     plan_pages,
-    publish_summary,
-    record_page_outcome,
+    publish_export_summary,
+    record_page,
     settled_position,
     ship_page,
     starting_position,
@@ -36,7 +36,7 @@ def export(export_id: str, run_id: str | None = None, backfill: dict[str, Any] |
         backfill: ``{"streams": [...], "from": ts, "to": ts}`` to re-ship a range without moving
             watermarks.
     """
-    plan = begin_run(export_id, run_id, backfill)
+    plan = begin_export_run(export_id, run_id, backfill)
     try:
         for stream in plan.streams:
             # Records past `through` could still be preceded by a record not yet committed: the
@@ -46,10 +46,10 @@ def export(export_id: str, run_id: str | None = None, backfill: dict[str, Any] |
                 continue  # nothing settled in this stream yet
             ship_stream(plan, stream, starting_position(plan, stream), through)
     except Exception as error:
-        publish_summary(plan, close_run(plan, error=f"{type(error).__name__}: {error}"))
+        publish_export_summary(plan, finish_export_run(plan, error=f"{type(error).__name__}: {error}"))
         raise
-    summary = close_run(plan)
-    publish_summary(plan, summary)
+    summary = finish_export_run(plan)
+    publish_export_summary(plan, summary)
     return summary
 
 
@@ -69,11 +69,11 @@ def ship_stream(plan: ExportPlan, stream: str, after: str | None, through: str |
                 in_flight.append((span, ship_page.submit(plan, span)))
                 if len(in_flight) >= plan.concurrency:
                     shipped, shipping = in_flight.popleft()
-                    record_page_outcome(plan, shipped, shipping.result())
+                    record_page(plan, shipped, shipping.result())
             after = spans[-1].last
         while in_flight:
             shipped, shipping = in_flight.popleft()
-            record_page_outcome(plan, shipped, shipping.result())
+            record_page(plan, shipped, shipping.result())
     finally:
         # A failed page leaves later pages running: let them end before the run is closed.
         wait([future for _, future in in_flight])

@@ -36,13 +36,14 @@ from prefect.runtime import task_run
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 
 from tasks.webhooks import fanout
+from tasks.webhooks.sender import Sender
 from tasks.webhooks.settings import get_webhook_settings
 
 # Under Prefect's logger tree, so its console handler prints the dispatcher's own lines too.
 log = get_logger("webhook-dispatcher")
 
 # The dispatcher's shared client; a run made elsewhere (the retry sweep) opens its own.
-_sender: ContextVar[fanout.Sender | None] = ContextVar("modelpulse_webhook_sender", default=None)
+_sender: ContextVar[Sender | None] = ContextVar("modelpulse_webhook_sender", default=None)
 
 # An event whose run failed every retry before claiming it is polled again after this long.
 FAILED_EVENT_PAUSE_SECONDS = 30.0
@@ -102,7 +103,7 @@ class Dispatcher:
             # One Prefect client for every task run of the process: without it each run opens its own.
             if not await _open_prefect_client(resources, stop):
                 return
-            sender = await resources.enter_async_context(fanout.Sender(get_webhook_settings()))
+            sender = await resources.enter_async_context(Sender(get_webhook_settings()))
             _sender.set(sender)
             log.info("dispatching outbox events every %g s", self.poll_seconds)
             last_tidy = time.monotonic()

@@ -11,8 +11,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 
 from flows.fan_out import fan_out_events
-from tasks.webhooks import fanout
-from tasks.webhooks.history import prune_delivery_history
+from tasks.webhooks import fanout, history
 
 
 @task(name="find-stranded-events")
@@ -29,9 +28,9 @@ async def send_due_retries() -> dict[str, int]:
 
 
 @task(name="prune-delivery-history")
-def prune_history() -> int:
+def prune_delivery_history() -> int:
     """Delete settled deliveries older than the retention window (``MODELPULSE_WEBHOOK_HISTORY_DAYS``)."""
-    return prune_delivery_history()
+    return history.prune_delivery_history()
 
 
 @flow(name="retry-due-deliveries")
@@ -41,7 +40,7 @@ async def retry_due_deliveries() -> dict[str, int]:
     if stranded:
         await fan_out_events(stranded)
     retried = await send_due_retries()
-    pruned = prune_history()
+    pruned = prune_delivery_history()
     get_run_logger().info(
         "dispatched %d stranded events; retries: %s; pruned %d old deliveries", len(stranded), retried, pruned
     )

@@ -18,10 +18,10 @@ from store.models import utcnow
 from tasks.registry_tasks import (
     ENDPOINT_TYPES,
     find_due_integrations,
-    forget_old_receipts,
     integration_type,
     platform_message,
-    save_sync_outcome,
+    prune_inbound_receipts,
+    record_sync_outcome,
     sync_versions,
 )
 
@@ -31,7 +31,7 @@ def sync_registry(integration_id: str | None = None) -> dict[str, int]:
     """Sync one integration, or every integration that is due; returns versions recorded per integration."""
     targets = [integration_id] if integration_id else find_due_integrations()
     if not integration_id:
-        forget_old_receipts()
+        prune_inbound_receipts()
     recorded: dict[str, int] = {}
     failures: dict[str, str] = {}
     for target in targets:
@@ -39,7 +39,7 @@ def sync_registry(integration_id: str | None = None) -> dict[str, int]:
         state = sync_versions(target, return_state=True)
         error = None if state.is_completed() else platform_message(state.result(raise_on_failure=False))
         recorded[target] = state.result() if error is None else 0
-        save_sync_outcome(target, started_at, recorded[target], error)
+        record_sync_outcome(target, started_at, recorded[target], error)
         if error:
             failures[target] = error
         elif not integration_id and integration_type(target) in ENDPOINT_TYPES:

@@ -20,6 +20,7 @@ from prefect.tasks import exponential_backoff
 from prefect.utilities.timeout import timeout
 
 from blocks.connections import load_connection
+from store import export_runs
 from store.db import session_scope
 from store.export_runs import (
     PageOutcome,
@@ -27,12 +28,10 @@ from store.export_runs import (
     create_run,
     finish_run,
     read_watermark,
-    record_page,
     start_run,
     stream_counters,
 )
-from store.export_streams import STREAMS, PageQuery, settled_through
-from store.export_streams import page_ends
+from store.export_streams import STREAMS, PageQuery, page_ends, settled_through
 from store.export_streams import read_page as read_stream_page
 from store.models import Export
 from tasks.sinks import (
@@ -96,7 +95,7 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 @task(name="begin-export-run", retries=2, retry_delay_seconds=1)
-def begin_run(export_id: str, run_id: str | None, backfill: dict[str, Any] | None) -> ExportPlan:
+def begin_export_run(export_id: str, run_id: str | None, backfill: dict[str, Any] | None) -> ExportPlan:
     """Open (or adopt the triggered) run record, mark it running, and plan the streams.
 
     A backfill (``{"streams", "from", "to"}``) ships only the given streams and time range and never
@@ -118,7 +117,7 @@ def begin_run(export_id: str, run_id: str | None, backfill: dict[str, Any] | Non
         concurrency = min(max(int(export.config.get("concurrency") or DEFAULT_CONCURRENCY), 1), MAX_CONCURRENCY)
         plan = ExportPlan(
             run_id=run_id,
-            target=ExportTarget(export.id, export.organization_id, export.project_id, dict(export.config)),
+            target=ExportTarget.of(export),
             type=export.type,
             streams=streams,
             page_size=page_size,
@@ -233,7 +232,7 @@ def ship_page(plan: ExportPlan, span: PageSpan) -> ShipResult:
 
 
 @task(name="record-page", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE, persist_result=False)
-def record_page_outcome(plan: ExportPlan, span: PageSpan, result: ShipResult) -> str:
+def record_page(plan: ExportPlan, span: PageSpan, result: ShipResult) -> str:
     """Add the page's counters and rejections to the run and move the watermark, in one transaction.
 
     Returns the new watermark position (the page's last record).
@@ -241,7 +240,7 @@ def record_page_outcome(plan: ExportPlan, span: PageSpan, result: ShipResult) ->
     outcome = PageOutcome(shipped=result.shipped, rejected=tuple(result.rejected), retried=result.retried)
     position = span.last
     with session_scope() as session:
-        record_page(
+        export_runs.record_page(
             session,
             plan.run_id,
             plan.target.export_id,
@@ -261,7 +260,7 @@ def record_page_outcome(plan: ExportPlan, span: PageSpan, result: ShipResult) ->
 
 
 @task(name="finish-export-run", retries=2, retry_delay_seconds=1)
-def close_run(plan: ExportPlan, error: str | None = None) -> dict[str, Any]:
+def finish_export_run(plan: ExportPlan, error: str | None = None) -> dict[str, Any]:
     """Close the run record and return its summary (status, error, counters per stream)."""
     with session_scope() as session:
         run = finish_run(session, plan.run_id, error)
@@ -284,7 +283,7 @@ def close_run(plan: ExportPlan, error: str | None = None) -> dict[str, Any]:
 
 
 @task(name="publish-export-summary")
-def publish_summary(plan: ExportPlan, summary: dict[str, Any]) -> None:
+def publish_export_summary(plan: ExportPlan, summary: dict[str, Any]) -> None:
     """A markdown artifact on the flow run: status, counters per stream, the error if any."""
     lines = [
         f"# Export {plan.target.export_id} ({plan.type})",

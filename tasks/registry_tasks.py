@@ -15,16 +15,15 @@ from prefect import task
 from prefect.runtime import flow_run
 from sqlalchemy import select
 
+from store import registry as registry_store
 from store.db import session_scope
 from store.models import Integration, MonitoredModel, utcnow
 from store.registry import (
     integrations_due_for_sync,
     monitored_versions,
-    prune_inbound_receipts,
     reconcile_version_labels,
     record_endpoint_status,
     record_model_version,
-    record_sync_outcome,
 )
 from tasks.registries import RegistryError, open_registry
 
@@ -146,16 +145,17 @@ def sync_versions(integration_id: str) -> int:
 
 
 @task(name="prune-inbound-receipts")
-def forget_old_receipts() -> int:
+def prune_inbound_receipts() -> int:
     """Forget inbound delivery ids older than any retry or replay can be (EventBridge retries for 24 h)."""
     with session_scope() as session:
-        return prune_inbound_receipts(session, utcnow() - timedelta(seconds=INBOUND_RECEIPT_RETENTION_SECONDS))
+        older_than = utcnow() - timedelta(seconds=INBOUND_RECEIPT_RETENTION_SECONDS)
+        return registry_store.prune_inbound_receipts(session, older_than)
 
 
 @task(name="record-sync-outcome")
-def save_sync_outcome(integration_id: str, started_at: datetime, recorded: int, error: str | None) -> None:
+def record_sync_outcome(integration_id: str, started_at: datetime, recorded: int, error: str | None) -> None:
     with session_scope() as session:
-        record_sync_outcome(session, integration_id, started_at, recorded, error)
+        registry_store.record_sync_outcome(session, integration_id, started_at, recorded, error)
 
 
 @task(
@@ -190,12 +190,12 @@ def platform_message(error: BaseException) -> str:
 __all__ = [
     "ENDPOINT_TYPES",
     "find_due_integrations",
-    "forget_old_receipts",
+    "prune_inbound_receipts",
     "integration_type",
     "platform_message",
     "record_endpoint_statuses",
     "record_registration",
     "register_on_platform",
-    "save_sync_outcome",
+    "record_sync_outcome",
     "sync_versions",
 ]

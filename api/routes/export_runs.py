@@ -15,8 +15,6 @@ from api.services.exports import check_export_connection, exports, start_export
 from store.export_runs import get_run, rejected_of_run, runs_of_export, stream_counters
 from store.models import Export, ExportRun, RejectedRecord
 
-DEFAULT_CHECK_DEADLINE_SECONDS = 25.0  # app config SINK_CHECK_DEADLINE_SECONDS
-
 bp = Blueprint("export_runs", __name__, url_prefix="/organizations/<organization_id>/exports/<export_id>")
 require_organization_key(bp, owned={"export_id": Export})
 
@@ -112,8 +110,7 @@ def test_export_connection(organization_id: str, export_id: str):
     A sink that does not answer in time is a failed ``reachable`` check, within the deadline.
     """
     export = exports.get(db(), organization_id, export_id)
-    deadline = current_app.config.get("SINK_CHECK_DEADLINE_SECONDS", DEFAULT_CHECK_DEADLINE_SECONDS)
-    checks = check_export_connection(export, deadline)
+    checks = check_export_connection(export, current_app.config.get("SINK_CHECK_DEADLINE_SECONDS"))
     return ConnectionTestOut(
         ok=all(check.ok for check in checks),
         checks=[{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],

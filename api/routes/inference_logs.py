@@ -9,7 +9,7 @@ from api.db import db
 from api.endpoint import endpoint
 from api.pagination import paginate
 from api.schemas.common import Page
-from api.schemas.monitoring import Accepted, InferenceLogOut, InferenceLogQuery, InferenceLogsIn
+from api.schemas.monitoring import InferenceLogOut, InferenceLogQuery, InferenceLogsAccepted, InferenceLogsIn
 from store.inference_logs import insert_inference_logs, list_inference_logs_query
 from store.models import InferenceLog, utcnow
 
@@ -24,7 +24,7 @@ def inference_log_out(record: InferenceLog) -> InferenceLogOut:
 @bp.post("")
 @endpoint(
     body=InferenceLogsIn,
-    response=Accepted,
+    response=InferenceLogsAccepted,
     status=202,
     problems=(401, 404, 422),
     body_limit="MAX_INFERENCE_LOG_BODY_BYTES",
@@ -56,7 +56,7 @@ def ingest(organization_id: str, body: InferenceLogsIn):
     session = db()
     accepted = insert_inference_logs(session, organization_id, rows)
     session.commit()
-    return Accepted(accepted=accepted)
+    return InferenceLogsAccepted(accepted=accepted)
 
 
 @bp.get("")

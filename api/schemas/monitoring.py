@@ -119,7 +119,9 @@ class InferenceLogsIn(StrictModel):
     records: list[InferenceRecordIn] = Field(min_length=1, max_length=MAX_RECORDS)
 
 
-class Accepted(BaseModel):
+class InferenceLogsAccepted(BaseModel):
+    """How many records of a ``POST .../inference-logs`` batch were stored."""
+
     accepted: int
 
 

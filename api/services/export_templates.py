@@ -18,12 +18,11 @@ from api.services.connected_records import PREFECT_ERRORS
 from api.services.deadlines import DeadlinePassed, call_with_deadline
 from blocks.connections import load_connection
 from store.models import Export
-from tasks.sinks import Check, ExportTarget, sink_module
+from tasks.sinks import CHECK_DEADLINE_SECONDS, Check, ExportTarget, sink_module
 
 log = logging.getLogger(__name__)
 
 NOT_PREPARED = "templates not installed: "
-DEFAULT_DEADLINE_SECONDS = 25.0  # app config SINK_CHECK_DEADLINE_SECONDS, as for /test
 
 
 def prepare_sink(session: Session, export: Export) -> None:
@@ -31,8 +30,8 @@ def prepare_sink(session: Session, export: Export) -> None:
     prepare = getattr(sink_module(export.type), "prepare_target", None)
     if prepare is None:
         return
-    deadline = current_app.config.get("SINK_CHECK_DEADLINE_SECONDS", DEFAULT_DEADLINE_SECONDS)
-    target = ExportTarget(export.id, export.organization_id, export.project_id, dict(export.config))
+    deadline = current_app.config.get("SINK_CHECK_DEADLINE_SECONDS", CHECK_DEADLINE_SECONDS)
+    target = ExportTarget.of(export)
     try:
         connection = load_connection("export", export.id, export.type)
         checks: list[Check] = call_with_deadline(lambda: prepare(connection, target), deadline)

@@ -14,7 +14,7 @@ from blocks.connections import load_connection
 from flows.export_deployments import TemplateMissing, start_export_run
 from store.export_runs import create_run, finish_run
 from store.models import Export, ExportRun
-from tasks.sinks import Check, ExportTarget, sink_module
+from tasks.sinks import CHECK_DEADLINE_SECONDS, Check, ExportTarget, sink_module
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,10 @@ def start_export(session: Session, export: Export, organization_id: str, backfil
     return run
 
 
-def check_export_connection(export: Export, deadline: float) -> list[Check]:
+def check_export_connection(export: Export, deadline: float | None = None) -> list[Check]:
     """The sink's own checks with the stored credentials; one that does not answer in time is a failed
-    ``reachable`` check, within ``deadline`` seconds."""
+    ``reachable`` check, within ``deadline`` seconds (``CHECK_DEADLINE_SECONDS`` by default)."""
+    deadline = CHECK_DEADLINE_SECONDS if deadline is None else deadline
     try:
         connection = load_connection("export", export.id, export.type)
     except ValueError as error:
@@ -53,7 +54,7 @@ def check_export_connection(export: Export, deadline: float) -> list[Check]:
     except PREFECT_ERRORS as error:
         raise ServiceUnavailable(f"The export's credentials could not be loaded: {type(error).__name__}") from None
     try:
-        target = ExportTarget(export.id, export.organization_id, export.project_id, dict(export.config))
+        target = ExportTarget.of(export)
         return call_with_deadline(lambda: sink_module(export.type).check_connection(connection, target), deadline)
     except DeadlinePassed:
         return [Check("reachable", False, f"no complete answer within {deadline:g} s")]

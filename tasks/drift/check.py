@@ -12,8 +12,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from store import drift as drift_store
 from store.db import session_scope
-from store.drift import check_metrics, close_drift_check, complete_drift_check
+from store.drift import check_metrics, complete_drift_check
 from store.events import new_event_id, record_event
 from store.inference_logs import stream_window_features
 from store.models import DriftCheck, DriftMetric, Monitor
@@ -139,12 +140,12 @@ def record_drift_check(check_id: str, results: list[dict[str, Any]], reference_c
 
 
 @task(name="close-drift-check", cache_policy=NO_CACHE)
-def close_check(check_id: str, status: str, detail: str) -> None:
+def close_drift_check(check_id: str, status: str, detail: str) -> None:
     """Record why a check produced no metrics (``no_data``: a window holds no logs)."""
     with session_scope() as session:
         check = session.get(DriftCheck, check_id)
         if check is not None and check.status == "pending":
-            close_drift_check(session, check, status, detail)
+            drift_store.close_drift_check(session, check, status, detail)
 
 
 def metric_result(metric: DriftMetric) -> dict[str, Any]:
@@ -182,7 +183,7 @@ def check_summary(check: DriftCheck, metrics: list[DriftMetric]) -> dict[str, An
 
 
 @task(name="summarize-drift-check", cache_policy=NO_CACHE)
-def summarize_check(check_id: str) -> dict[str, Any]:
+def summarize_drift_check(check_id: str) -> dict[str, Any]:
     """Read back the recorded check with its metrics."""
     with session_scope() as session:
         check = session.get(DriftCheck, check_id)
@@ -196,4 +197,4 @@ def mark_check_failed(check_id: str, detail: str) -> None:
     with session_scope() as session:
         check = session.get(DriftCheck, check_id)
         if check is not None and check.status == "pending":
-            close_drift_check(session, check, "failed", detail)
+            drift_store.close_drift_check(session, check, "failed", detail)

@@ -25,6 +25,7 @@ import importlib
 from types import ModuleType
 
 from tasks.sinks.base import (
+    CHECK_DEADLINE_SECONDS,
     Check,
     CredentialsRejected,
     ExportTarget,
@@ -45,6 +46,7 @@ def sink_module(export_type: str) -> ModuleType:
 
 
 __all__ = [
+    "CHECK_DEADLINE_SECONDS",
     "Check",
     "CredentialsRejected",
     "ExportTarget",

@@ -6,10 +6,16 @@ import random
 import time
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from store.export_runs import Rejection
 from store.settings import get_settings
+
+if TYPE_CHECKING:
+    from store.models import Export
+
+# Answers that mean "busy, try again": a sink re-sends what got them, with backoff.
+BUSY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class SinkError(Exception):
@@ -37,6 +43,11 @@ class ExportTarget:
     project_id: str | None
     config: dict[str, Any]
 
+    @classmethod
+    def of(cls, export: Export) -> ExportTarget:
+        """The target of a stored export (its config copied, so the row stays untouched)."""
+        return cls(export.id, export.organization_id, export.project_id, dict(export.config))
+
 
 @dataclass
 class ShipResult:
@@ -54,6 +65,11 @@ class Check:
     name: str
     ok: bool
     detail: str
+
+
+# How long a connection test may take (``/test``, and the template install on create and update);
+# the app config ``SINK_CHECK_DEADLINE_SECONDS`` overrides it.
+CHECK_DEADLINE_SECONDS = 25.0
 
 
 def request_timeout() -> float:

@@ -38,6 +38,7 @@ import httpx
 from blocks.splunk import SplunkHecConnection
 from store.export_runs import Rejection
 from tasks.sinks.base import (
+    BUSY_STATUSES,
     Check,
     CredentialsRejected,
     ExportTarget,
@@ -77,7 +78,6 @@ TOKEN_CODES = {1: "token disabled", 2: "token required", 3: "invalid authorizati
 DATA_CODES = frozenset({5, 6, 12, 13, 15})
 CONFIG_CODES = frozenset({7, 11, 16})
 BUSY_CODES = frozenset({8, 9})
-BUSY_STATUSES = frozenset({429, 500, 502, 503, 504})
 CHANNEL_MISSING = 10
 ACK_DISABLED = 14
 

@@ -1,6 +1,6 @@
 """One delivery attempt: sign, POST, classify the outcome, and decide what happens next.
 
-Nothing here touches the database; ``tasks.webhooks.fanout`` records what ``send_attempt`` returns.
+Nothing here touches the database; ``tasks.webhooks.sender`` records what ``send_attempt`` returns.
 The body is the webhook's format's rendering of the event (``tasks.webhooks.formats``); only the
 ``standard`` format is signed, and each format classifies its receiver's answer (a Slack
 ``no_service`` disables the webhook like a 410). Network failures are the same for every format.

@@ -1,9 +1,8 @@
-"""Sending deliveries: an event's first attempts, due retries, redeliveries and test events.
+"""What to send: an event's first attempts, due retries, redeliveries, recoveries and test events.
 
-All four go through ``_send_all``: one ``Sender`` (httpx clients per receiver origin, at most
-``WebhookSettings.concurrency`` requests in flight; the dispatcher shares one across all its fan-outs),
-every delivery on its own coroutine (so a slow or dead receiver only holds its own slot), and attempts
-written to the database as they complete by one writer that batches whatever finished together.
+Each entry point plans its deliveries in the database (claims events, creates deliveries, leases
+them), adds the webhooks' secrets and rendered bodies, and hands the targets to
+``tasks.webhooks.sender.send_all``, which sends them and records the attempts.
 
 Database work runs in a thread (``asyncio.to_thread``) so the event loop keeps sending meanwhile.
 """
@@ -11,22 +10,12 @@ Database work runs in a thread (``asyncio.to_thread``) so the event loop keeps s
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
-import time
-import traceback
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
-from sqlalchemy.exc import SQLAlchemyError
-
-from blocks.egress import GuardedTransport
 from blocks.webhook import WebhookSecrets
 from store import deliveries as store
 from store.db import session_scope
@@ -34,49 +23,11 @@ from store.event_catalog import about_webhook
 from store.events import event_payload
 from store.models import Delivery, Event, Webhook, utcnow
 from store.settings import get_settings
-from tasks.webhooks.delivery import (
-    MASK,
-    AttemptResult,
-    Outcome,
-    Target,
-    encode_payload,
-    retry_delay,
-    send_attempt,
-)
+from tasks.webhooks.delivery import AttemptResult, Target, encode_payload
 from tasks.webhooks.formats import SECRET_URL_FORMATS, Destination, get_format
 from tasks.webhooks.secrets import load_webhook_secrets
+from tasks.webhooks.sender import Sender, SendSummary, send_all
 from tasks.webhooks.settings import WebhookSettings, get_webhook_settings
-
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class Settlement:
-    """What an attempt changes on its delivery (columns not named here keep their value)."""
-
-    changes: dict[str, Any] = field(default_factory=dict)
-    exhausted: bool = False  # the delivery spent its retry schedule: emit delivery.exhausted
-
-
-@dataclass
-class SendSummary:
-    """Counts for the Prefect run's log and return value."""
-
-    deliveries: int = 0
-    succeeded: int = 0
-    retrying: int = 0
-    failed: int = 0
-
-    def add(self, results: Sequence[AttemptResult]) -> SendSummary:
-        for result in results:
-            self.deliveries += 1
-            if result.outcome == "succeeded":
-                self.succeeded += 1
-            elif result.outcome == "retry":
-                self.retrying += 1
-            else:
-                self.failed += 1
-        return self
 
 
 async def fan_out_events(
@@ -95,7 +46,7 @@ async def fan_out_events(
     if not planned:
         return SendSummary()
     targets = await _with_secrets(planned)
-    return SendSummary().add(await _send_all(targets, "initial", settings, database_url, sender=sender))
+    return SendSummary().add(await send_all(targets, "initial", settings, database_url, sender=sender))
 
 
 def _plan_fan_out(
@@ -169,7 +120,7 @@ async def retry_due_deliveries(
     while True:
         planned, found = await asyncio.to_thread(_plan_retries, due_by, limit, settings, database_url)
         targets = await _with_secrets(planned)
-        summary.add(await _send_all(targets, "retry", settings, database_url))
+        summary.add(await send_all(targets, "retry", settings, database_url))
         if found < limit:
             return summary
 
@@ -214,7 +165,7 @@ async def redeliver(
     settings = get_webhook_settings()
     planned = await asyncio.to_thread(_plan_redelivery, delivery_id, database_url)
     targets = await _with_secrets([planned])
-    (result,) = await _send_all(targets, trigger, settings, database_url, manual=True)
+    (result,) = await send_all(targets, trigger, settings, database_url, manual=True)
     return result
 
 
@@ -330,7 +281,7 @@ async def _recover_one(
 ) -> AttemptResult:
     """One recovery attempt, recorded; a 429 with a short ``Retry-After`` is waited out and tried again."""
     for _ in range(RECOVER_WAITS):
-        (result,) = await _send_all([target], "recover", settings, database_url, manual=True, sender=sender)
+        (result,) = await send_all([target], "recover", settings, database_url, manual=True, sender=sender)
         wait = result.retry_after
         if result.outcome != "retry" or wait is None or wait > settings.inline_retry_seconds:
             return result
@@ -415,279 +366,3 @@ def _render(target: Target, block: WebhookSecrets, public_url: str | None) -> No
         public_url=public_url,
     )
     target.body = get_format(target.format).render(target.event, destination).body
-
-
-@lru_cache
-def _ssl_context() -> Any:
-    # Loading the CA bundle takes tens of milliseconds; one context serves every client.
-    return httpx.create_ssl_context()
-
-
-@dataclass
-class _OriginClient:
-    client: httpx.AsyncClient
-    in_use: int = 0
-    last_used: float = 0.0
-
-
-class Sender:
-    """HTTP clients through the SSRF guard, one per receiver origin, under one bound on requests in flight.
-
-    One client per origin keeps every connection pool small: httpcore scans its whole pool (and polls
-    each idle socket) for every request, so a single pool shared by a hundred receivers costs more CPU
-    than the requests. Later deliveries to a receiver reuse its open connection. The dispatcher keeps
-    one ``Sender`` for its whole life and closes clients left idle (``close_idle``); a one-off send (a
-    retry sweep, a redelivery) opens its own and closes it at the end.
-    """
-
-    def __init__(self, settings: WebhookSettings) -> None:
-        self.slots = asyncio.Semaphore(settings.concurrency)
-        self._limits = httpx.Limits(
-            max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
-        )
-        self._clients: dict[str, _OriginClient] = {}
-
-    @asynccontextmanager
-    async def client_for(self, url: str) -> AsyncIterator[httpx.AsyncClient]:
-        """A client for ``url``'s origin, once a slot is free; hold it for one request."""
-        parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc.lower()}"
-        async with self.slots:
-            entry = self._clients.get(origin)
-            if entry is None:
-                transport = GuardedTransport(limits=self._limits, verify=_ssl_context())
-                entry = self._clients[origin] = _OriginClient(
-                    httpx.AsyncClient(transport=transport, trust_env=False)
-                )
-            entry.in_use += 1
-            try:
-                yield entry.client
-            finally:
-                entry.in_use -= 1
-                entry.last_used = time.monotonic()
-
-    async def close_idle(self, idle_seconds: float) -> None:
-        """Close the clients of origins nothing was sent to for ``idle_seconds``."""
-        now = time.monotonic()
-        for origin, entry in list(self._clients.items()):
-            if not entry.in_use and now - entry.last_used >= idle_seconds:
-                del self._clients[origin]
-                await entry.client.aclose()
-
-    async def __aenter__(self) -> Sender:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        clients, self._clients = self._clients, {}
-        for entry in clients.values():
-            await entry.client.aclose()
-
-
-async def _send_all(
-    targets: Sequence[Target],
-    trigger: str,
-    settings: WebhookSettings,
-    database_url: str | None,
-    manual: bool = False,
-    sender: Sender | None = None,
-) -> list[AttemptResult]:
-    if not targets:
-        return []
-    if sender is None:
-        async with Sender(settings) as own:
-            return await _send_all(targets, trigger, settings, database_url, manual, own)
-    recorder = AttemptRecorder(settings, database_url)
-    writer = asyncio.create_task(recorder.run())
-    sending = asyncio.gather(
-        *(_deliver(sender, target, trigger, settings, recorder, manual) for target in targets)
-    )
-    try:
-        await asyncio.wait([sending, writer], return_when=asyncio.FIRST_COMPLETED)
-        if writer.done():
-            # The writer only ends early when our database fails it: stop sending what cannot be
-            # recorded; the deliveries' leases run out and the sweep takes them over.
-            sending.cancel()
-            writer.result()
-        results = await sending
-    finally:
-        if not sending.done():
-            sending.cancel()
-        await recorder.close()
-        await writer
-    return list(results)
-
-
-async def _deliver(
-    sender: Sender,
-    target: Target,
-    trigger: str,
-    settings: WebhookSettings,
-    recorder: AttemptRecorder,
-    manual: bool,
-) -> AttemptResult:
-    while True:
-        result = await _attempt(sender, target, trigger, settings)
-        target.attempts_made += 1
-        if manual:
-            recorder.put(result, _manual_settlement(result, target))
-            return result
-        delay = retry_delay(target.attempts_made, result.retry_after, settings.retry_schedule)
-        settlement = _settlement(result, delay, settings)
-        recorder.put(result, settlement)
-        if _retry_inline(result, delay, settings):
-            # A short wait is cheaper than a trip through the sweep; the lease set in the
-            # settlement keeps the sweep away meanwhile and takes over if this process dies.
-            await asyncio.sleep(delay)
-            trigger = "retry"
-            continue
-        return result
-
-
-async def _attempt(sender: Sender, target: Target, trigger: str, settings: WebhookSettings) -> AttemptResult:
-    """One attempt; an error nobody planned for is a failed attempt of this delivery only."""
-    if not target.secrets:
-        return _missing_secrets(target, trigger)
-    try:
-        async with sender.client_for(target.url) as client:
-            return await send_attempt(client, target, trigger, settings.timeout_seconds, settings.user_agent)
-    except SQLAlchemyError:
-        raise  # our own database is down: the run fails, and the lease and the sweep take over
-    except Exception as error:  # noqa: BLE001 - one delivery's surprise must not end the others
-        # No traceback: its message could quote a header value, and those are secrets.
-        message = _without_secrets(f"{type(error).__name__}: {error}", target)[:1000]
-        where = traceback.extract_tb(error.__traceback__)[-1]
-        log.error(
-            "delivery %s: unexpected error in an attempt (%s, at %s:%s)",
-            target.delivery_id, message, where.filename, where.lineno,
-        )
-        return _unsent(target, trigger, "retry", f"unexpected error: {message}")
-
-
-def _without_secrets(text: str, target: Target) -> str:
-    for secret in [*target.secrets, *target.headers.values(), *target.hidden]:
-        if secret:
-            text = text.replace(secret, MASK)
-    return text
-
-
-def _retry_inline(result: AttemptResult, delay: float | None, settings: WebhookSettings) -> bool:
-    # A receiver that timed out has held this unit for the whole timeout already; its retry goes
-    # to the sweep so the rest of the event's unit of work can finish.
-    return (
-        result.outcome == "retry"
-        and not result.timed_out
-        and delay is not None
-        and delay <= settings.inline_retry_seconds
-    )
-
-
-def _missing_secrets(target: Target, trigger: str) -> AttemptResult:
-    missing = "the webhook's signing secret is missing (its secrets block was not found)"
-    return _unsent(target, trigger, "failed", missing)
-
-
-def _unsent(target: Target, trigger: str, outcome: Outcome, error: str) -> AttemptResult:
-    """An attempt that ended before a request went out."""
-    return AttemptResult(
-        delivery_id=target.delivery_id,
-        webhook_id=target.webhook_id,
-        trigger=trigger,
-        attempted_at=utcnow(),
-        request_headers={},
-        duration_ms=0.0,
-        outcome=outcome,
-        error=error,
-    )
-
-
-def _settlement(result: AttemptResult, delay: float | None, settings: WebhookSettings) -> Settlement:
-    if result.outcome == "succeeded":
-        return Settlement({"status": "succeeded", "next_attempt_at": None, "last_error": None})
-    if result.outcome == "retry" and delay is not None:
-        due = result.attempted_at + timedelta(seconds=delay)
-        if _retry_inline(result, delay, settings):
-            # The lease of the inline retry.
-            due += timedelta(seconds=settings.timeout_seconds + settings.lease_margin_seconds)
-        return Settlement({"status": "retrying", "next_attempt_at": due, "last_error": result.error})
-    exhausted = result.outcome == "retry"  # it would be retried, but the schedule is spent
-    return Settlement({"status": "failed", "next_attempt_at": None, "last_error": result.error}, exhausted)
-
-
-def _manual_settlement(result: AttemptResult, target: Target) -> Settlement:
-    if result.outcome == "succeeded":
-        return Settlement({"status": "succeeded", "next_attempt_at": None, "last_error": None})
-    if target.scheduled and target.scheduled_at is not None:  # a recovery claim moved it: put it back
-        return Settlement({"status": "retrying", "next_attempt_at": target.scheduled_at, "last_error": result.error})
-    if target.scheduled:
-        return Settlement({"last_error": result.error})  # the scheduled retry stays
-    return Settlement({"status": "failed", "next_attempt_at": None, "last_error": result.error})
-
-
-class AttemptRecorder:
-    """Writes attempts as they complete; whatever completed together is one transaction."""
-
-    def __init__(self, settings: WebhookSettings, database_url: str | None) -> None:
-        self._settings = settings
-        self._database_url = database_url
-        self._queue: asyncio.Queue[tuple[AttemptResult, Settlement] | None] = asyncio.Queue()
-
-    def put(self, result: AttemptResult, settlement: Settlement) -> None:
-        self._queue.put_nowait((result, settlement))
-
-    async def close(self) -> None:
-        await self._queue.put(None)
-
-    async def run(self) -> None:
-        done = False
-        while not done:
-            batch = []
-            item = await self._queue.get()
-            while item is not None:
-                batch.append(item)
-                if self._queue.empty():
-                    break
-                item = self._queue.get_nowait()
-            done = item is None
-            if batch:
-                await asyncio.to_thread(record_attempts, batch, self._settings, self._database_url)
-
-
-def record_attempts(
-    batch: Sequence[tuple[AttemptResult, Settlement]],
-    settings: WebhookSettings,
-    database_url: str | None = None,
-) -> None:
-    """Store attempts and their deliveries' new state; disable webhooks that are gone or dead.
-
-    In the same transaction, through the outbox: ``delivery.exhausted`` for each delivery that spent
-    its schedule, ``webhook.disabled`` for each webhook this batch disabled.
-    """
-    now = utcnow()
-    failing_webhooks = set()
-    with session_scope(database_url) as session:
-        for result, settlement in batch:
-            store.add_attempt(session, result.delivery_id, **result.record_fields())
-            store.settle_delivery(session, result.delivery_id, **settlement.changes)
-            if settlement.exhausted:
-                store.record_exhausted(session, result.delivery_id, result.error, now)
-            if result.outcome == "gone":
-                store.disable_webhook(
-                    session,
-                    result.webhook_id,
-                    result.disable_reason or "gone",
-                    result.disable_detail or "the receiver answered 410 Gone",
-                    now,
-                )
-            elif result.outcome != "succeeded":
-                failing_webhooks.add(result.webhook_id)
-        limit = timedelta(days=settings.disable_after_days)
-        for webhook_id in failing_webhooks:
-            since = store.failing_since(session, webhook_id)
-            if since is not None and now - since >= limit:
-                store.disable_webhook(
-                    session,
-                    webhook_id,
-                    "days_of_failures",
-                    f"only failed deliveries for {settings.disable_after_days:g} days",
-                    now,
-                )

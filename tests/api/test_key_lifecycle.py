@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from datetime import timedelta
 
 import pytest
@@ -15,6 +14,7 @@ from stack.cli import main
 from store.db import session_scope
 from store.models import ApiKey, utcnow
 from store.organizations import create_api_key, hash_key, revoke_api_key
+from tests.support.polling import wait_until
 
 
 @pytest.fixture
@@ -162,13 +162,12 @@ def test_cli_database_failure_is_a_message(monkeypatch):
 
 
 def _wait_for_status(client, url, headers, status, deadline_seconds=10.0):
-    deadline = time.monotonic() + deadline_seconds
-    while True:
+    def answered():
         response = client.get(url, headers=headers)
         response.close()
-        if response.status_code == status or time.monotonic() > deadline:
-            return response
-        time.sleep(0.1)
+        return response.status_code == status and response
+
+    return wait_until(answered, deadline_seconds, f"{url} to answer {status}", every=0.1)
 
 
 def test_revoked_key_is_refused(client, org, database_url):

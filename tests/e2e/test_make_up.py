@@ -5,46 +5,29 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.processes import descendants, still_running
+from tests.support.polling import wait_until
+from tests.support.processes import descendants, read_output_until, still_running
 from tests.support.servers import free_port
-from tests.webhooks.receivers import Receiver, wait_for
+from tests.webhooks.receivers import Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(900)]
 
 
 def _read_until(process: subprocess.Popen, pattern: str, timeout: float) -> tuple[re.Match, str]:
-    """Read the process's output until ``pattern`` shows up.
-
-    Reads the pipe's file descriptor directly: a buffered ``readline`` after ``select`` can pull several
-    lines into Python's buffer, and ``select`` then waits on an empty descriptor for lines already read.
-    """
-    output = ""
-    fd = process.stdout.fileno()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 1.0)
-        if ready:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break  # the process closed its output
-            output += chunk.decode(errors="replace")
-            match = re.search(pattern, output)
-            if match:
-                return match, output
-        elif process.poll() is not None:
-            break
-    raise AssertionError(f"no {pattern!r} within {timeout}s; output:\n{output}")
+    """Read the process's output until ``pattern`` shows up."""
+    match, output = read_output_until(process, pattern, timeout)
+    if match is None:
+        raise AssertionError(f"no {pattern!r} within {timeout}s; output:\n{output}")
+    return match, output
 
 
 def _port_closed(port: int) -> bool:
@@ -115,7 +98,7 @@ def test_make_up_serves_everything_and_stops_on_ctrl_c(tmp_path):
             drift = {"type": "drift.detected", "data": {"model": "churn", "psi": 0.3}}
             event = api.post("/organizations/default/events", json=drift)
             assert event.status_code == 202, event.text
-            (received,) = wait_for(lambda: receiver.received, what="the delivery through the stack")
+            (received,) = wait_until(lambda: receiver.received, what="the delivery through the stack")
             assert received.verify(hook["signing_secret"])["id"] == event.json()["id"]
     finally:
         stack = [pid for pid, _ in descendants(process.pid)]
@@ -129,4 +112,4 @@ def test_make_up_serves_everything_and_stops_on_ctrl_c(tmp_path):
             raise
     assert _port_closed(api_port) and _port_closed(prefect_port)
     # Nothing outlives the stack (gunicorn workers once did, deadlocked by two signals at once).
-    wait_for(lambda: not still_running(stack), 30, "every process of the stack to exit")
+    wait_until(lambda: not still_running(stack), 30, "every process of the stack to exit")

@@ -10,7 +10,8 @@ from sqlalchemy import delete, insert
 from flows.export import export
 from store.db import session_scope
 from store.models import ExportWatermark, InferenceLog
-from tasks.sinks.elasticsearch import CHUNK_SIZE, TEMPLATE_PRIORITY
+from tasks.sinks.elasticsearch import CHUNK_SIZE
+from tasks.sinks.elasticsearch_templates import TEMPLATE_PRIORITY
 from tests.exports import seed
 
 LOGS = "modelpulse-inference-logs"

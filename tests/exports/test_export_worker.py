@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from store.export_runs import create_run, read_watermark
 from store.models import Export, ExportRun
 from tests.conftest import ROOT, SESSION_DIR
 from tests.exports import seed
+from tests.support.polling import wait_until
 from tests.support.servers import start_process, stop_process
 
 RECORDS = 600
@@ -65,15 +65,6 @@ def prefect_worker():
     return start_worker
 
 
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 def trigger(export_id: str) -> tuple[str, str]:
     with session_scope() as session:
@@ -114,7 +105,7 @@ def test_killed_worker_then_new_run_ships_every_record_exactly_once(export_templ
     worker = prefect_worker(export_template, "exports-worker-1")
     try:
         first_run, first_flow_run = trigger(export_id)
-        wait_for(lambda: es.bulk_requests >= 6, 180, "the first run to ship a few pages")
+        wait_until(lambda: es.bulk_requests >= 6, 180, "the first run to ship a few pages", every=0.3)
         for pid in [*descendants(worker.pid), worker.pid]:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -135,7 +126,7 @@ def test_killed_worker_then_new_run_ships_every_record_exactly_once(export_templ
     worker = prefect_worker(export_template, "exports-worker-2")
     try:
         second_run, second_flow_run = trigger(export_id)
-        wait_for(lambda: flow_run_final(second_flow_run), 240, "the second flow run to finish")
+        wait_until(lambda: flow_run_final(second_flow_run), 240, "the second flow run to finish", every=0.3)
     finally:
         stop_process(worker)
 

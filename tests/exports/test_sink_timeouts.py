@@ -7,8 +7,7 @@ so ``MODELPULSE_SINK_PAGE_DEADLINE_SECONDS`` bounds each attempt at a page as a 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -16,6 +15,7 @@ from flows.export import export
 from store.settings import get_settings
 from tests.exports import seed
 from tests.exports.test_elasticsearch_export import make_es_export
+from tests.support.polling import wait_until
 
 REQUEST_TIMEOUT = 1
 PAGE_DEADLINE = 2
@@ -30,15 +30,6 @@ def short_timeouts(monkeypatch) -> Iterator[None]:
     yield
     get_settings.cache_clear()
 
-
-def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
-    """Whether ``condition()`` holds within ``seconds`` (the fake notices a hang-up by polling)."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def bulk_requests(es) -> int:
@@ -59,7 +50,7 @@ def test_an_elasticsearch_that_never_answers_fails_the_run_with_a_clear_error(or
     assert seed.watermark(export_id) is None
     # One request per attempt, each given up on after the read timeout (not retried by the client).
     assert bulk_requests(es) == SHIP_ATTEMPTS
-    assert eventually(lambda: es.abandoned == SHIP_ATTEMPTS)
+    wait_until(lambda: es.abandoned == SHIP_ATTEMPTS, 5, "the fake to notice every abandoned attempt")
 
 
 def test_an_elasticsearch_that_trickles_is_cut_off_at_the_page_deadline(org_id, es, short_timeouts):
@@ -80,7 +71,7 @@ def test_an_elasticsearch_that_trickles_is_cut_off_at_the_page_deadline(org_id, 
     assert seed.watermark(export_id) is None
     # Each attempt was interrupted mid-answer and hung up: nothing keeps trickling in the background.
     assert bulk_requests(es) == SHIP_ATTEMPTS
-    assert eventually(lambda: es.abandoned == SHIP_ATTEMPTS)
+    wait_until(lambda: es.abandoned == SHIP_ATTEMPTS, 5, "the fake to notice every abandoned attempt")
 
 
 def test_connection_tests_of_sinks_that_hang_or_trickle_answer_in_time(api, org_id, es, hec, datadog, short_timeouts):
@@ -114,6 +105,6 @@ def test_connection_tests_of_sinks_that_hang_or_trickle_answer_in_time(api, org_
     ]
     assert trickling.status_code == 200 and trickling.json["ok"] is False
     assert trickling.json["checks"] == [{"name": "reachable", "ok": False, "detail": "no complete answer within 3 s"}]
-    assert eventually(lambda: es.abandoned == 1), "the trickled check was stopped, not left running"
+    wait_until(lambda: es.abandoned == 1, 5, "the trickled check to be stopped, not left running")
     assert silent.status_code == 200 and silent.json["ok"] is False
     assert silent.json["checks"] == [{"name": "reachable", "ok": False, "detail": "no complete answer within 3 s"}]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from prefect.client.orchestration import get_client
@@ -46,15 +44,6 @@ def run_synced_flow_run(flow_run_id: str) -> Any:
 
 T = TypeVar("T")
 
-
-def wait_for(read: Callable[[], T], done: Callable[[T], Any], attempts: int = 300, pause: float = 0.2) -> T:
-    """Read until ``done(value)`` holds (a bound on waiting, not a timing assertion); return the last value."""
-    for _ in range(attempts):
-        value = read()
-        if done(value):
-            return value
-        time.sleep(pause)
-    return value
 
 
 def integration_id_of(base_url: str) -> str:

@@ -22,8 +22,8 @@ from tests.production.traffic import (
     log_text,
     prefect_runs_since,
     stored_event_ids,
-    wait_until,
 )
+from tests.support.polling import wait_until
 from tests.webhooks.receivers import Receiver
 
 pytestmark = [pytest.mark.production, pytest.mark.timeout(600)]
@@ -130,12 +130,13 @@ def test_prefect_server_restart_loses_nothing(cluster):
 
         accepted = poster.accepted_ids
         assert [answer for answer in answers if answer.status != 202] == []
-        wait_until(lambda: delivered_ids(receiver, secret) >= accepted, 240, "every event delivered")
+        wait_until(lambda: delivered_ids(receiver, secret) >= accepted, 240, "every event delivered", every=1.0)
 
         finished = wait_until(
             lambda: (r := a.get(run["status_url"]).json())["status"] not in ("scheduled", "running") and r,
             240,
             "the export run to finish",
+            every=1.0,
         )
         assert finished["status"] == "completed", finished
         assert len(es.ids("modelpulse-inference-logs")) == RECORDS
@@ -146,6 +147,7 @@ def test_prefect_server_restart_loses_nothing(cluster):
             ) and s,
             120,
             "Prefect to record the export's final state",
+            every=1.0,
         )
         assert state == "COMPLETED"
         # The dispatchers' fan-outs show in the Prefect UI again (their Prefect client reconnected).
@@ -153,6 +155,7 @@ def test_prefect_server_restart_loses_nothing(cluster):
             lambda: prefect_runs_since(cluster.prefect_api_url, "task_runs", back, name={"like_": "fan-out-"}),
             120,
             "fan-out-events runs recorded by the restarted Prefect server",
+            every=1.0,
         )
         assert b.delete(f"/organizations/default/webhooks/{hook.json()['id']}").status_code == 204
     print(
@@ -218,7 +221,9 @@ def test_postgres_restart_loses_no_accepted_event(cluster):
 
         accepted = poster.accepted_ids
         assert stored_event_ids(cluster.database_url, accepted) == accepted
-        wait_until(lambda: delivered_ids(receiver, secret) >= accepted, 240, "every accepted event delivered")
+        wait_until(
+            lambda: delivered_ids(receiver, secret) >= accepted, 240, "every accepted event delivered", every=1.0
+        )
 
     # Prefect (on the same PostgreSQL) records the dispatchers' fan-outs again, and the workers run
     # scheduled flows again: a retry sweep started after the restart completes.
@@ -226,6 +231,7 @@ def test_postgres_restart_loses_no_accepted_event(cluster):
         lambda: prefect_runs_since(cluster.prefect_api_url, "task_runs", back, name={"like_": "fan-out-"}),
         120,
         "fan-out-events runs recorded after the restart",
+        every=1.0,
     )
     wait_until(
         lambda: prefect_runs_since(

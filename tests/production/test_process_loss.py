@@ -20,9 +20,9 @@ from tests.production.traffic import (
     event_body,
     prefect_runs_since,
     sweep_interval_seconds,
-    wait_until,
 )
-from tests.webhooks.receivers import Receiver, Reply, wait_for
+from tests.support.polling import wait_until
+from tests.webhooks.receivers import Receiver, Reply
 
 pytestmark = [pytest.mark.production, pytest.mark.timeout(600)]
 
@@ -90,14 +90,14 @@ def test_dispatcher_killed_mid_burst_loses_no_delivery(cluster):
         with ThreadPoolExecutor(8) as pool:
             posted = pool.map(post, range(EVENTS))
             # Mid-burst: deliveries are arriving (and held), events are still being posted.
-            wait_for(lambda: received() >= EVENTS // 2, 120, "the burst's first deliveries")
+            wait_until(lambda: received() >= EVENTS // 2, 120, "the burst's first deliveries")
             killed = victim.kill("flows.fan_out")
             event_ids = set(posted)
         assert killed == [dispatcher]
         assert len(event_ids) == EVENTS
 
         # `up` starts the killed dispatcher again.
-        wait_for(
+        wait_until(
             lambda: [pid for pid in victim.processes("flows.fan_out") if pid != dispatcher],
             60,
             "the dispatcher restarted by `up`",
@@ -106,7 +106,7 @@ def test_dispatcher_killed_mid_burst_loses_no_delivery(cluster):
         lease, sweep = longest_lease_seconds(), sweep_interval_seconds()
         bound = lease + sweep + SWEEP_START_SLACK_SECONDS
         for receiver in receivers:
-            wait_for(
+            wait_until(
                 lambda receiver=receiver: {r.headers["webhook-id"] for r in list(receiver.received)} >= event_ids,
                 bound + 60,
                 "every event at every receiver",
@@ -118,6 +118,7 @@ def test_dispatcher_killed_mid_burst_loses_no_delivery(cluster):
             and rows,
             120,
             "every delivery recorded as succeeded",
+            every=1.0,
         )
 
     # Every receiver got every event; a repeat is signed and carries the event's id as webhook-id.

@@ -7,7 +7,8 @@ import httpx
 import pytest
 
 from tests.fakes.elasticsearch import ElasticsearchFake
-from tests.webhooks.receivers import Receiver, wait_for
+from tests.support.polling import wait_until
+from tests.webhooks.receivers import Receiver
 
 pytestmark = [pytest.mark.production, pytest.mark.timeout(900)]
 
@@ -32,7 +33,7 @@ def test_both_machines_serve_one_installation(cluster):
         ]
         assert {response.status_code for response in sent} == {202}
         event_ids = {response.json()["id"] for response in sent}
-        wait_for(lambda: len({r.headers["webhook-id"] for r in receiver.received}) == 20, 120, "20 deliveries")
+        wait_until(lambda: len({r.headers["webhook-id"] for r in receiver.received}) == 20, 120, "20 deliveries")
         assert {r.verify(secret)["id"] for r in receiver.received} == event_ids
 
     with ElasticsearchFake() as es:
@@ -55,7 +56,7 @@ def test_both_machines_serve_one_installation(cluster):
         run = b.post(f"/organizations/default/exports/{export.json()['id']}/trigger")
         assert run.status_code == 202, run.text
         status_url = run.json()["status_url"]
-        finished = wait_for(
+        finished = wait_until(
             lambda: (r := a.get(status_url).json())["status"] in ("completed", "failed") and r, 240, "the export run"
         )
         assert finished["status"] == "completed", finished
@@ -65,7 +66,7 @@ def test_both_machines_serve_one_installation(cluster):
     prefect = httpx.Client(base_url=cluster.prefect_api_url, timeout=30)
     flow_run_url = f"/flow_runs/{run.json()['flow_run_id']}"
     # The export's own record is final a moment before the flow run reports its final state.
-    state = wait_for(
+    state = wait_until(
         lambda: (s := prefect.get(flow_run_url).json()["state"]["type"]) not in ("RUNNING", "PENDING") and s,
         60,
         "the export's flow run to end",

@@ -21,8 +21,8 @@ from store.db import get_engine, session_scope
 from store.export_streams import STREAMS
 from store.models import InferenceLog
 from tests.fakes.elasticsearch import ElasticsearchFake
-from tests.production.conftest import descendants
-from tests.webhooks.receivers import wait_for
+from tests.support.polling import wait_until
+from tests.support.processes import descendants
 
 pytestmark = [pytest.mark.production, pytest.mark.timeout(900)]
 
@@ -119,9 +119,9 @@ def test_killed_worker_the_next_run_completes_the_export_exactly_once(cluster):
         assert trigger.status_code == 202, trigger.text
         deployment_id = prefect.get(f"/deployments/name/export/{export_id}").json()["id"]
 
-        wait_for(lambda: len(es.index_operations) >= 3 * PAGE, 300, "the export to ship a few pages")
+        wait_until(lambda: len(es.index_operations) >= 3 * PAGE, 300, "the export to ship a few pages")
         progress("the export is shipping")
-        (killed,) = wait_for(lambda: running_flow_runs(prefect, deployment_id), 30, "the running export run")
+        (killed,) = wait_until(lambda: running_flow_runs(prefect, deployment_id), 30, "the running export run")
         flow_run_pid = int(str(killed["infrastructure_pid"]).rsplit(":", 1)[-1])
 
         # Which machine's worker runs it: the flow-run process is a child of one `prefect worker`.
@@ -138,7 +138,7 @@ def test_killed_worker_the_next_run_completes_the_export_exactly_once(cluster):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        wait_for(lambda: process_gone(flow_run_pid) and process_gone(worker_pid), 30, "the killed processes to go")
+        wait_until(lambda: process_gone(flow_run_pid) and process_gone(worker_pid), 30, "the killed processes to go")
         shipped_when_killed = len(es.index_operations)
         progress(f"killed {machine.name}'s worker {worker_pid} and flow run {killed['id']} at {shipped_when_killed}")
         es.latency = 0.0
@@ -148,7 +148,7 @@ def test_killed_worker_the_next_run_completes_the_export_exactly_once(cluster):
         )
 
         # Nobody touches Prefect or the database from here on.
-        crashed = wait_for(
+        crashed = wait_until(
             lambda: (run := prefect.get(f"/flow_runs/{killed['id']}").json())["state"]["type"] == "CRASHED" and run,
             300,
             "zombie detection to mark the killed run Crashed",
@@ -161,7 +161,7 @@ def test_killed_worker_the_next_run_completes_the_export_exactly_once(cluster):
             done = [r for r in runs if r["flow_run_id"] != killed["id"] and r["status"] == "completed"]
             return len(es.index_operations) == RECORDS and done and runs
 
-        runs = wait_for(finished_rerun, 300, "a later run to complete the export")
+        runs = wait_until(finished_rerun, 300, "a later run to complete the export")
         progress("a later run completed the export")
         # The supervisor of `up` started the killed worker again.
         assert [pid for pid in machine.processes(WORKER) if pid != worker_pid], f"{machine.name} runs a worker again"
@@ -180,7 +180,7 @@ def test_killed_worker_the_next_run_completes_the_export_exactly_once(cluster):
     assert sum(r["streams"].get("inference_logs", {}).get("shipped", 0) for r in runs) == RECORDS
 
     rerun = next(r for r in runs if r["flow_run_id"] != killed["id"] and r["status"] == "completed")
-    wait_for(
+    wait_until(
         lambda: prefect.get(f"/flow_runs/{rerun['flow_run_id']}").json()["state"]["type"] == "COMPLETED",
         60,
         "Prefect to record the completed run's final state",

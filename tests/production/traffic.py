@@ -19,7 +19,7 @@ import yaml
 from sqlalchemy import create_engine, func, select
 
 from store.models import Delivery, DeliveryAttempt, Event
-from tests.production.conftest import ROOT, Cluster
+from tests.support.cluster import ROOT, Cluster
 
 # A hang shows as no answer within this long (the API's own bounds are seconds).
 CLIENT_TIMEOUT = 30.0
@@ -120,19 +120,6 @@ class EventPoster(threading.Thread):
     @property
     def accepted_ids(self) -> set[str]:
         return {answer.body["id"] for answer in list(self.answers) if answer.status == 202}
-
-
-def wait_until(condition, timeout: float, what: str, every: float = 1.0) -> Any:  # noqa: ANN001
-    """Poll ``condition()`` every ``every`` seconds until it is truthy and return it (a bound, not a
-    timing assertion); for conditions too costly for ``receivers.wait_for``'s 50 ms polling."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"gave up waiting for {what} after {timeout:.0f} s")
-        time.sleep(every)
 
 
 def sweep_interval_seconds() -> float:

@@ -1,7 +1,13 @@
-"""The machine's process tree, read from /proc: what a stack started, and whether any of it is left."""
+"""The machine's process tree, read from /proc: what a stack started, and whether any of it is left;
+and a started process's output, read until it says something."""
 
 from __future__ import annotations
 
+import os
+import re
+import select
+import subprocess
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -39,3 +45,30 @@ def still_running(pids: Iterable[int]) -> list[tuple[int, str]]:
     """Those of ``pids`` still running (zombies, dead but not yet reaped, do not count)."""
     table = _process_table()
     return [(pid, table[pid][2]) for pid in pids if pid in table and table[pid][1] != "Z"]
+
+
+def read_output_until(
+    process: subprocess.Popen, pattern: str, timeout: float, output: str = ""
+) -> tuple[re.Match | None, str]:
+    """Read the process's output until ``pattern`` shows up in ``output`` plus what was read.
+
+    Returns the match (``None`` when the process closed its output, exited, or ``timeout`` passed)
+    and all the output so far. Reads the pipe's file descriptor directly: a buffered ``readline``
+    after ``select`` can pull several lines into Python's buffer, and ``select`` then waits on an
+    empty descriptor for lines already read.
+    """
+    fd = process.stdout.fileno()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1.0)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break  # the process closed its output
+            output += chunk.decode(errors="replace")
+            match = re.search(pattern, output)
+            if match:
+                return match, output
+        elif process.poll() is not None:
+            break
+    return None, output

@@ -9,7 +9,8 @@ import pytest
 from store.db import session_scope
 from store.ids import new_id
 from store.models import Delivery, DeliveryAttempt, Event, utcnow
-from tests.webhooks.receivers import Receiver, Reply, wait_for
+from tests.support.polling import wait_until
+from tests.webhooks.receivers import Receiver, Reply
 
 
 def _path(organization, webhook_id: str, suffix: str = "") -> str:
@@ -22,7 +23,7 @@ def test_redeliver_sends_a_new_attempt_with_the_same_webhook_id(
     with Receiver() as receiver:
         webhook = create_webhook(receiver.url)
         event_id = publish()
-        (delivery,) = wait_for(lambda: [d for d in history(webhook["id"]) if d["status"] == "succeeded"])
+        (delivery,) = wait_until(lambda: [d for d in history(webhook["id"]) if d["status"] == "succeeded"])
 
         response = client.post(
             _path(organization, webhook["id"], f"/history/{delivery['id']}/redeliver"), headers=organization.headers
@@ -177,7 +178,7 @@ def test_a_webhook_failing_for_days_is_disabled(fan_out_worker, client, organiza
             record = client.get(_path(organization, webhook["id"]), headers=organization.headers).get_json()
             return None if record["enabled"] else record
 
-        record = wait_for(disabled, what="the webhook to be disabled")
+        record = wait_until(disabled, what="the webhook to be disabled")
     assert "only failed deliveries for 5 days" in record["disabled_reason"]
     newest = history(webhook["id"])[0]
     assert newest["status"] == "failed" and newest["next_attempt_at"] is None

@@ -16,7 +16,8 @@ from tests.fakes.pagerduty import PagerDutyFake
 from tests.fakes.slack import SlackFake
 from tests.fakes.teams import TeamsFake
 from tests.monitoring.conftest import REFERENCE, T0, make_records
-from tests.webhooks.receivers import Receiver, wait_for
+from tests.support.polling import wait_until
+from tests.webhooks.receivers import Receiver
 
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdefABCDEF"
 EPISODE_EVENTS = ["threshold.breached", "threshold.resolved"]
@@ -89,9 +90,9 @@ def test_a_breach_episode_pages_and_resolves_with_one_dedup_key(
         return response.get_json()["drifted"]
 
     assert check(hour(2)) is True  # the breach: the episode begins
-    (trigger,) = wait_for(lambda: pagerduty.events, what="the PagerDuty trigger")
-    (breach,) = wait_for(lambda: slack.messages, what="the Slack message of the breach")
-    wait_for(lambda: teams.messages, what="the Teams card of the breach")
+    (trigger,) = wait_until(lambda: pagerduty.events, what="the PagerDuty trigger")
+    (breach,) = wait_until(lambda: slack.messages, what="the Slack message of the breach")
+    wait_until(lambda: teams.messages, what="the Teams card of the breach")
     assert trigger["event_action"] == "trigger"
     assert trigger["payload"]["severity"] == "critical"  # the threshold's severity
     assert trigger["payload"]["source"] == "churn-prod" and trigger["payload"]["class"] == "threshold.breached"
@@ -100,12 +101,12 @@ def test_a_breach_episode_pages_and_resolves_with_one_dedup_key(
 
     assert check(hour(2)) is True  # the breach continues: nothing more is sent
     assert check(hour(4)) is False  # back within bounds: the episode ends
-    resolve = wait_for(lambda: pagerduty.events[1:], what="the PagerDuty resolve")[0]
-    (_, resolution) = wait_for(lambda: slack.messages[1:] and slack.messages, what="the Slack message of the end")
+    resolve = wait_until(lambda: pagerduty.events[1:], what="the PagerDuty resolve")[0]
+    (_, resolution) = wait_until(lambda: slack.messages[1:] and slack.messages, what="the Slack message of the end")
     assert resolve == {"routing_key": ROUTING_KEY, "dedup_key": trigger["dedup_key"], "event_action": "resolve"}
     assert pagerduty.incidents == {trigger["dedup_key"]: "resolved"}
     assert resolution["text"].startswith("[RESOLVED] churn: Threshold resolved: drift.psi = ")
-    (_, card) = wait_for(lambda: teams.messages[1:] and teams.messages, what="the Teams card of the end")
+    (_, card) = wait_until(lambda: teams.messages[1:] and teams.messages, what="the Teams card of the end")
     assert card["attachments"][0]["content"]["body"][0]["color"] == "Good"
 
     # The resolution names the breach: the dedup key is the id of the event that opened the episode.
@@ -131,7 +132,7 @@ def test_a_webhook_slack_removed_is_disabled_and_another_webhook_hears_of_it(
         doomed = create_webhook(slack.hook_url, ["drift.detected", "webhook.disabled"], format="slack")
         publish("drift.detected", {"model": "churn"})
 
-        (received,) = wait_for(lambda: on_call.received, what="webhook.disabled at the other webhook")
+        (received,) = wait_until(lambda: on_call.received, what="webhook.disabled at the other webhook")
         event = received.verify(watcher["signing_secret"])
         assert event["type"] == "webhook.disabled"
         assert event["data"] | {"disabled_at": None} == {
@@ -172,7 +173,7 @@ def test_recover_after_an_outage_sends_every_missed_event_once_more_in_order(
         # The first attempt and the inline retry failed; the next retry is minutes away.
         return len(items) == 100 and all(d["status"] == "retrying" and d["attempt_count"] == 2 for d in items) and items
 
-    deliveries = wait_for(parked, timeout=120, what="100 deliveries parked for a later retry")
+    deliveries = wait_until(parked, timeout=120, what="100 deliveries parked for a later retry")
     assert {d["event_id"] for d in deliveries} == set(sent) and slack.messages == []
 
     slack.unavailable = False
@@ -183,7 +184,7 @@ def test_recover_after_an_outage_sends_every_missed_event_once_more_in_order(
     assert response.get_json()["deliveries"] == 100 and response.get_json()["flow_run_id"]
     assert response.headers["Location"].endswith(f"/webhooks/{hook['id']}/history")
 
-    wait_for(lambda: len(slack.messages) >= 100, timeout=120, what="the recovered deliveries")
+    wait_until(lambda: len(slack.messages) >= 100, timeout=120, what="the recovered deliveries")
     creation_order = sorted(deliveries, key=lambda d: (datetime.fromisoformat(d["created_at"]), d["id"]))
     assert _event_ids_in_order(slack.messages) == [d["event_id"] for d in creation_order]  # each once, in order
 
@@ -193,7 +194,7 @@ def test_recover_after_an_outage_sends_every_missed_event_once_more_in_order(
         ).get_json()["items"]
         return all(d["status"] == "succeeded" for d in items) and items
 
-    for delivery in wait_for(settled, what="every delivery settled"):
+    for delivery in wait_until(settled, what="every delivery settled"):
         assert [a["trigger"] for a in delivery["attempts"]] == ["initial", "retry", "recover"]
         assert delivery["attempt_count"] == 3 and delivery["next_attempt_at"] is None
     again = client.post(

@@ -9,8 +9,9 @@ from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
 
 from store.db import session_scope
 from store.models import Event
+from tests.support.polling import wait_until
 from tests.webhooks.conftest import FanOutWorker
-from tests.webhooks.receivers import Receiver, wait_for
+from tests.webhooks.receivers import Receiver
 
 
 def _fan_out_runs(event_id: str) -> list:
@@ -22,8 +23,8 @@ def test_each_fan_out_is_a_prefect_task_run(fan_out_worker, create_webhook, publ
     with Receiver() as receiver:
         create_webhook(receiver.url)
         event_id = publish()
-        wait_for(lambda: receiver.received, what="the delivery")
-    (run,) = wait_for(
+        wait_until(lambda: receiver.received, what="the delivery")
+    (run,) = wait_until(
         lambda: [r for r in _fan_out_runs(event_id) if r.state and r.state.is_completed()],
         what="the completed fan-out-events run in Prefect",
     )
@@ -38,9 +39,9 @@ def test_two_dispatchers_send_each_event_once(fan_out_worker, webhook_database_u
         with Receiver() as receiver:
             create_webhook(receiver.url)
             sent = [publish() for _ in range(20)]
-            wait_for(lambda: len(receiver.received) >= len(sent), what="every event")
+            wait_until(lambda: len(receiver.received) >= len(sent), what="every event")
             # Give a duplicate time to arrive, were one on its way.
-            wait_for(lambda: all(r.answered for r in receiver.received), what="the answers")
+            wait_until(lambda: all(r.answered for r in receiver.received), what="the answers")
             delivered = [r.headers["webhook-id"] for r in receiver.received]
     finally:
         second.stop()
@@ -55,7 +56,7 @@ def test_rotated_secret_and_changed_headers_are_used_by_the_next_delivery(
         path = f"/organizations/{organization.id}/webhooks/{webhook['id']}"
 
         def delivered(event_id: str):
-            return wait_for(
+            return wait_until(
                 lambda: next((r for r in receiver.received if r.headers["webhook-id"] == event_id), None),
                 what=f"the delivery of {event_id}",
             )
@@ -87,9 +88,9 @@ def test_an_event_nobody_subscribes_to_is_settled_without_a_run(fan_out_worker, 
         create_webhook(receiver.url, events=["model.registered"])
         unwanted = publish("drift.detected")  # the organization's only webhook takes another type
         wanted = publish("model.registered")
-        wait_for(lambda: receiver.received, what="the subscribed event's delivery")
-    wait_for(lambda: _dispatched_at(unwanted), what="the unsubscribed event marked dispatched")
-    wait_for(
+        wait_until(lambda: receiver.received, what="the subscribed event's delivery")
+    wait_until(lambda: _dispatched_at(unwanted), what="the unsubscribed event marked dispatched")
+    wait_until(
         lambda: [r for r in _fan_out_runs(wanted) if r.state and r.state.is_completed()],
         what="the subscribed event's run in Prefect",
     )

@@ -15,8 +15,9 @@ from store.ids import new_id
 from store.models import Delivery, Event, Webhook, utcnow
 from tasks.webhooks import fanout
 from tasks.webhooks.settings import WebhookSettings
+from tests.support.polling import wait_until
 from tests.support.servers import free_port
-from tests.webhooks.receivers import Receiver, wait_for
+from tests.webhooks.receivers import Receiver
 
 
 def test_parked_retries_and_events_written_while_down_are_delivered_after_a_restart(
@@ -25,7 +26,7 @@ def test_parked_retries_and_events_written_while_down_are_delivered_after_a_rest
     port = free_port()  # nothing listens there yet: the receiver is down
     webhook = create_webhook(f"http://127.0.0.1:{port}/hook")
     first = publish()
-    (parked,) = wait_for(
+    (parked,) = wait_until(
         lambda: [d for d in history(webhook["id"]) if d["status"] == "retrying" and d["attempt_count"] == 2],
         what="the initial attempt and the short retry to fail",
     )
@@ -60,9 +61,9 @@ def test_parked_retries_and_events_written_while_down_are_delivered_after_a_rest
         assert written_while_down not in delivered
 
         fan_out_worker.start()  # the restarted dispatcher finds the event written while it was down
-        wait_for(lambda: written_while_down in {r.headers["webhook-id"] for r in receiver.received})
+        wait_until(lambda: written_while_down in {r.headers["webhook-id"] for r in receiver.received})
         after_restart = publish()
-        wait_for(lambda: after_restart in {r.headers["webhook-id"] for r in receiver.received})
+        wait_until(lambda: after_restart in {r.headers["webhook-id"] for r in receiver.received})
         for received in receiver.received:
             received.verify(webhook["signing_secret"])
 

@@ -26,9 +26,11 @@ import pytest
 
 from store.settings import get_settings
 from tasks.webhooks import fanout
-from tasks.webhooks.fanout import Sender, SendSummary
+from tasks.webhooks import sender as webhook_sender
+from tasks.webhooks.sender import Sender, SendSummary
 from tasks.webhooks.settings import get_webhook_settings
 from tests.support.certificates import issued_by_test_ca, self_signed
+from tests.support.polling import wait_until
 from tests.webhooks.edge_receivers import (
     TEN_MB,
     EdgeReceiver,
@@ -40,7 +42,7 @@ from tests.webhooks.edge_receivers import (
     slow_body,
     trickle,
 )
-from tests.webhooks.receivers import Receiver, wait_for
+from tests.webhooks.receivers import Receiver
 
 TIMEOUT = 2  # MODELPULSE_WEBHOOK_TIMEOUT_SECONDS here: what a hanging receiver costs an attempt
 FIRST_RETRY = 60  # the schedule's first step: longer than the inline-retry window, so it is parked
@@ -61,7 +63,7 @@ def edge_settings(webhook_env, monkeypatch, database_url) -> Iterator[None]:
     get_settings.cache_clear()
     get_webhook_settings.cache_clear()
     yield
-    fanout._ssl_context.cache_clear()  # a test may have trusted its own CA
+    webhook_sender._ssl_context.cache_clear()  # a test may have trusted its own CA
 
 
 @pytest.fixture
@@ -277,13 +279,13 @@ def test_an_edge_case_is_a_recorded_attempt_and_does_not_hold_up_a_healthy_deliv
         if trusted_ca := getattr(bad, "options", {}).get("trusted_ca"):
             # How an operator trusts a private CA: the standard variable, read by httpx's context.
             monkeypatch.setenv("SSL_CERT_FILE", str(trusted_ca))
-            fanout._ssl_context.cache_clear()
+            webhook_sender._ssl_context.cache_clear()
         bad_hook = create_webhook(bad.url)
         healthy_hook = create_webhook(healthy.url)
         event_id = publish()
 
         run = FanOutRun([event_id], database_url)
-        healthy_delivery = wait_for(
+        healthy_delivery = wait_until(
             lambda: [d for d in history(healthy_hook["id"]) if d["status"] == "succeeded"],
             what="the healthy delivery",
         )[0]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta
 
-from tests.webhooks.receivers import Receiver, Reply, wait_for
+from tests.support.polling import wait_until
+from tests.webhooks.receivers import Receiver, Reply
 
 
 def test_event_reaches_subscribed_webhooks_signed_and_recorded(
@@ -15,7 +16,7 @@ def test_event_reaches_subscribed_webhooks_signed_and_recorded(
         webhook = create_webhook(receiver.url, headers={"Authorization": "Bearer receiver-token"})
         event_id = publish("drift.detected", {"model": "churn", "feature": "age", "value": 0.31})
 
-        (received,) = wait_for(lambda: receiver.received, what="the delivery")
+        (received,) = wait_until(lambda: receiver.received, what="the delivery")
         payload = received.verify(webhook["signing_secret"])
         assert payload["id"] == event_id == received.headers["webhook-id"]
         assert payload["type"] == "drift.detected"
@@ -24,7 +25,7 @@ def test_event_reaches_subscribed_webhooks_signed_and_recorded(
         assert received.headers["authorization"] == "Bearer receiver-token"
         assert received.headers["content-type"] == "application/json"
 
-        (delivery,) = wait_for(
+        (delivery,) = wait_until(
             lambda: [d for d in history(webhook["id"]) if d["status"] == "succeeded"], what="the record"
         )
     assert delivery["event_id"] == event_id
@@ -43,8 +44,8 @@ def test_slow_receiver_does_not_delay_a_fast_one(fan_out_worker, create_webhook,
         fast_hook = create_webhook(fast.url)
         publish("drift.detected")
 
-        wait_for(lambda: slow.received, what="the slow receiver to be called")
-        (fast_delivery,) = wait_for(
+        wait_until(lambda: slow.received, what="the slow receiver to be called")
+        (fast_delivery,) = wait_until(
             lambda: [d for d in history(fast_hook["id"]) if d["status"] == "succeeded"],
             what="the fast delivery",
         )
@@ -55,7 +56,7 @@ def test_slow_receiver_does_not_delay_a_fast_one(fan_out_worker, create_webhook,
         assert fast_delivery["attempts"][0]["response_status"] == 200
 
         release.set()
-        wait_for(
+        wait_until(
             lambda: [d for d in history(slow_hook["id"]) if d["status"] == "succeeded"],
             what="the slow delivery once released",
         )
@@ -78,7 +79,7 @@ def test_only_enabled_webhooks_subscribed_to_the_type_and_project_receive(
         event_id = publish("drift.detected", project_id="fraud")
 
         for name in ("any_project", "same_project"):
-            (delivery,) = wait_for(
+            (delivery,) = wait_until(
                 lambda name=name: [d for d in history(hooks[name]["id"]) if d["status"] == "succeeded"],
                 what=f"delivery to {name}",
             )
@@ -99,7 +100,7 @@ def test_failing_then_succeeding_receiver_is_retried_with_the_same_webhook_id(
     with Receiver(Reply(503, body=b"busy"), Reply(200)) as receiver:
         webhook = create_webhook(receiver.url)
         event_id = publish()
-        (delivery,) = wait_for(
+        (delivery,) = wait_until(
             lambda: [d for d in history(webhook["id"]) if d["status"] == "succeeded"], what="the retry"
         )
     assert [a["response_status"] for a in delivery["attempts"]] == [503, 200]
@@ -117,7 +118,7 @@ def test_retry_after_pushes_the_next_attempt_into_the_database_schedule(
     with Receiver(Reply(429, headers={"Retry-After": "120"})) as receiver:
         webhook = create_webhook(receiver.url)
         publish()
-        (delivery,) = wait_for(
+        (delivery,) = wait_until(
             lambda: [d for d in history(webhook["id"]) if d["status"] == "retrying"], what="the parked retry"
         )
     (attempt,) = delivery["attempts"]
@@ -132,7 +133,7 @@ def test_410_gone_disables_the_webhook(fan_out_worker, client, organization, cre
         webhook = create_webhook(receiver.url)
         witness_hook = create_webhook(witness.url)
         publish()
-        (delivery,) = wait_for(
+        (delivery,) = wait_until(
             lambda: [d for d in history(webhook["id"]) if d["status"] == "failed"], what="the failure"
         )
         record = client.get(
@@ -143,7 +144,7 @@ def test_410_gone_disables_the_webhook(fan_out_worker, client, organization, cre
         assert delivery["attempt_count"] == 1
 
         second = publish()  # a disabled webhook gets nothing more; the witness shows it was fanned out
-        wait_for(lambda: [d for d in history(witness_hook["id"]) if d["event_id"] == second and d["attempts"]])
+        wait_until(lambda: [d for d in history(witness_hook["id"]) if d["event_id"] == second and d["attempts"]])
         assert len(history(webhook["id"])) == 1
     assert len(receiver.received) == 1
 
@@ -152,7 +153,7 @@ def test_other_4xx_fails_without_retry(fan_out_worker, create_webhook, publish, 
     with Receiver(Reply(400, body=b"bad signature?")) as receiver:
         webhook = create_webhook(receiver.url)
         publish()
-        (delivery,) = wait_for(
+        (delivery,) = wait_until(
             lambda: [d for d in history(webhook["id"]) if d["status"] == "failed"], what="the failure"
         )
     assert delivery["next_attempt_at"] is None

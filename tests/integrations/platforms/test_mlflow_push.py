@@ -24,8 +24,8 @@ from tests.integrations.helpers import (
     model_registered_events,
     monitored,
     run_synced_flow_run,
-    wait_for,
 )
+from tests.support.polling import wait_until
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ def test_a_version_created_on_mlflow_reaches_a_modelpulse_webhook_as_pushed(
                 payloads = [r.verify(hook["signing_secret"]) for r in receiver.received]
                 return [p for p in payloads if p["data"]["name"] == name and p["data"]["version"] == pushed]
 
-            (payload,) = wait_for(arrived, bool, attempts=600, pause=0.1)
+            (payload,) = wait_until(arrived, 60, "the model.registered delivery", every=0.1)
         finally:
             dispatcher.stop()
 
@@ -239,18 +239,26 @@ def test_aliases_and_tags_follow_push_events(client, org, mlflow_server, push_in
         items = client.get(f"{base}/monitored-models", headers=org.headers).get_json()["items"]
         return {item["version"]: (item["aliases"], item["tags"]) for item in items}
 
-    wait_for(labels, lambda v: second in v)
+    wait_until(lambda: second in labels(), 60, "the second version's labels", every=0.2)
     mlflow_server.call("POST", "/registered-models/alias", json={"name": name, "alias": "champion", "version": first})
-    assert wait_for(labels, lambda v: v[first][0] == ["champion"])[second] == ([], {})
+    champion_first = wait_until(
+        lambda: (v := labels())[first][0] == ["champion"] and v, 60, "the alias on the first version", every=0.2
+    )
+    assert champion_first[second] == ([], {})
     mlflow_server.call("POST", "/registered-models/alias", json={"name": name, "alias": "champion", "version": second})
     mlflow_server.call(
         "POST", "/model-versions/set-tag", json={"name": name, "version": second, "key": "stage", "value": "prod"}
     )
-    moved = wait_for(labels, lambda v: v[second] == (["champion"], {"stage": "prod"}))
+    moved = wait_until(
+        lambda: (v := labels())[second] == (["champion"], {"stage": "prod"}) and v,
+        60,
+        "the alias and tag to move",
+        every=0.2,
+    )
     assert moved[first] == ([], {})
     mlflow_server.call("DELETE", "/model-versions/delete-tag", json={"name": name, "version": second, "key": "stage"})
     mlflow_server.call("DELETE", "/registered-models/alias", json={"name": name, "alias": "champion"})
-    assert wait_for(labels, lambda v: v[second] == ([], {}))[second] == ([], {})
+    wait_until(lambda: labels()[second] == ([], {}), 60, "the alias and tag to go", every=0.2)
 
 
 def test_versions_created_while_modelpulse_is_down_are_recovered_once_by_the_sync(
@@ -267,12 +275,14 @@ def test_versions_created_while_modelpulse_is_down_are_recovered_once_by_the_syn
     live_api.stop()
     missed = [_version(mlflow_server, name) for _ in range(3)]
     # MLflow keeps failed deliveries in memory only; wait until it has given up on each of them.
-    wait_for(lambda: mlflow_server.failed_deliveries(inbound) - before, lambda n: n >= len(missed), attempts=150)
+    wait_until(
+        lambda: mlflow_server.failed_deliveries(inbound) - before >= len(missed), 30, "MLflow to give up", every=0.2
+    )
     live_api.start()
     ensure_sync_deployment()
     run_synced_flow_run(client.post(f"{base}/sync", headers=org.headers).get_json()["flow_run_id"])
     pushed = _version(mlflow_server, name)
-    wait_for(lambda: monitored(sqlite_url, integration_id), lambda rows: len(rows) == 5)
+    wait_until(lambda: len(monitored(sqlite_url, integration_id)) == 5, 60, "five monitored versions", every=0.2)
     run_synced_flow_run(client.post(f"{base}/sync", headers=org.headers).get_json()["flow_run_id"])
 
     def by_version(rows):  # ids made in one millisecond sort at random: order by version instead

@@ -4,13 +4,13 @@ and a trickled call is stopped, not left running."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from tests.fakes.server import FakeServer, Reply, Request
 from tests.integrations.conftest import AWS_REGION, VERTEX_LOCATION, VERTEX_PROJECT
+from tests.support.polling import wait_until
 
 DEADLINE = 2
 
@@ -27,14 +27,6 @@ def platform() -> Iterator[SilentPlatform]:
     with SilentPlatform() as server:
         yield server
 
-
-def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_an_mlflow_that_never_answers_is_a_504_from_the_client_timeout(
@@ -89,4 +81,4 @@ def test_a_registry_that_trickles_is_a_504_at_the_deadline_and_the_call_is_stopp
     assert response.status_code == 504
     assert response.get_json()["detail"] == f"The mlflow platform did not answer within {DEADLINE} s."
     # The worker thread was interrupted and hung up, instead of reading on for minutes.
-    assert eventually(lambda: platform.abandoned == 1)
+    wait_until(lambda: platform.abandoned == 1, 5, "the platform fake to notice the abandoned call")

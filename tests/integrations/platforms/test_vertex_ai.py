@@ -11,7 +11,8 @@ from store.registry import record_model_version, sync_state
 from tasks.registry_tasks import sync_versions
 from tests.fakes.vertex_ai import new_service_account
 from tests.integrations.conftest import VERTEX_LOCATION, VERTEX_PARENT, VERTEX_PROJECT
-from tests.integrations.helpers import integration_id_of, model_registered_events, monitored, wait_for
+from tests.integrations.helpers import integration_id_of, model_registered_events, monitored
+from tests.support.polling import wait_until
 
 IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/sklearn-cpu.1-3:latest"
 
@@ -86,9 +87,13 @@ def test_register_answers_202_with_a_status_url_when_the_upload_outlasts_the_wai
     first_look = client.get(accepted["status_url"], headers=org.headers).get_json()
     assert first_look["flow_run_id"] == accepted["flow_run_id"]
 
-    status = wait_for(
-        lambda: client.get(accepted["status_url"], headers=org.headers).get_json(),
-        lambda s: s["status"] in ("COMPLETED", "FAILED", "CRASHED"),
+    status = wait_until(
+        lambda: (s := client.get(accepted["status_url"], headers=org.headers).get_json())["status"]
+        in ("COMPLETED", "FAILED", "CRASHED")
+        and s,
+        60,
+        "the registration's flow run to end",
+        every=0.2,
     )
 
     assert status["status"] == "COMPLETED"
