@@ -21,7 +21,7 @@ from tasks.exports import (
     publish_export_summary,
     record_page,
     settled_position,
-    ship_page,
+    page_shipping,
     starting_position,
 )
 
@@ -63,6 +63,7 @@ def ship_stream(plan: ExportPlan, stream: str, after: str | None, through: str |
     that makes duplicates removable).
     """
     in_flight: deque[tuple[PageSpan, PrefectFuture[Any]]] = deque()
+    ship_page = page_shipping()
     try:
         while spans := plan_pages(plan, stream, after, through):
             for span in spans:

@@ -112,6 +112,12 @@ class Settings(BaseSettings):
         description="One attempt at shipping a page (all its requests and the sink's own retries) "
         "must end within this many seconds, however slowly the sink trickles its answers.",
     )
+    sink_retry_backoff_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="A page whose attempt failed is tried again after this many seconds, then after "
+        "twice and four times as long (each with up to 50% jitter), before its run fails.",
+    )
     max_body_bytes: int = Field(
         default=1024 * 1024,
         gt=0,

@@ -34,6 +34,8 @@ from store.export_runs import (
 from store.export_streams import STREAMS, PageQuery, page_ends, settled_through
 from store.export_streams import read_page as read_stream_page
 from store.models import Export
+from store.settings import get_settings
+from tasks.retries import retry_unless
 from tasks.sinks import (
     CredentialsRejected,
     ExportTarget,
@@ -182,17 +184,6 @@ def _connection(export_id: str, export_type: str, flow_run_id: str | None) -> An
     return load_connection("export", export_id, export_type)
 
 
-def _retry_unless_final(_task: Any, _task_run: Any, state: Any) -> bool:
-    """Retry a failed page unless the sink refused our credentials or settings."""
-    try:
-        state.result(raise_on_failure=True)
-    except (CredentialsRejected, SinkMisconfigured):
-        return False
-    except Exception:
-        return True
-    return True
-
-
 class _PageDeadlinePassed(TimeoutError):
     """A ship-page attempt outlived ``MODELPULSE_SINK_PAGE_DEADLINE_SECONDS``."""
 
@@ -202,7 +193,7 @@ class _PageDeadlinePassed(TimeoutError):
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
     retry_jitter_factor=0.5,
-    retry_condition_fn=_retry_unless_final,
+    retry_condition_fn=retry_unless(CredentialsRejected, SinkMisconfigured),  # the sink refused us
     cache_policy=NO_CACHE,
     persist_result=False,
 )
@@ -229,6 +220,12 @@ def ship_page(plan: ExportPlan, span: PageSpan) -> ShipResult:
     if (task_run.run_count or 1) > 1:
         result.retried += len(records)
     return result
+
+
+def page_shipping() -> Any:
+    """``ship_page`` with the retry backoff of ``MODELPULSE_SINK_RETRY_BACKOFF_SECONDS``, read per run."""
+    backoff = get_settings().sink_retry_backoff_seconds
+    return ship_page.with_options(retry_delay_seconds=exponential_backoff(backoff_factor=backoff))
 
 
 @task(name="record-page", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE, persist_result=False)

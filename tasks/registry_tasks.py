@@ -25,7 +25,8 @@ from store.registry import (
     record_endpoint_status,
     record_model_version,
 )
-from tasks.registries import RegistryError, open_registry
+from tasks.registries import RegistryError, RegistryRefused, open_registry
+from tasks.retries import retry_unless
 
 DEFAULT_SYNC_INTERVAL_SECONDS = 900
 # EventBridge retries a delivery for up to 24 h; MLflow's replays are refused after 5 minutes anyway.
@@ -69,6 +70,7 @@ def integration_type(integration_id: str) -> str:
     name="register-on-platform",
     retries=2,
     retry_delay_seconds=[2, 10],
+    retry_condition_fn=retry_unless(RegistryRefused),
     timeout_seconds=REGISTER_ATTEMPT_TIMEOUT_SECONDS,
 )
 def register_on_platform(integration_id: str, request: dict[str, Any], registration_id: str) -> dict[str, Any]:
@@ -103,7 +105,13 @@ def record_registration(integration_id: str, version: dict[str, Any]) -> dict[st
         return {"monitored_model_id": recorded.id, **version}
 
 
-@task(name="sync-versions", retries=2, retry_delay_seconds=[5, 30], timeout_seconds=SYNC_ATTEMPT_TIMEOUT_SECONDS)
+@task(
+    name="sync-versions",
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=retry_unless(RegistryRefused),
+    timeout_seconds=SYNC_ATTEMPT_TIMEOUT_SECONDS,
+)
 def sync_versions(integration_id: str) -> int:
     """Record the versions of monitored models that appeared on the platform; return how many.
 
@@ -162,6 +170,7 @@ def record_sync_outcome(integration_id: str, started_at: datetime, recorded: int
     name="record-endpoint-statuses",
     retries=2,
     retry_delay_seconds=[5, 30],
+    retry_condition_fn=retry_unless(RegistryRefused),
     timeout_seconds=ENDPOINTS_ATTEMPT_TIMEOUT_SECONDS,
 )
 def record_endpoint_statuses(integration_id: str) -> list[dict[str, Any]]:

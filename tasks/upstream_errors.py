@@ -235,6 +235,14 @@ _MLFLOW_REQUEST = re.compile(r"API request to (\S+) failed with exception")
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
 
 
+def mlflow_status(error: Any) -> int | None:
+    """The HTTP status MLflow answered an ``MlflowException`` with (``None``: it did not answer)."""
+    if isinstance(getattr(error, "json", None), dict):
+        return error.get_http_status_code()
+    status = _MLFLOW_STATUS.search(str(getattr(error, "message", "") or ""))
+    return int(status.group(1)) if status else None
+
+
 def mlflow_error(error: Any) -> str:
     """An ``mlflow.exceptions.MlflowException``: a ``RestException``'s JSON fields; otherwise MLflow's
     text quotes a non-JSON body after ``Response body:`` (dropped) or a failed request's whole URL

@@ -21,10 +21,21 @@ from pathlib import Path
 from tests.support.servers import free_port, start_process, stop_process, wait_until_ready
 
 ROOT = Path(__file__).resolve().parent.parent
-SESSION_DIR = Path(tempfile.mkdtemp(prefix="modelpulse-tests-"))
-PREFECT_PORT = free_port()
+# Under pytest-xdist (`make check` runs the fast suite on several workers) the controller starts one
+# Prefect server for the run and its workers inherit its environment: they reuse its session folder
+# and server, and keep what must not be shared (databases, MODELPULSE_HOME) in a folder of their own.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if WORKER:
+    SESSION_DIR = Path(os.environ["MODELPULSE_TEST_SESSION_DIR"])
+    PREFECT_PORT = int(os.environ["PREFECT_SERVER_API_PORT"])
+else:
+    SESSION_DIR = Path(tempfile.mkdtemp(prefix="modelpulse-tests-"))
+    PREFECT_PORT = free_port()
+WORKER_DIR = SESSION_DIR / (WORKER or "main")
+WORKER_DIR.mkdir(parents=True, exist_ok=True)
 os.environ.update(
     {
+        "MODELPULSE_TEST_SESSION_DIR": str(SESSION_DIR),
         "PREFECT_HOME": str(SESSION_DIR / "prefect"),
         "PREFECT_API_URL": f"http://127.0.0.1:{PREFECT_PORT}/api",
         "PREFECT_SERVER_API_HOST": "127.0.0.1",
@@ -32,11 +43,18 @@ os.environ.update(
         "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{SESSION_DIR / 'prefect.db'}",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
-        "MODELPULSE_HOME": str(SESSION_DIR / "home"),
+        # The session's Prefect server speaks plain HTTP on loopback, so the CA bundle Prefect's client
+        # loads into every client it builds (certifi's, ~20 ms a client, hundreds of clients a run) is
+        # never used: a file of one certificate costs nothing to load.
+        "PREFECT_API_SSL_CERT_FILE": str(ROOT / "tests" / "support" / "unused-ca.pem"),
+        "MODELPULSE_HOME": str(WORKER_DIR / "home"),
         "MODELPULSE_ROOT": str(ROOT),
         # Export events the moment they are written (tests/exports/test_settled_positions.py checks
         # the production window).
         "MODELPULSE_EXPORT_EVENT_SETTLE_SECONDS": "0",
+        # A failed page is retried at once (0.05, 0.1, 0.2 s) rather than after 2, 4 and 8 s: the tests
+        # count the attempts, not the wait (tests/exports/test_export_pipeline.py checks the setting).
+        "MODELPULSE_SINK_RETRY_BACKOFF_SECONDS": "0.05",
         # The fakes, registries and receivers listen on loopback; the egress policy refuses it by default
         # (tests/test_egress.py and the webhook tests switch it back on).
         "MODELPULSE_ALLOWED_PRIVATE_NETWORKS": "127.0.0.0/8,::1/128",
@@ -73,14 +91,16 @@ def _stop_prefect_server() -> None:
 
 def pytest_sessionstart(session):
     """Start the Prefect server now, so its start (10-30 s) overlaps collection; ``prefect_server``
-    waits for it, and it is stopped after collection if no selected test needs it."""
-    if not session.config.option.collectonly:
+    waits for it, and it is stopped after collection if no selected test needs it. An xdist worker
+    uses its controller's."""
+    if not session.config.option.collectonly and not WORKER:
         _start_prefect_server()
 
 
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
-    _stop_prefect_server()
-    shutil.rmtree(SESSION_DIR, ignore_errors=True)
+    if not WORKER:
+        _stop_prefect_server()
+        shutil.rmtree(SESSION_DIR, ignore_errors=True)
 
 
 # --- The fast suite (`make check` = `pytest -m "not slow"`) ---------------------------------------
@@ -134,6 +154,8 @@ def pytest_collection_modifyitems(config, items):  # noqa: ARG001
 
 
 def pytest_collection_finish(session):
+    if WORKER or session.config.pluginmanager.hasplugin("dsession"):
+        return  # the controller collects nothing itself; its workers decide nothing about the server
     if not any("prefect_server" in item.fixturenames for item in session.items):
         _stop_prefect_server()  # started early for nothing (pytest_sessionstart)
 
@@ -141,17 +163,29 @@ def pytest_collection_finish(session):
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[str]:
     """A real Prefect server (SQLite) on a free loopback port; yields its API URL."""
-    process = _start_prefect_server()
+    process = None if WORKER else _start_prefect_server()
     try:
         wait_until_ready(f"http://127.0.0.1:{PREFECT_PORT}/api/health", process, timeout=120)
         yield os.environ["PREFECT_API_URL"]
     finally:
-        _stop_prefect_server()
+        if not WORKER:
+            _stop_prefect_server()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_flow_heartbeats_in_process():
+    """Flows called in this process send no heartbeats: a flow's end waits for its heartbeat thread's
+    one-second sleep (~0.5 s a flow run, hundreds of runs). Workers' flow runs keep theirs, set by
+    their environment (stack/topology.py), and the production tests check what they are for."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 @pytest.fixture(scope="session")
 def _sqlite_template() -> Path:
-    path = SESSION_DIR / "template.db"
+    path = WORKER_DIR / "template.db"
     upgrade(f"sqlite:///{path}")
     return path
 

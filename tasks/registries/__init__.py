@@ -10,7 +10,14 @@ from importlib import import_module
 from typing import Any
 
 from blocks.connections import load_connection
-from tasks.registries.base import EndpointInfo, ModelRegistry, ModelVersionInfo, RegistryError, RegistryTimeout
+from tasks.registries.base import (
+    EndpointInfo,
+    ModelRegistry,
+    ModelVersionInfo,
+    RegistryError,
+    RegistryRefused,
+    RegistryTimeout,
+)
 
 CONNECTORS: dict[str, tuple[str, str]] = {
     "mlflow": ("tasks.registries.mlflow", "MlflowRegistry"),
@@ -37,6 +44,7 @@ __all__ = [
     "ModelRegistry",
     "ModelVersionInfo",
     "RegistryError",
+    "RegistryRefused",
     "RegistryTimeout",
     "connector_type",
     "open_registry",

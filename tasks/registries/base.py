@@ -7,7 +7,9 @@ one new module plus one block.
 Exceptions::
 
     RegistryError            the platform refused or could not be reached (message: the platform's)
-     └── RegistryTimeout     the platform did not answer in time
+     ├── RegistryTimeout     the platform did not answer in time
+     └── RegistryRefused     the platform answered that the call is wrong (a 403, a missing model):
+                             asking again gets the same answer, so it is not retried
 """
 
 from __future__ import annotations
@@ -23,6 +25,20 @@ class RegistryError(Exception):
 
 class RegistryTimeout(RegistryError):
     """The platform did not answer within the client's timeout."""
+
+
+class RegistryRefused(RegistryError):
+    """The platform answered with a refusal that another attempt cannot change."""
+
+
+# The 4xx answers that say the call itself is wrong. 408 (a timeout), 409 (Google's ABORTED, a
+# conflict to retry), 425 and 429 (throttling) may pass.
+FINAL_STATUSES = frozenset({400, 401, 403, 404, 405, 410, 411, 412, 413, 414, 415, 422})
+
+
+def platform_error(status: int | None) -> type[RegistryError]:
+    """The error class for a call the platform answered with ``status`` (``None``: no answer)."""
+    return RegistryRefused if status in FINAL_STATUSES else RegistryError
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
 from blocks.mlflow import MlflowConnection
-from tasks.registries.base import EndpointInfo, ModelVersionInfo, RegistryError, RegistryTimeout
-from tasks.upstream_errors import mlflow_error
+from tasks.registries.base import EndpointInfo, ModelVersionInfo, RegistryTimeout, platform_error
+from tasks.upstream_errors import mlflow_error, mlflow_status
 
 REGISTRATION_TAG = "modelpulse.registration_id"
 PAGE_SIZE = 200
@@ -32,7 +32,7 @@ def platform_errors() -> Iterator[None]:
         message, raw = mlflow_error(error), str(error.message).lower()
         if "response body:" not in raw and ("timed out" in raw or "timeout" in raw):
             raise RegistryTimeout(f"MLflow did not answer in time: {message}") from error
-        raise RegistryError(f"MLflow: {message}") from error
+        raise platform_error(mlflow_status(error))(f"MLflow: {message}") from error
 
 
 def _quoted(value: str) -> str:

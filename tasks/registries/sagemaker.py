@@ -14,11 +14,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
+from botocore.retries.standard import ThrottledRetryableChecker
 from prefect_aws import AwsCredentials
 
 from blocks.aws import cloudwatch_client, sagemaker_client
-from tasks.registries.base import EndpointInfo, ModelVersionInfo, RegistryError, RegistryTimeout
+from tasks.registries.base import EndpointInfo, ModelVersionInfo, RegistryError, RegistryTimeout, platform_error
 from tasks.upstream_errors import aws_error, bounded
+
+# AWS answers throttling with a 400; these codes (botocore's own list) are worth another attempt.
+THROTTLING_CODES = frozenset(ThrottledRetryableChecker._THROTTLED_ERROR_CODES)
 
 METRICS = {  # our name -> (CloudWatch metric, statistic)
     "invocations": ("Invocations", "Sum"),
@@ -36,9 +40,16 @@ def _platform_errors() -> Iterator[None]:
     except (ConnectTimeoutError, ReadTimeoutError) as error:
         raise RegistryTimeout(f"SageMaker did not answer in time: {bounded(error)}") from error
     except ClientError as error:
-        raise RegistryError(f"SageMaker: {aws_error(error)}") from error
+        raise platform_error(_status(error))(f"SageMaker: {aws_error(error)}") from error
     except BotoCoreError as error:
         raise RegistryError(f"SageMaker: {bounded(error)}") from error
+
+
+def _status(error: ClientError) -> int | None:
+    """The HTTP status of AWS's answer, ``None`` for throttling (which AWS answers with a 400)."""
+    if error.response.get("Error", {}).get("Code") in THROTTLING_CODES:
+        return None
+    return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
 
 
 def _paginate(call: Any, key: str, **kwargs: Any) -> list[dict[str, Any]]:

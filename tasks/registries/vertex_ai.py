@@ -19,7 +19,14 @@ from google.cloud.aiplatform_v1 import Endpoint, Model, ModelContainerSpec
 from prefect_gcp import GcpCredentials
 
 from blocks.gcp import vertex_endpoint_client, vertex_model_client
-from tasks.registries.base import EndpointInfo, ModelVersionInfo, RegistryError, RegistryTimeout
+from tasks.registries.base import (
+    EndpointInfo,
+    ModelVersionInfo,
+    RegistryError,
+    RegistryRefused,
+    RegistryTimeout,
+    platform_error,
+)
 from tasks.upstream_errors import bounded, connect_failure, google_error, google_token_error
 
 CALL_TIMEOUT_SECONDS = 20.0
@@ -34,9 +41,10 @@ def _platform_errors() -> Iterator[None]:
     except (api_exceptions.DeadlineExceeded, requests.Timeout, concurrent.futures.TimeoutError) as error:
         raise RegistryTimeout(f"Vertex AI did not answer in time: {bounded(error)}") from error
     except api_exceptions.GoogleAPICallError as error:
-        raise RegistryError(f"Vertex AI: {google_error(error)}") from error
+        raise platform_error(error.code)(f"Vertex AI: {google_error(error)}") from error
     except auth_exceptions.RefreshError as error:
-        raise RegistryError(
+        # The token endpoint refused the service account; google-auth marks what may pass retryable.
+        raise (RegistryError if getattr(error, "retryable", False) else RegistryRefused)(
             f"Vertex AI credentials were rejected by the token endpoint: {google_token_error(error)}"
         ) from error
     except (auth_exceptions.TransportError, requests.RequestException) as error:

@@ -7,6 +7,7 @@ import pytest
 from flows.export import export
 from store.db import session_scope
 from store.models import ExportRun
+from store.settings import get_settings
 from tests.exports import seed
 
 LOGS = "modelpulse-inference-logs"
@@ -116,6 +117,38 @@ def test_wrong_password_fails_the_run_at_once(org_id, es):
     run = seed.only_run(export_id)
     assert run.status == "failed" and "rejected the credentials (401)" in run.error
     assert seed.watermark(export_id) is None
+
+
+def retry_waits(flow_run_id) -> list[float]:
+    """How long each retry of the run's ship-page tasks was scheduled to wait, in seconds."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as prefect:
+        runs = prefect.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        return [
+            (state.state_details.scheduled_time - state.timestamp).total_seconds()
+            for run in runs
+            if run.task_key.startswith("ship_page")
+            for state in prefect.read_task_run_states(run.id)
+            if state.name == "AwaitingRetry"
+        ]
+
+
+@pytest.mark.parametrize("backoff", [0.05, 1.0])
+def test_a_failed_page_is_retried_after_the_configured_backoff(org_id, es, monkeypatch, backoff):
+    monkeypatch.setenv("MODELPULSE_SINK_RETRY_BACKOFF_SECONDS", str(backoff))
+    get_settings.cache_clear()
+    seed.inference_logs(org_id, 5)
+    export_id = make_es_export(org_id, es)
+    es.script("drop", "drop", "drop", "drop")  # outlasts the client's own 3 retries: the task retries
+
+    state = export(export_id, return_state=True)
+    get_settings.cache_clear()
+
+    assert state.is_completed() and len(es.ids(LOGS)) == 5
+    (wait,) = retry_waits(state.state_details.flow_run_id)
+    assert backoff * 0.5 <= wait <= backoff * 1.5 + 0.05, "the first retry waits the backoff, up to 50% jitter"
 
 
 def test_dropped_connections_and_whole_request_429s_lose_and_duplicate_nothing(org_id, es):

@@ -67,6 +67,7 @@ def test_register_model_answers_carry_no_html(client, org, integration_at, type_
         status = client.get(f"{url}/registrations/{run_id}", headers=org.headers)
     assert response.status_code == 502 and "omitted" in response.get_json()["detail"]
     assert marker not in json.dumps([response.get_json(), status.get_json()])
+    assert len(upstream.requests) == 1, "a 403 is final: asked once, not again on each of the task's retries"
 
 
 # type -> (a JSON error answer with a 5,000-character documented field, that field's character, a field name)
