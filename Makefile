@@ -19,12 +19,16 @@ $(STAMP): pyproject.toml constraints.txt
 up: install
 	$(PYTHON) -m stack up
 
+# Three pytest-xdist workers on two cores: much of a test's time is spent waiting on a server (Prefect, a
+# fake, a subprocess), and worksteal evens out the long ones. Workers share the session's Prefect server.
+XDIST := -n 3 --dist worksteal
+
 test: install
-	$(PYTHON) -m pytest --durations=25
+	$(PYTHON) -m pytest $(XDIST) --durations=25
 
 # The inner loop: SQLite only, no servers started per test, no clusters, no `make up`, no fuzzing.
 check: install
-	$(PYTHON) -m pytest -m "not slow" -q -p no:cacheprovider --durations=25
+	$(PYTHON) -m pytest $(XDIST) -m "not slow" -q -p no:cacheprovider --durations=25
 
 clean:
 	rm -rf $(VENV) .modelpulse .pytest_cache

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import re
+from functools import cache
 from typing import Any
 
 from flask import Flask
@@ -66,12 +68,23 @@ RATE_LIMIT_HEADERS = {
 }
 
 
+@cache
+def _cached_json_schema(annotation: Any, mode: str) -> dict[str, Any]:
+    return TypeAdapter(annotation).json_schema(ref_template=REF, mode=mode)  # type: ignore[arg-type]
+
+
+def json_schema(annotation: Any, mode: str = "validation") -> dict[str, Any]:
+    """The JSON schema pydantic makes of ``annotation`` (a copy: callers take ``$defs`` out of it).
+    Built once per annotation: the whole document takes ~230 ms to build without the cache."""
+    return copy.deepcopy(_cached_json_schema(annotation, mode))
+
+
 class _Schemas:
     def __init__(self) -> None:
         self.components: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
 
     def ref(self, annotation: Any, mode: str) -> dict[str, Any]:
-        schema = TypeAdapter(annotation).json_schema(ref_template=REF, mode=mode)  # type: ignore[arg-type]
+        schema = json_schema(annotation, mode)
         self.components.update(schema.pop("$defs", {}))
         if isinstance(annotation, type) and issubclass(annotation, BaseModel) and "title" in schema:
             name = schema["title"].replace("[", "_").replace("]", "").replace(",", "_")
@@ -87,7 +100,7 @@ def _parameters(rule_arguments: set[str], path: str, spec: EndpointSpec, schemas
         if name in rule_arguments
     ]
     if spec.query is not None:
-        query_schema = TypeAdapter(spec.query).json_schema(ref_template=REF)
+        query_schema = json_schema(spec.query)
         schemas.components.update(query_schema.pop("$defs", {}))
         required = set(query_schema.get("required", []))
         for name, prop in query_schema.get("properties", {}).items():

@@ -68,8 +68,19 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from tests.support.databases import POSTGRES_MISSING, PostgresServer, postgres_binaries  # noqa: E402
 
-
 _prefect_process = None  # the session's Prefect server, started early (see pytest_sessionstart)
+
+# Loops of the session's Prefect server that no test here relies on, and that cost it CPU the tests
+# wait for: the scheduler would fill the database with the runs of every scheduled export deployment
+# the tests create, and late-runs would then mark them late every 5 s. The clusters of tests/production
+# and `make up` start servers of their own with every service on (only this process's server is changed).
+_IDLE_SERVICES_OFF = {
+    f"PREFECT_SERVER_SERVICES_{service}_ENABLED": "false"
+    for service in (
+        "SCHEDULER", "LATE_RUNS", "PAUSE_EXPIRATIONS", "CANCELLATION_CLEANUP", "FOREMAN", "REPOSSESSOR",
+        "CLEANUP_RECONCILER",
+    )
+}
 
 
 def _start_prefect_server():
@@ -78,6 +89,7 @@ def _start_prefect_server():
         _prefect_process = start_process(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(PREFECT_PORT)],
             SESSION_DIR / "prefect-server.log",
+            env={**os.environ, **_IDLE_SERVICES_OFF},
         )
     return _prefect_process
 
