@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from prefect.blocks.core import Block
 from prefect.client.orchestration import get_client
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 
 class ConnectionKind(NamedTuple):
@@ -68,7 +68,7 @@ def save_connection(
 ) -> Block:
     """Build the record's block from its config and credentials and save it (overwriting)."""
     block = connection_kind(kind, type_).build(config, credentials)
-    block.save(block_document_name(kind, record_id), overwrite=True)
+    _registering(lambda: block.save(block_document_name(kind, record_id), overwrite=True))
     if (kind, type_) in _LEGACY_BLOCK_TYPES:  # an older copy of the secrets must not outlive a change
         _delete_documents(block_document_name(kind, record_id), {_legacy_slug(kind, type_)})
     return block
@@ -133,4 +133,14 @@ def _legacy_slug(kind: str, type_: str) -> str:
 def register_block_types() -> None:
     """Register every block type records use (ours and the AWS/GCP ones) with the Prefect server."""
     for kind, type_ in _CONNECTIONS:
-        connection_kind(kind, type_).block_type.register_type_and_schema()
+        _registering(connection_kind(kind, type_).block_type.register_type_and_schema)
+
+
+def _registering(call: Callable[[], Any]) -> Any:
+    """Run ``call``, which registers a block type and schema first (``Block.save`` does). Prefect
+    reads, then creates: a process doing the same at the same moment (API workers saving their first
+    block of a type on a new server) makes the create a 409. Once more, the read finds theirs."""
+    try:
+        return call()
+    except ObjectAlreadyExists:
+        return call()

@@ -3,12 +3,11 @@ process and every worker it starts reach through ``MODELPULSE_DATABASE_URL``."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import SESSION_DIR
+from tests.conftest import WORKER_DIR
 from tests.fakes.datadog import DatadogFake
 from tests.fakes.elasticsearch import ElasticsearchFake
 from tests.fakes.splunk import SplunkHecFake
@@ -24,22 +23,24 @@ def _forget_cached_settings() -> None:
 
 
 @pytest.fixture(scope="session")
-def exports_database(prefect_server) -> Iterator[str]:
+def _exports_database_file(prefect_server) -> str:
     from store.migrate import upgrade
 
-    url = f"sqlite:///{SESSION_DIR / 'exports.db'}"
+    url = f"sqlite:///{WORKER_DIR / 'exports.db'}"
     upgrade(url)
-    previous = os.environ.get("MODELPULSE_DATABASE_URL")
-    os.environ["MODELPULSE_DATABASE_URL"] = url
-    _forget_cached_settings()
     from blocks.connections import register_block_types
 
     register_block_types()
-    yield url
-    if previous is None:
-        os.environ.pop("MODELPULSE_DATABASE_URL", None)
-    else:
-        os.environ["MODELPULSE_DATABASE_URL"] = previous
+    return url
+
+
+@pytest.fixture
+def exports_database(_exports_database_file, monkeypatch) -> Iterator[str]:
+    """The exports database, named by ``MODELPULSE_DATABASE_URL`` for this test (set per test: a test
+    of another directory, run before this one on the same xdist worker, may have left another)."""
+    monkeypatch.setenv("MODELPULSE_DATABASE_URL", _exports_database_file)
+    _forget_cached_settings()
+    yield _exports_database_file
     _forget_cached_settings()
 
 
@@ -72,7 +73,7 @@ WORK_POOL = "modelpulse-exports-tests"  # its own pool: no other suite's worker 
 
 
 @pytest.fixture(scope="session")
-def export_template(exports_database) -> str:
+def export_template(_exports_database_file) -> str:
     """``prefect deploy`` of this repository's ``prefect.yaml`` (the ``export`` template) to a test pool."""
     import subprocess
     import sys

@@ -19,7 +19,7 @@ from flows.export_deployments import start_export_run, sync_export_deployment
 from store.db import session_scope
 from store.export_runs import create_run, read_watermark
 from store.models import Export, ExportRun
-from tests.conftest import ROOT, SESSION_DIR
+from tests.conftest import ROOT, WORKER_DIR
 from tests.exports import seed
 from tests.support.polling import wait_until
 from tests.support.servers import start_process, stop_process
@@ -52,7 +52,7 @@ def start_worker(pool: str, name: str):
     env = dict(os.environ, PREFECT_WORKER_QUERY_SECONDS="1", PREFECT_WORKER_PREFETCH_SECONDS="5")
     return start_process(
         [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process", "--name", name],
-        SESSION_DIR / f"{name}.log",
+        WORKER_DIR / f"{name}.log",
         env=env,
         cwd=ROOT,
     )

@@ -30,7 +30,7 @@ import httpx
 import pytest
 from werkzeug.serving import make_server
 
-from tests.conftest import SESSION_DIR
+from tests.conftest import WORKER_DIR
 from tests.fakes.vertex_ai import VertexAiServer, new_service_account
 from tests.support.servers import free_port, start_process, stop_process, wait_until_ready
 
@@ -76,7 +76,7 @@ def _mlflow_process(request) -> Iterator[tuple[str, str, Any] | None]:
     if not any("mlflow_server" in item.fixturenames for item in request.session.items):
         yield None
         return
-    home = SESSION_DIR / "mlflow"
+    home = WORKER_DIR / "mlflow"
     home.mkdir(exist_ok=True)
     password = "pw-" + secrets.token_urlsafe(12)
     auth_config = home / "auth.ini"
@@ -111,7 +111,7 @@ def _mlflow_process(request) -> Iterator[tuple[str, str, Any] | None]:
 def mlflow_server(_mlflow_process) -> MlflowServer:
     url, password, process = _mlflow_process
     wait_until_ready(f"{url}/health", process, timeout=120)
-    return MlflowServer(url, password, SESSION_DIR / "mlflow" / "server.log")
+    return MlflowServer(url, password, WORKER_DIR / "mlflow" / "server.log")
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import pytest
 from store.event_catalog import BY_TYPE
 from store.settings import get_settings
 from tasks.webhooks.settings import get_webhook_settings
-from tests.conftest import ROOT, SESSION_DIR
+from tests.conftest import ROOT, WORKER_DIR
 from tests.support.servers import start_process, stop_process
 
 # Short first retry so fail-then-succeed runs in a second; the rest is the production schedule.
@@ -33,7 +33,7 @@ TEST_ENV = {
 
 @pytest.fixture(scope="session")
 def webhook_database_url(_sqlite_template) -> str:
-    path = SESSION_DIR / "webhooks.db"
+    path = WORKER_DIR / "webhooks.db"
     shutil.copyfile(_sqlite_template, path)
     return f"sqlite:///{path}"
 
@@ -72,7 +72,7 @@ class FanOutWorker:
             "PYTHONPATH": str(ROOT),
         }
         self.process = None
-        self.log = SESSION_DIR / "fan-out-worker.log"
+        self.log = WORKER_DIR / "fan-out-worker.log"
 
     def start(self) -> None:
         self.process = start_process([sys.executable, "-m", "flows.fan_out"], self.log, env=self.env, cwd=ROOT)
