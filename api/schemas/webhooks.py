@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from api.schemas.common import Name, OutboundURL, ProjectId, RecordOut, StrictModel, Timestamp
+from api.schemas.common import Name, OutboundURL, ProjectId, RecordOut, StrictModel, Timestamp, serialised_at_most
 from store.event_catalog import PUBLISHABLE_TYPES, Severity
+from store.event_filters import MAX_CONDITIONS, MAX_DEPTH, FilterInvalid, compile_filter
 from store.events import EVENT_TYPES
 from tasks.webhooks.formats import FORMAT_NAMES
 
@@ -78,6 +80,20 @@ class WebhookCredentials(StrictModel):
     )
 
 
+FILTER_MAX_BYTES = 16 * 1024
+FILTER_DESCRIPTION = (
+    "Which events of its `events` (and project) the webhook receives; null or omitted: every one. A JSON "
+    "object mapping dotted paths of the event (`type`, `project_id`, `data.<field>`) to a value (equality) "
+    "or an operator object: `$eq` `$ne` `$in` `$nin` `$gt` `$gte` `$lt` `$lte` `$exists` `$glob` "
+    "(`fraud-*`: `*`, `?`, `[...]`). Conditions are ANDed; `$or` / `$and` take a list of filters. "
+    "Severities compare by order (info < warning < error < critical). Checked against the subscribed types' "
+    f"catalog entries (GET .../event-types): a 422 names `filter.<path>`. At most {MAX_CONDITIONS} "
+    f"conditions, nested {MAX_DEPTH} deep, {FILTER_MAX_BYTES // 1024} KiB as JSON. An event it does not match "
+    "gets no delivery."
+)
+FILTER_EXAMPLE = {"data.model": {"$glob": "fraud-*"}, "data.severity": {"$gte": "error"}}
+
+
 class WebhookIn(StrictModel):
     name: Name
     format: WebhookFormat = Field(
@@ -99,6 +115,9 @@ class WebhookIn(StrictModel):
     credentials: WebhookCredentials = Field(default_factory=WebhookCredentials)
     project_id: ProjectId | None = None
     enabled: bool = True
+    filter: Annotated[dict[str, Any], *serialised_at_most(FILTER_MAX_BYTES)] | None = Field(
+        default=None, description=FILTER_DESCRIPTION, json_schema_extra={"examples": [FILTER_EXAMPLE]}
+    )
 
     @field_validator("events")
     @classmethod
@@ -116,6 +135,28 @@ class WebhookIn(StrictModel):
             raise ValueError("header names must be unique, ignoring case")
         return headers
 
+    @model_validator(mode="after")
+    def _filter_fits_the_events(self) -> Self:
+        # After the fields: the paths are checked against the subscribed types. Each error is located
+        # at its place in the filter (filter.data.model, filter.$or[1].type).
+        if self.filter is None:
+            return self
+        try:
+            compile_filter(self.filter, self.events)
+        except FilterInvalid as invalid:
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("filter_invalid", "{reason}", {"reason": message}),
+                        loc=("filter", *location),
+                        input=self.filter,
+                    )
+                    for location, message in invalid.errors
+                ],
+            ) from None
+        return self
+
 
 class WebhookOut(RecordOut):
     name: str
@@ -128,6 +169,7 @@ class WebhookOut(RecordOut):
     project_id: str | None
     enabled: bool
     disabled_reason: str | None
+    filter: dict[str, Any] | None = Field(description="The webhook's filter, as given; null: every event.")
 
 
 class WebhookCreated(WebhookOut):

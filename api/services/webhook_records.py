@@ -109,6 +109,7 @@ def create_webhook(session: Session, organization_id: str, body: WebhookIn) -> t
         header_names=sorted(body.headers),
         project_id=body.project_id,
         enabled=body.enabled,
+        filter=body.filter,
     )
     session.add(webhook)
     flush_or_conflict(session, body.name)
@@ -169,6 +170,7 @@ def replace_webhook(session: Session, webhook: Webhook, body: WebhookIn) -> Webh
     webhook.events = list(body.events)
     webhook.header_names = sorted(headers)
     webhook.project_id = body.project_id
+    webhook.filter = body.filter  # a PUT without one removes it; the new updated_at has dispatchers recompile
     if body.enabled and not webhook.enabled:
         webhook.disabled_reason = None
     webhook.enabled = body.enabled

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, Timestamps
@@ -20,9 +21,7 @@ class Webhook(Timestamps, Base):
     __table_args__ = (UniqueConstraint("organization_id", "name"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    organization_id: Mapped[str] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
-    )
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     url: Mapped[str] = mapped_column(Text)  # masked when the format keeps the URL secret
     format: Mapped[str] = mapped_column(String(16), default="standard", server_default="standard")
@@ -34,3 +33,7 @@ class Webhook(Timestamps, Base):
     project_id: Mapped[str | None] = mapped_column(String(64))
     enabled: Mapped[bool] = mapped_column(default=True)
     disabled_reason: Mapped[str | None] = mapped_column(String(2000))
+    # Which events of its types it receives (``store.event_filters``); NULL (not JSON null): every one.
+    filter: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+    )

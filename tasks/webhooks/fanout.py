@@ -23,6 +23,7 @@ from store.event_catalog import about_webhook
 from store.events import event_payload
 from store.models import Delivery, Event, Webhook, utcnow
 from store.settings import get_settings
+from tasks.webhooks import filters
 from tasks.webhooks.delivery import AttemptResult, Target, encode_payload
 from tasks.webhooks.formats import SECRET_URL_FORMATS, Destination, get_format
 from tasks.webhooks.secrets import load_webhook_secrets
@@ -60,12 +61,15 @@ def _plan_fan_out(
         for event_id in event_ids:
             event = store.claim_event(session, event_id, now)
             if event is not None:
-                claimed.append((event, store.matching_webhooks(session, event)))
-        lease = _lease_until(now, sum(len(webhooks) for _, webhooks in claimed), settings)
+                # A webhook whose filter the event does not match gets no delivery; the filters come
+                # with the rows (compiled once per webhook version), so this adds no query.
+                payload = event_payload(event)
+                webhooks = filters.accepting(store.matching_webhooks(session, event), payload)
+                claimed.append((event, payload, webhooks))
+        lease = _lease_until(now, sum(len(webhooks) for _, _, webhooks in claimed), settings)
         planned = []
-        for event, webhooks in claimed:
+        for event, payload, webhooks in claimed:
             deliveries = store.create_deliveries(session, event, webhooks, lease)
-            payload = event_payload(event)
             body = encode_payload(payload)
             planned += [
                 (_target(delivery, webhook, payload, body), webhook.header_names)
@@ -81,21 +85,24 @@ def undispatched_event_ids(limit: int, database_url: str | None = None) -> list[
 
 
 def settle_unsubscribed(event_ids: Sequence[str], database_url: str | None = None) -> list[str]:
-    """Mark events no webhook subscribes to as dispatched; return the others, which need a fan-out.
+    """Mark events no webhook subscribes to (or whose subscribers' filters all turn down) as dispatched;
+    return the others, which need a fan-out.
 
     Most events of an organization without webhooks would otherwise each make an empty Prefect run.
     """
     subscribed, unsubscribed = [], []
     with session_scope(database_url) as session:
-        has_subscribers: dict[tuple[str, str | None, str, str | None], bool] = {}
+        subscribers: dict[tuple[str, str | None, str, str | None], list[Webhook]] = {}
         for event in store.events_by_id(session, event_ids):
             if event.dispatched_at is not None:
                 continue
             # An operational event's subscribers depend on the webhook it is about (never itself).
             key = (event.organization_id, event.project_id, event.type, about_webhook(event.type, event.data))
-            if key not in has_subscribers:
-                has_subscribers[key] = bool(store.matching_webhooks(session, event))
-            (subscribed if has_subscribers[key] else unsubscribed).append(event.id)
+            if key not in subscribers:
+                subscribers[key] = store.matching_webhooks(session, event)
+            candidates = subscribers[key]
+            wanted = bool(candidates) and filters.accepted_by_any(candidates, event_payload(event))
+            (subscribed if wanted else unsubscribed).append(event.id)
     if unsubscribed:
         # A transaction of its own that starts with the write: SQLite cannot turn a read into a write
         # once another writer has committed meanwhile.
