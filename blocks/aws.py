@@ -12,7 +12,7 @@ from typing import Any
 from prefect_aws import AwsClientParameters, AwsCredentials
 from pydantic import Field, SecretStr
 
-from blocks.egress import guard_pool_manager
+from blocks.egress.urllib3_pools import guard_pool_manager
 
 # botocore's defaults (60 s connect and read, legacy retries) would hold a synchronous API read far
 # past its 30 s budget when the platform is unreachable; our tasks retry on top of this.

@@ -23,39 +23,55 @@ class ConnectionKind(NamedTuple):
     read: Callable[[Any], dict[str, Any]]
 
 
-# (kind, type) -> (module, block class, builder or None, reader or None). Imported on first use:
-# prefect_gcp alone pulls in the whole Vertex AI SDK, seconds that the API should not pay at start.
-_CONNECTIONS: dict[tuple[str, str], tuple[str, str, str | None, str | None]] = {
-    ("integration", "mlflow"): ("blocks.mlflow", "MlflowConnection", None, None),
-    ("integration", "sagemaker"): (
-        "blocks.aws", "SagemakerConnection", "aws_credentials_from_settings", "aws_credentials_values"
+class _BlockType(NamedTuple):
+    """Where a block class lives, named so it is imported on first use, and its block type slug."""
+
+    module: str
+    class_name: str
+    slug: str  # == the class's get_block_type_slug() (a test holds them equal): deleting imports no class
+    build: str | None = None  # builder and reader functions of the module; None: the class's own methods
+    read: str | None = None
+
+
+# (kind, type) -> its block type. Imported on first use: prefect_gcp alone pulls in the whole Vertex AI
+# SDK, seconds that the API and flow runs of other types should not pay.
+_CONNECTIONS: dict[tuple[str, str], _BlockType] = {
+    ("integration", "mlflow"): _BlockType("blocks.mlflow", "MlflowConnection", "modelpulse-mlflow-connection"),
+    ("integration", "sagemaker"): _BlockType(
+        "blocks.aws",
+        "SagemakerConnection",
+        "modelpulse-sagemaker-connection",
+        "aws_credentials_from_settings",
+        "aws_credentials_values",
     ),
-    ("integration", "vertex_ai"): (
-        "blocks.gcp", "GcpCredentials", "gcp_credentials_from_settings", "gcp_credentials_values"
+    ("integration", "vertex_ai"): _BlockType(
+        "blocks.gcp", "GcpCredentials", "gcp-credentials", "gcp_credentials_from_settings", "gcp_credentials_values"
     ),
-    ("export", "elasticsearch"): ("blocks.elasticsearch", "ElasticsearchConnection", None, None),
-    ("export", "splunk"): ("blocks.splunk", "SplunkHecConnection", None, None),
-    ("export", "datadog"): ("blocks.datadog", "DatadogConnection", None, None),
-    ("webhook", "webhook"): ("blocks.webhook", "WebhookSecrets", None, None),
+    ("export", "elasticsearch"): _BlockType(
+        "blocks.elasticsearch", "ElasticsearchConnection", "modelpulse-elasticsearch-connection"
+    ),
+    ("export", "splunk"): _BlockType("blocks.splunk", "SplunkHecConnection", "modelpulse-splunk-hec-connection"),
+    ("export", "datadog"): _BlockType("blocks.datadog", "DatadogConnection", "modelpulse-datadog-connection"),
+    ("webhook", "webhook"): _BlockType("blocks.webhook", "WebhookSecrets", "modelpulse-webhook-secrets"),
 }
 
 # Block types a record's document may still have from before its kind's current type: loaded when the
 # current type has no document of that name, and deleted with the record. (SageMaker integrations
 # were plain ``AwsCredentials`` before they could carry an EventBridge key.)
-_LEGACY_BLOCK_TYPES: dict[tuple[str, str], tuple[str, str]] = {
-    ("integration", "sagemaker"): ("prefect_aws", "AwsCredentials"),
+_LEGACY_BLOCK_TYPES: dict[tuple[str, str], _BlockType] = {
+    ("integration", "sagemaker"): _BlockType("prefect_aws", "AwsCredentials", "aws-credentials"),
 }
 
 
 @cache
 def connection_kind(kind: str, type_: str) -> ConnectionKind:
     """The block type of a record kind and type, with how to build it and read its secrets back."""
-    module_name, class_name, build, read = _CONNECTIONS[(kind, type_)]
-    module = import_module(module_name)
-    block_type = getattr(module, class_name)
-    if build is None:  # our own blocks carry both as methods
+    entry = _CONNECTIONS[(kind, type_)]
+    module = import_module(entry.module)
+    block_type = getattr(module, entry.class_name)
+    if entry.build is None:  # our own blocks carry both as methods
         return ConnectionKind(block_type, block_type.from_settings, lambda block: block.credentials())
-    return ConnectionKind(block_type, getattr(module, build), getattr(module, read))
+    return ConnectionKind(block_type, getattr(module, entry.build), getattr(module, entry.read))
 
 
 def block_document_name(kind: str, record_id: str) -> str:
@@ -70,7 +86,7 @@ def save_connection(
     block = connection_kind(kind, type_).build(config, credentials)
     _registering(lambda: block.save(block_document_name(kind, record_id), overwrite=True))
     if (kind, type_) in _LEGACY_BLOCK_TYPES:  # an older copy of the secrets must not outlive a change
-        _delete_documents(block_document_name(kind, record_id), {_legacy_slug(kind, type_)})
+        _delete_documents(block_document_name(kind, record_id), {_LEGACY_BLOCK_TYPES[(kind, type_)].slug})
     return block
 
 
@@ -83,7 +99,7 @@ def load_connection(kind: str, record_id: str, type_: str) -> Block:
         legacy = _LEGACY_BLOCK_TYPES.get((kind, type_))
         if legacy is None:
             raise
-        return getattr(import_module(legacy[0]), legacy[1]).load(name)
+        return getattr(import_module(legacy.module), legacy.class_name).load(name)
 
 
 def find_connection(kind: str, record_id: str, type_: str) -> Block | None:
@@ -105,10 +121,9 @@ def read_credentials(kind: str, record_id: str, type_: str) -> dict[str, Any]:
 
 
 def delete_connection(kind: str, record_id: str) -> None:
-    """Delete the record's block document; a missing one is already gone."""
-    slugs = {_block_type_slug(k, t) for (k, t) in _CONNECTIONS if k == kind}
-    slugs |= {_legacy_slug(k, t) for (k, t) in _LEGACY_BLOCK_TYPES if k == kind}
-    _delete_documents(block_document_name(kind, record_id), slugs)
+    """Delete the record's block document, of whichever type of its kind; a missing one is already gone."""
+    table = (*_CONNECTIONS.items(), *_LEGACY_BLOCK_TYPES.items())
+    _delete_documents(block_document_name(kind, record_id), {entry.slug for (k, _), entry in table if k == kind})
 
 
 def _delete_documents(name: str, slugs: set[str]) -> None:
@@ -119,15 +134,6 @@ def _delete_documents(name: str, slugs: set[str]) -> None:
             except ObjectNotFound:
                 continue
             client.delete_block_document(document.id)
-
-
-def _block_type_slug(kind: str, type_: str) -> str:
-    return connection_kind(kind, type_).block_type.get_block_type_slug()
-
-
-def _legacy_slug(kind: str, type_: str) -> str:
-    module_name, class_name = _LEGACY_BLOCK_TYPES[(kind, type_)]
-    return getattr(import_module(module_name), class_name).get_block_type_slug()
 
 
 def register_block_types() -> None:

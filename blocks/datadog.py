@@ -10,7 +10,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
 from blocks.cache import cached_client
-from blocks.egress import guard_pool_manager
+from blocks.egress.urllib3_pools import guard_pool_manager
 
 # An export sends up to ``config.concurrency`` (at most 8) pages at once through one client; the
 # library's pool keeps 4 connections per host and discards the others after each request.

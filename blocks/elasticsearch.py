@@ -11,7 +11,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
 from blocks.cache import cached_client
-from blocks.egress import guard_pool
+from blocks.egress.urllib3_pools import guard_pool
 
 
 class GuardedUrllib3HttpNode(Urllib3HttpNode):

@@ -17,7 +17,7 @@ from google.cloud.aiplatform_v1.services.model_service.transports.rest import Mo
 from prefect_gcp import GcpCredentials
 
 from blocks.cache import cached_client
-from blocks.egress import guard_requests_session
+from blocks.egress.urllib3_pools import guard_requests_session
 
 
 def gcp_credentials_from_settings(config: dict[str, Any], credentials: dict[str, Any]) -> GcpCredentials:

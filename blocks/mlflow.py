@@ -32,7 +32,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
 from blocks.cache import cached_client
-from blocks.egress import guard_requests_session
+from blocks.egress.urllib3_pools import guard_requests_session
 
 for _name, _default in (
     ("MLFLOW_HTTP_REQUEST_TIMEOUT", "10"),

@@ -17,6 +17,10 @@ Vertex AI (REST)       the adapters of the authorized session and of
 
 Each resolves the host itself at connect time and connects to an address it checked, so DNS
 rebinding is covered for all of them.
+
+``urllib3_pools`` is not imported here: the blocks that use it import it themselves
+(``from blocks.egress.urllib3_pools import guard_pool``), so the webhook flows and Splunk exports,
+which speak httpx only, do not load urllib3 at start.
 """
 
 from blocks.egress.httpx_transports import (
@@ -26,16 +30,8 @@ from blocks.egress.httpx_transports import (
     TargetRefused,
 )
 from blocks.egress.policy import EgressPolicy, EgressRefused, UnsafeUrl, check_url, egress_policy, refusal_reason
-from blocks.egress.urllib3_pools import (
-    ConnectionRefusedByPolicy,
-    guard_pool,
-    guard_pool_manager,
-    guard_requests_session,
-    guarded_connection_class,
-)
 
 __all__ = [
-    "ConnectionRefusedByPolicy",
     "EgressPolicy",
     "EgressRefused",
     "GuardedSyncTransport",
@@ -45,9 +41,5 @@ __all__ = [
     "UnsafeUrl",
     "check_url",
     "egress_policy",
-    "guard_pool",
-    "guard_pool_manager",
-    "guard_requests_session",
-    "guarded_connection_class",
     "refusal_reason",
 ]

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import functools
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager
 from urllib3.connection import HTTPConnection
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from blocks.egress.policy import EgressRefused, addresses_of, egress_policy
+
+if TYPE_CHECKING:  # only the MLflow and Vertex AI blocks have requests sessions; the others need not load it
+    import requests
 
 
 class ConnectionRefusedByPolicy(NewConnectionError):

@@ -19,8 +19,9 @@ from store.events import new_event_id, record_event
 from store.inference_logs import stream_window_features
 from store.models import DriftCheck, DriftMetric, Monitor
 from store.monitors import begin_drift_episode, end_drift_episode
-from tasks.drift.methods import measure
-from tasks.drift.samples import collect_columns, feature_samples
+
+# tasks.drift.samples and .methods (numpy, scipy: ~1 s) are imported where a check reads and measures its
+# windows, not here: the run-monitors sweep imports this module every minute and most sweeps run no check.
 
 
 @dataclass
@@ -50,6 +51,8 @@ class _Counter:
 
 
 def _read_window(session, check: DriftCheck, start, end) -> tuple[dict[str, list[Any]], int]:
+    from tasks.drift.samples import collect_columns  # numpy: see the note on the imports
+
     rows = _Counter(
         stream_window_features(session, check.organization_id, check.model, check.model_version, start, end)
     )
@@ -76,6 +79,9 @@ def load_check_windows(check_id: str) -> CheckWindows:
 @task(name="measure-drift", cache_policy=NO_CACHE)
 def measure_drift(windows: CheckWindows) -> list[dict[str, Any]]:
     """One result per feature present in both windows: the statistic, its threshold and verdict."""
+    from tasks.drift.methods import measure  # numpy and scipy: see the note on the imports
+    from tasks.drift.samples import feature_samples
+
     results = []
     for sample in feature_samples(windows.reference, windows.current, windows.features):
         result = measure(sample, windows.method, windows.threshold)

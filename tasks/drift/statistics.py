@@ -29,7 +29,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+
+# scipy.stats (~1 s to import) is imported inside the three tests that use it (ks's p-value, chisquare,
+# ztest): a check by psi, js or wasserstein, and a process that only imports this module, never load it.
 
 EMPTY_BUCKET_SHARE = 1e-4
 DEFAULT_BINS = 10
@@ -96,6 +98,8 @@ def ks_p_value(statistic: float, reference: np.ndarray, current: np.ndarray) -> 
     Small samples get the exact null distribution (scipy's); larger ones Smirnov's asymptotic one,
     ``kstwo.sf(D, round(n*m/(n+m)))``, which costs nothing more than the statistic.
     """
+    from scipy import stats  # see the note on the imports
+
     n, m = reference.size, current.size
     if max(n, m) <= KS_EXACT_MAX_N:
         return float(stats.ks_2samp(reference, current, method="exact").pvalue)
@@ -200,6 +204,8 @@ def chi_square_test(reference: np.ndarray, current: np.ndarray, threshold: float
     samples, so a category that only the current window holds is a finite, meaningful contribution.
     No Yates correction, so on two categories it equals the square of the two-proportion z statistic.
     """
+    from scipy import stats  # see the note on the imports
+
     _, reference_counts, current_counts = category_counts(reference, current)
     if reference_counts.size < 2:
         return _test_result("chisquare", 0.0, 1.0, threshold)
@@ -213,6 +219,8 @@ def z_test(reference: np.ndarray, current: np.ndarray, threshold: float | None =
 
     The "success" value is the first category in sorted order; ``value`` is ``|z|``.
     """
+    from scipy import stats  # see the note on the imports
+
     categories = np.unique(np.concatenate([reference, current]))
     if categories.size < 2:
         return _test_result("ztest", 0.0, 1.0, threshold)

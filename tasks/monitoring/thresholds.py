@@ -17,7 +17,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.orm import Session
@@ -32,14 +31,7 @@ from tasks.monitoring.recommendations import recommend_scaling
 
 DEFAULT_WINDOW_SECONDS = 3600
 DRIFT_METRICS = ("ks", "psi", "js", "chisquare", "ztest", "wasserstein", "share")
-LATENCY_STATISTICS = {
-    "mean": np.mean,
-    "p50": lambda v: np.percentile(v, 50),
-    "p90": lambda v: np.percentile(v, 90),
-    "p95": lambda v: np.percentile(v, 95),
-    "p99": lambda v: np.percentile(v, 99),
-    "max": np.max,
-}
+LATENCY_STATISTICS = ("mean", "p50", "p90", "p95", "p99", "max")
 LOG_METRICS = tuple(f"latency_ms.{name}" for name in LATENCY_STATISTICS) + ("prediction.mean", "records.count")
 LOG_METRIC_PREFIXES = ("latency_ms.", "prediction.", "records.")
 METRICS = tuple(f"drift.{name}" for name in DRIFT_METRICS) + LOG_METRICS
@@ -68,15 +60,29 @@ def log_metric_value(
         return float(len(window_column(session, threshold.organization_id, model, "id", start, end)))
     if family == "latency_ms":
         values = window_column(session, threshold.organization_id, model, "latency_ms", start, end)
-        return float(LATENCY_STATISTICS[statistic](np.asarray(values, dtype=float))) if values else None
+        return statistic_of(statistic, values) if values else None
     if threshold.metric == "prediction.mean":
         values = [
             float(v)
             for v in window_column(session, threshold.organization_id, model, "prediction", start, end)
             if isinstance(v, (int, float))  # bool is an int: True counts as 1
         ]
-        return float(np.mean(values)) if values else None
+        return statistic_of("mean", values) if values else None
     raise ValueError(f"unknown log metric {threshold.metric!r}")
+
+
+def statistic_of(statistic: str, values: list[Any]) -> float:
+    """One of ``LATENCY_STATISTICS`` (``mean``, ``max``, ``p<q>``) over a window's values (not empty)."""
+    import numpy as np  # here, not at the top: the run-monitors sweep imports this module every minute
+
+    array = np.asarray(values, dtype=float)
+    if statistic == "mean":
+        return float(np.mean(array))
+    if statistic == "max":
+        return float(np.max(array))
+    if statistic in LATENCY_STATISTICS:
+        return float(np.percentile(array, int(statistic.removeprefix("p"))))
+    raise KeyError(statistic)
 
 
 def evaluate(
