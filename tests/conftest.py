@@ -138,6 +138,7 @@ SLOW_FIXTURES = {
     "short_timeouts": "waits out sink timeouts and the ship-page retry backoff",
     "edge_settings": "waits out webhook receivers that hang, trickle or answer 10 MB",
     "credential_churn": "builds 10,000 HTTP clients, a thousand of them connected",
+    "fresh_interpreter": "starts a Python that imports Prefect and a flow module (~1.5 CPU-s each)",
 }
 SLOW_PARAMS = {("database_url", "postgresql"): "the PostgreSQL run of a database test"}
 

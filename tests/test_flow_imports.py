@@ -60,6 +60,13 @@ def loaded_after(code: str, watched: tuple[str, ...]) -> list[str]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.fixture
+def fresh_interpreter():
+    """``loaded_after`` (its own fixture so that tests/conftest.py counts these tests slow: each starts
+    an interpreter that imports Prefect, ~1.5 CPU-s)."""
+    return loaded_after
+
+
 def test_every_deployment_is_checked():
     modules = set(entrypoint_modules())
     assert len(modules) >= 9  # 8 deployments in prefect.yaml + the dispatcher
@@ -67,8 +74,8 @@ def test_every_deployment_is_checked():
 
 
 @pytest.mark.parametrize("module", entrypoint_modules())
-def test_a_flow_entrypoint_imports_no_library_only_some_runs_need(module):
-    assert loaded_after(f"import {module}", NOT_AT_START) == []
+def test_a_flow_entrypoint_imports_no_library_only_some_runs_need(fresh_interpreter, module):
+    assert fresh_interpreter(f"import {module}", NOT_AT_START) == []
 
 
 # An export run of one type loads its sink and block (besides flows.export, checked above), and nothing of
@@ -82,17 +89,17 @@ SINK_SDKS = {
 
 
 @pytest.mark.parametrize("export_type", sorted(SINK_SDKS))
-def test_an_export_run_loads_only_its_own_sink(export_type):
+def test_an_export_run_loads_only_its_own_sink(fresh_interpreter, export_type):
     code = (
         "from blocks.connections import connection_kind\n"
         "from tasks.sinks import sink_module\n"
         f"sink_module({export_type!r}); connection_kind('export', {export_type!r})"
     )
     others = tuple(sorted({*NOT_AT_START} - {*SINK_SDKS[export_type]}))
-    assert loaded_after(code, others) == []
+    assert fresh_interpreter(code, others) == []
 
 
-def test_deleting_a_record_imports_no_block_class():
+def test_deleting_a_record_imports_no_block_class(fresh_interpreter):
     """``delete_connection`` tries every block type of the kind by slug; finding the slugs imports nothing
     (``blocks.gcp`` alone imports the Vertex AI SDK, ~3 s)."""
     code = (
@@ -104,7 +111,7 @@ def test_deleting_a_record_imports_no_block_class():
         "['aws-credentials', 'gcp-credentials', 'modelpulse-mlflow-connection', 'modelpulse-sagemaker-connection'])]"
         ", deleted"
     )
-    assert loaded_after(code, ("blocks.mlflow", "blocks.aws", "blocks.gcp", *NOT_AT_START)) == []
+    assert fresh_interpreter(code, ("blocks.mlflow", "blocks.aws", "blocks.gcp", *NOT_AT_START)) == []
 
 
 @pytest.mark.parametrize("entry", [*_CONNECTIONS.values(), *_LEGACY_BLOCK_TYPES.values()], ids=lambda e: e.class_name)
