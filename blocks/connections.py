@@ -84,10 +84,15 @@ def save_connection(
 ) -> Block:
     """Build the record's block from its config and credentials and save it (overwriting)."""
     block = connection_kind(kind, type_).build(config, credentials)
-    _registering(lambda: block.save(block_document_name(kind, record_id), overwrite=True))
+    save_block(block, kind, record_id)
     if (kind, type_) in _LEGACY_BLOCK_TYPES:  # an older copy of the secrets must not outlive a change
         _delete_documents(block_document_name(kind, record_id), {_LEGACY_BLOCK_TYPES[(kind, type_)].slug})
     return block
+
+
+def save_block(block: Block, kind: str, record_id: str) -> None:
+    """Save ``block`` as the record's document, overwriting it."""
+    _registering(lambda: block.save(block_document_name(kind, record_id), overwrite=True))
 
 
 def load_connection(kind: str, record_id: str, type_: str) -> Block:

@@ -70,16 +70,21 @@ from tests.support.databases import POSTGRES_MISSING, PostgresServer, postgres_b
 
 _prefect_process = None  # the session's Prefect server, started early (see pytest_sessionstart)
 
-# Loops of the session's Prefect server that no test here relies on, and that cost it CPU the tests
-# wait for: the scheduler would fill the database with the runs of every scheduled export deployment
-# the tests create, and late-runs would then mark them late every 5 s. The clusters of tests/production
-# and `make up` start servers of their own with every service on (only this process's server is changed).
-_IDLE_SERVICES_OFF = {
-    f"PREFECT_SERVER_SERVICES_{service}_ENABLED": "false"
-    for service in (
-        "SCHEDULER", "LATE_RUNS", "PAUSE_EXPIRATIONS", "CANCELLATION_CLEANUP", "FOREMAN", "REPOSSESSOR",
-        "CLEANUP_RECONCILER",
-    )
+# What the session's Prefect server does that no test here relies on, and that costs CPU the tests
+# wait for: registering every installed collection's block types at start (importing prefect_gcp and
+# the Vertex AI SDK: ~5 s; ModelPulse registers its own types when it saves a block), the scheduler
+# (it would fill the database with the runs of every scheduled export deployment the tests create),
+# and late-runs then marking them late every 5 s, among other loops. The clusters of tests/production
+# and `make up` start servers of their own with everything on (only this process's server is changed).
+_SESSION_SERVER_SETTINGS = {
+    "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false",
+    **{
+        f"PREFECT_SERVER_SERVICES_{service}_ENABLED": "false"
+        for service in (
+            "SCHEDULER", "LATE_RUNS", "PAUSE_EXPIRATIONS", "CANCELLATION_CLEANUP", "FOREMAN", "REPOSSESSOR",
+            "CLEANUP_RECONCILER",
+        )
+    },
 }
 
 
@@ -89,7 +94,7 @@ def _start_prefect_server():
         _prefect_process = start_process(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(PREFECT_PORT)],
             SESSION_DIR / "prefect-server.log",
-            env={**os.environ, **_IDLE_SERVICES_OFF},
+            env={**os.environ, **_SESSION_SERVER_SETTINGS},
         )
     return _prefect_process
 

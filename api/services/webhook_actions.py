@@ -20,7 +20,7 @@ from api.pagination import paginate
 from api.schemas.deliveries import AttemptOut, DeliveryOut, HistoryQuery, RotatedSecret
 from api.schemas.webhooks import RecoverAccepted, RecoverIn
 from api.services.connected_records import PREFECT_ERRORS, secrets_store_unavailable
-from blocks.connections import block_document_name, load_connection
+from blocks.connections import load_connection, save_block
 from blocks.webhook import WebhookSecrets, new_signing_secret
 from flows.recover_deliveries import recover_deliveries
 from store import deliveries as store
@@ -122,7 +122,7 @@ def rotate_secret(session: Session, webhook: Webhook) -> RotatedSecret:
         secrets.previous_signing_secret = secrets.signing_secret
         secrets.previous_expires_at = expires_at
         secrets.signing_secret = SecretStr(signing_secret)
-        secrets.save(block_document_name("webhook", webhook.id), overwrite=True)
+        save_block(secrets, "webhook", webhook.id)
     except PREFECT_ERRORS as error:
         raise secrets_store_unavailable(error) from None
     webhook.updated_at = utcnow()  # senders cache secrets per version of the row: this drops it

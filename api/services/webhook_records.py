@@ -27,7 +27,7 @@ from api.services.connected_records import (
     secrets_store_unavailable,
 )
 from api.services.credential_origins import moves_origin, secrets_must_be_resent
-from blocks.connections import block_document_name, delete_connection, load_connection
+from blocks.connections import delete_connection, load_connection, save_block
 from blocks.webhook import WebhookSecrets, new_signing_secret
 from store.ids import new_id
 from store.models import Webhook, utcnow
@@ -51,7 +51,7 @@ def _save_secrets(session: Session, webhook: Webhook, secrets: WebhookSecrets) -
     # even when no column changed (a header value is only in the block).
     webhook.updated_at = utcnow()
     try:
-        secrets.save(block_document_name("webhook", webhook.id), overwrite=True)
+        save_block(secrets, "webhook", webhook.id)
     except PREFECT_ERRORS as error:
         session.rollback()
         raise secrets_store_unavailable(error) from None

@@ -28,9 +28,6 @@ def _exports_database_file(prefect_server) -> str:
 
     url = f"sqlite:///{WORKER_DIR / 'exports.db'}"
     upgrade(url)
-    from blocks.connections import register_block_types
-
-    register_block_types()
     return url
 
 
