@@ -10,7 +10,8 @@ of its group of the opening type; a path the end does not have (``threshold.reso
 
 The checks (``throttle_problems``) and the group of an event (``group_of``) are pure; the claims take
 the session, like the rest of ``store``. ``claim_cooldown`` is one ``INSERT ... ON CONFLICT DO UPDATE
-... WHERE until <= now`` on the (webhook, type, group key) primary key: its row count decides, so of
+... WHERE until <= now RETURNING`` on the (webhook, type, group key) primary key: the row it returns (or
+not) decides, so of
 several dispatchers racing for a group exactly one opens the cooldown, on PostgreSQL and SQLite alike.
 """
 
@@ -153,7 +154,9 @@ def claim_cooldown(
             set_={"delivery_id": delivery_id, "until": now + cooldown, "opened_at": now, "group": group},
             where=WebhookCooldown.until <= now,
         )
-        if session.execute(statement).rowcount:
+        # RETURNING, not the row count: a row comes back only when this statement inserted or replaced
+        # one (psycopg's count for an upsert whose WHERE turned the update down is not 0).
+        if session.execute(statement.returning(WebhookCooldown.delivery_id)).first() is not None:
             return None
         opener = session.scalar(
             select(WebhookCooldown.delivery_id).where(
