@@ -124,13 +124,17 @@ def opening_type(event_type: str) -> str | None:
 
 
 def _insert(session: Session):
-    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(
-        WebhookCooldown
-    )
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(WebhookCooldown)
 
 
 def claim_cooldown(
-    session: Session, webhook_id: str, event_type: str, group: Group, delivery_id: str, now: datetime, cooldown: timedelta
+    session: Session,
+    webhook_id: str,
+    event_type: str,
+    group: Group,
+    delivery_id: str,
+    now: datetime,
+    cooldown: timedelta,
 ) -> str | None:
     """Open the group's cooldown for ``delivery_id`` unless one is running; ``None`` when this call opened it,
     else the id of the delivery that opened the running one (the one the event repeats).

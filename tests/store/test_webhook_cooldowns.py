@@ -26,8 +26,13 @@ def throttled_webhook(database_url: str) -> str:
         session.add(Organization(id=organization))
         session.flush()
         webhook = Webhook(
-            id=new_id("wh"), organization_id=organization, name="hook", url="https://hooks.example.com/x",
-            events=["threshold.breached"], header_names=[], enabled=True,
+            id=new_id("wh"),
+            organization_id=organization,
+            name="hook",
+            url="https://hooks.example.com/x",
+            events=["threshold.breached"],
+            header_names=[],
+            enabled=True,
             throttle={"group_by": ["data.model"], "cooldown_seconds": 3600},
         )
         session.add(webhook)

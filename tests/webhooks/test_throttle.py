@@ -57,7 +57,7 @@ def test_a_repeat_within_the_cooldown_is_suppressed_and_names_the_delivery_it_re
 ):
     with Receiver() as receiver, Receiver() as plain_receiver:
         hook = create_webhook(receiver.url, TYPES, throttle=THROTTLE)
-        plain = create_webhook(plain_receiver.url, TYPES)
+        create_webhook(plain_receiver.url, TYPES)
         first = publish("threshold.breached", breach("fraud", "amount"))
         repeat = publish("threshold.breached", breach("fraud", "amount", value=0.9))
         other_feature = publish("threshold.breached", breach("fraud", "country"))

@@ -20,11 +20,13 @@ down_revision = '0012_webhook_filters'
 branch_labels = None
 depends_on = None
 
+JSON_TYPE = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql')
+
 
 def upgrade() -> None:
     with op.batch_alter_table('webhooks', schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column('throttle', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True)
+            sa.Column('throttle', JSON_TYPE, nullable=True)
         )
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
         batch_op.add_column(sa.Column('repeats', sa.String(length=40), nullable=True))
@@ -32,11 +34,13 @@ def upgrade() -> None:
     sa.Column('webhook_id', sa.String(length=40), nullable=False),
     sa.Column('event_type', sa.String(length=64), nullable=False),
     sa.Column('group_key', sa.String(length=64), nullable=False),
-    sa.Column('group', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('group', JSON_TYPE, nullable=False),
     sa.Column('delivery_id', sa.String(length=40), nullable=False),
     sa.Column('until', store.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('opened_at', store.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['webhook_id'], ['webhooks.id'], name=op.f('fk_webhook_cooldowns_webhook_id_webhooks'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(
+        ['webhook_id'], ['webhooks.id'], name=op.f('fk_webhook_cooldowns_webhook_id_webhooks'), ondelete='CASCADE'
+    ),
     sa.PrimaryKeyConstraint('webhook_id', 'event_type', 'group_key', name=op.f('pk_webhook_cooldowns'))
     )
 
