@@ -20,6 +20,7 @@ from store.ids import id_floor, new_id
 from store.models import Delivery, DeliveryAttempt, Event, Webhook
 
 OPEN_STATUSES = ("pending", "retrying")
+# Settled: succeeded, failed, and suppressed (a throttled repeat, never sent; ``store.throttles``).
 # What recover sends again: deliveries whose last attempt did not succeed.
 RECOVERABLE_STATUSES = ("retrying", "failed")
 
@@ -64,18 +65,47 @@ def matching_webhooks(session: Session, event: Event) -> list[Webhook]:
 
 
 def create_deliveries(
-    session: Session, event: Event, webhooks: Sequence[Webhook], lease_until: datetime
+    session: Session,
+    event: Event,
+    webhooks: Sequence[Webhook],
+    lease_until: datetime,
+    ids: Sequence[str] | None = None,
+    suppressed: dict[str, str] | None = None,
 ) -> list[Delivery]:
-    """One ``pending`` delivery per webhook, leased to the caller until ``lease_until``."""
-    deliveries = [_pending_delivery(event, webhook.id, lease_until) for webhook in webhooks]
-    session.add_all(deliveries)
+    """One ``pending`` delivery per webhook, leased to the caller until ``lease_until``; ``ids``: their
+    ids, made beforehand (a cooldown names the delivery that opened it).
+
+    ``suppressed`` maps the webhooks whose throttle holds the event back to the delivery it repeats:
+    theirs are created settled (``suppressed``, never sent) and are not among those returned.
+    """
+    deliveries = [
+        _pending_delivery(event, webhook.id, lease_until, ids[index] if ids else None)
+        for index, webhook in enumerate(webhooks)
+    ]
+    held = [
+        Delivery(
+            id=new_id("dlv"),
+            organization_id=event.organization_id,
+            webhook_id=webhook_id,
+            event_id=event.id,
+            event_type=event.type,
+            status="suppressed",
+            attempt_count=0,
+            next_attempt_at=None,
+            repeats=repeats,
+        )
+        for webhook_id, repeats in (suppressed or {}).items()
+    ]
+    session.add_all([*deliveries, *held])
     session.flush()
     return deliveries
 
 
-def _pending_delivery(event: Event, webhook_id: str, next_attempt_at: datetime | None = None) -> Delivery:
+def _pending_delivery(
+    event: Event, webhook_id: str, next_attempt_at: datetime | None = None, delivery_id: str | None = None
+) -> Delivery:
     return Delivery(
-        id=new_id("dlv"),
+        id=delivery_id or new_id("dlv"),
         organization_id=event.organization_id,
         webhook_id=webhook_id,
         event_id=event.id,

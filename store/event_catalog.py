@@ -359,3 +359,12 @@ def about_webhook(event_type: str, data: dict[str, Any]) -> str | None:
         webhook_id = data.get("webhook_id")
         return webhook_id if isinstance(webhook_id, str) else None
     return None
+
+
+# Episode-ending types and the type that opens their episode: a throttled webhook always receives the
+# end, which also ends the cooldown of the opening type's group (``store.throttles``).
+EPISODE_OPENERS: dict[str, str] = {
+    "drift.resolved": "drift.detected",
+    "threshold.resolved": "threshold.breached",
+}
+assert all(end in BY_TYPE and start in BY_TYPE for end, start in EPISODE_OPENERS.items())

@@ -340,6 +340,26 @@ def glob_problem(pattern: str) -> str | None:
     return None
 
 
+def path_problem(path: Any, event_types: Iterable[str]) -> str | None:
+    """Why ``path`` is not a dotted path that one of ``event_types`` has (the filters' catalog check), or ``None``.
+
+    What a webhook's ``throttle.group_by`` entries are checked with.
+    """
+    if not isinstance(path, str):
+        return "a path is a string (data.model)"
+    segments = _segments(path)
+    if isinstance(segments, str):
+        return segments
+    kind = _Catalog(list(event_types)).kind(segments)
+    return kind if isinstance(kind, str) else None
+
+
+def path_values(envelope: Envelope, path: str) -> tuple[bool, list[Any]]:
+    """Whether the event (its wire form) has the dotted ``path``, and the values there (a list's elements
+    in its place), as filters resolve it."""
+    return _resolve(envelope, tuple(path.split(".")))
+
+
 # --- evaluating ------------------------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from api.schemas.common import PageQuery
 
-DeliveryStatus = Literal["pending", "retrying", "succeeded", "failed"]
+DeliveryStatus = Literal["pending", "retrying", "succeeded", "failed", "suppressed"]
 
 
 class HistoryQuery(PageQuery):
@@ -40,6 +40,11 @@ class DeliveryOut(BaseModel):
     attempt_count: int
     next_attempt_at: datetime | None = Field(description="When the next retry is due (open deliveries).")
     last_error: str | None
+    repeats: str | None = Field(
+        default=None,
+        description="suppressed (a throttled webhook's repeat within a cooldown, not sent): the id of the "
+        "delivery that opened the cooldown.",
+    )
     created_at: datetime
     updated_at: datetime
     attempts: list[AttemptOut]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, StrictInt, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from api.schemas.common import Name, OutboundURL, ProjectId, RecordOut, StrictModel, Timestamp, serialised_at_most
 from store.event_catalog import PUBLISHABLE_TYPES, Severity
 from store.event_filters import MAX_CONDITIONS, MAX_DEPTH, FilterInvalid, compile_filter
 from store.events import EVENT_TYPES
+from store.throttles import MAX_COOLDOWN_SECONDS, MAX_GROUP_BY, throttle_problems
 from tasks.webhooks.formats import FORMAT_NAMES
 
 EventType = Literal[
@@ -94,6 +95,25 @@ FILTER_DESCRIPTION = (
 FILTER_EXAMPLE = {"data.model": {"$glob": "fraud-*"}, "data.severity": {"$gte": "error"}}
 
 
+class Throttle(StrictModel):
+    """A cooldown per event type and group: the first event of a type and group is sent, its repeats within
+    `cooldown_seconds` are recorded as `suppressed` (naming the delivery they repeat) and not sent. An
+    episode's end (`drift.resolved`, `threshold.resolved`) is always sent and ends its group's cooldown."""
+
+    group_by: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        min_length=1,
+        max_length=MAX_GROUP_BY,
+        description="Dotted paths of the event, as in filters (`data.model`, `project_id`), that make its "
+        "group; each one a subscribed type has.",
+    )
+    cooldown_seconds: StrictInt = Field(
+        ge=1, le=MAX_COOLDOWN_SECONDS, description=f"How long a group stays quiet (1 to {MAX_COOLDOWN_SECONDS})."
+    )
+
+
+THROTTLE_EXAMPLE = {"group_by": ["data.model", "data.feature"], "cooldown_seconds": 3600}
+
+
 class WebhookIn(StrictModel):
     name: Name
     format: WebhookFormat = Field(
@@ -118,6 +138,12 @@ class WebhookIn(StrictModel):
     filter: Annotated[dict[str, Any], *serialised_at_most(FILTER_MAX_BYTES)] | None = Field(
         default=None, description=FILTER_DESCRIPTION, json_schema_extra={"examples": [FILTER_EXAMPLE]}
     )
+    throttle: Throttle | None = Field(
+        default=None,
+        description="A cooldown per event type and group; null or omitted: every event is sent. A PUT "
+        "replaces it (and a changed throttle starts every group afresh).",
+        json_schema_extra={"examples": [THROTTLE_EXAMPLE]},
+    )
 
     @field_validator("events")
     @classmethod
@@ -134,6 +160,26 @@ class WebhookIn(StrictModel):
         if len(set(lowered)) != len(lowered):
             raise ValueError("header names must be unique, ignoring case")
         return headers
+
+    @model_validator(mode="after")
+    def _throttle_fits_the_events(self) -> Self:
+        # The group_by paths are checked against the subscribed types as filters' paths are.
+        if self.throttle is None:
+            return self
+        problems = throttle_problems(self.throttle.model_dump(), self.events)
+        if problems:
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("throttle_invalid", "{reason}", {"reason": message}),
+                        loc=("throttle", *location),
+                        input=self.throttle.model_dump(),
+                    )
+                    for location, message in problems
+                ],
+            ) from None
+        return self
 
     @model_validator(mode="after")
     def _filter_fits_the_events(self) -> Self:
@@ -170,6 +216,7 @@ class WebhookOut(RecordOut):
     enabled: bool
     disabled_reason: str | None
     filter: dict[str, Any] | None = Field(description="The webhook's filter, as given; null: every event.")
+    throttle: Throttle | None = Field(description="The webhook's throttle; null: every event is sent.")
 
 
 class WebhookCreated(WebhookOut):

@@ -45,6 +45,7 @@ def delivery_out(delivery: Delivery, attempts: list) -> DeliveryOut:
         attempt_count=delivery.attempt_count,
         next_attempt_at=delivery.next_attempt_at,
         last_error=delivery.last_error,
+        repeats=delivery.repeats,
         created_at=delivery.created_at,
         updated_at=delivery.updated_at,
         attempts=[AttemptOut.model_validate(attempt, from_attributes=True) for attempt in attempts],

@@ -29,6 +29,7 @@ from api.services.connected_records import (
 from api.services.credential_origins import moves_origin, secrets_must_be_resent
 from blocks.connections import delete_connection, load_connection, save_block
 from blocks.webhook import WebhookSecrets, new_signing_secret
+from store import throttles
 from store.ids import new_id
 from store.models import Webhook, utcnow
 from tasks.webhooks.formats import DEFAULT_URLS, SECRET_URL_FORMATS
@@ -110,6 +111,7 @@ def create_webhook(session: Session, organization_id: str, body: WebhookIn) -> t
         project_id=body.project_id,
         enabled=body.enabled,
         filter=body.filter,
+        throttle=body.throttle.model_dump() if body.throttle else None,
     )
     session.add(webhook)
     flush_or_conflict(session, body.name)
@@ -171,6 +173,10 @@ def replace_webhook(session: Session, webhook: Webhook, body: WebhookIn) -> Webh
     webhook.header_names = sorted(headers)
     webhook.project_id = body.project_id
     webhook.filter = body.filter  # a PUT without one removes it; the new updated_at has dispatchers recompile
+    throttle = body.throttle.model_dump() if body.throttle else None
+    if throttle != webhook.throttle:
+        throttles.clear_cooldowns(session, webhook.id)  # other groups or another length: every group afresh
+    webhook.throttle = throttle
     if body.enabled and not webhook.enabled:
         webhook.disabled_reason = None
     webhook.enabled = body.enabled

@@ -2,7 +2,7 @@
 
 from store.models.base import Base, utcnow
 from store.models.connection import ConnectionRecord
-from store.models.deliveries import Delivery, DeliveryAttempt
+from store.models.deliveries import Delivery, DeliveryAttempt, WebhookCooldown
 from store.models.events import Event
 from store.models.export_runs import ExportRun, ExportRunStream, ExportWatermark, RejectedRecord
 from store.models.exports import Export
@@ -40,5 +40,6 @@ __all__ = [
     "Threshold",
     "ThresholdState",
     "Webhook",
+    "WebhookCooldown",
     "utcnow",
 ]

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base, BigIntPK, Timestamps, utcnow
 
-DELIVERY_STATUSES = ("pending", "retrying", "succeeded", "failed")
+# ``suppressed``: a throttled webhook's repeat within a cooldown, recorded and never sent (settled).
+DELIVERY_STATUSES = ("pending", "retrying", "succeeded", "failed", "suppressed")
 
 
 class Delivery(Timestamps, Base):
@@ -40,6 +41,28 @@ class Delivery(Timestamps, Base):
     # Due time of the next attempt (or the lease of the one in flight); null once settled.
     next_attempt_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(2000))
+    # A suppressed delivery: the delivery (dlv_...) that opened the cooldown it falls in.
+    repeats: Mapped[str | None] = mapped_column(String(40))
+
+
+class WebhookCooldown(Base):
+    """A throttled webhook's open cooldown for one event type and group (``store.throttles``).
+
+    The primary key is the claim: one row per (webhook, type, group), taken by an ``INSERT ... ON
+    CONFLICT`` whose ``DO UPDATE`` only replaces a row whose ``until`` has passed, so of several
+    dispatchers racing for a group exactly one opens it.
+    """
+
+    __tablename__ = "webhook_cooldowns"
+
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    group_key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of ``group``
+    # The group's values per path (null: the event lacks the path); an episode's end matches on them.
+    group: Mapped[dict[str, Any]]
+    delivery_id: Mapped[str] = mapped_column(String(40))  # the delivery that opened it (was sent)
+    until: Mapped[datetime]
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class DeliveryAttempt(Base):

@@ -37,3 +37,7 @@ class Webhook(Timestamps, Base):
     filter: Mapped[dict[str, Any] | None] = mapped_column(
         JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
     )
+    # ``{"group_by": [dotted paths], "cooldown_seconds": n}`` (``store.throttles``); NULL: every event is sent.
+    throttle: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+    )

@@ -23,7 +23,7 @@ from store.event_catalog import about_webhook
 from store.events import event_payload
 from store.models import Delivery, Event, Webhook, utcnow
 from store.settings import get_settings
-from tasks.webhooks import filters
+from tasks.webhooks import filters, throttle
 from tasks.webhooks.delivery import AttemptResult, Target, encode_payload
 from tasks.webhooks.formats import SECRET_URL_FORMATS, Destination, get_format
 from tasks.webhooks.secrets import load_webhook_secrets
@@ -65,15 +65,19 @@ def _plan_fan_out(
                 # with the rows (compiled once per webhook version), so this adds no query.
                 payload = event_payload(event)
                 webhooks = filters.accepting(store.matching_webhooks(session, event), payload)
-                claimed.append((event, payload, webhooks))
-        lease = _lease_until(now, sum(len(webhooks) for _, _, webhooks in claimed), settings)
+                # A throttled webhook sends the first event of a type and group and holds back its
+                # repeats within the cooldown (a claim in the database, in event order).
+                claimed.append((event, payload, throttle.decide(session, event, payload, webhooks, now)))
+        lease = _lease_until(now, sum(len(decision.sending) for _, _, decision in claimed), settings)
         planned = []
-        for event, payload, webhooks in claimed:
-            deliveries = store.create_deliveries(session, event, webhooks, lease)
+        for event, payload, decision in claimed:
+            deliveries = store.create_deliveries(
+                session, event, decision.sending, lease, ids=decision.ids, suppressed=decision.suppressed
+            )
             body = encode_payload(payload)
             planned += [
                 (_target(delivery, webhook, payload, body), webhook.header_names)
-                for delivery, webhook in zip(deliveries, webhooks, strict=True)
+                for delivery, webhook in zip(deliveries, decision.sending, strict=True)
             ]
         return planned
 

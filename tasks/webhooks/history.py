@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from store import deliveries as store
+from store import throttles
 from store.db import session_scope
 from store.models import utcnow
 from tasks.webhooks.settings import get_webhook_settings
@@ -14,7 +15,8 @@ PRUNE_BATCH = 5000
 
 
 def prune_delivery_history(max_batches: int = 20, database_url: str | None = None) -> int:
-    """Delete settled deliveries past the retention window (at most ``max_batches`` batches a call)."""
+    """Delete settled deliveries past the retention window (at most ``max_batches`` batches a call), and
+    cooldowns that have ended; return how many deliveries were deleted."""
     created_before = utcnow() - timedelta(days=get_webhook_settings().history_days)
     deleted = 0
     for _ in range(max_batches):
@@ -23,4 +25,9 @@ def prune_delivery_history(max_batches: int = 20, database_url: str | None = Non
         deleted += batch
         if batch < PRUNE_BATCH:
             break
+    # Ended cooldowns of throttled webhooks: the next event of their group replaces them anyway.
+    for _ in range(max_batches):
+        with session_scope(database_url) as session:
+            if throttles.prune_ended_cooldowns(session, utcnow(), PRUNE_BATCH) < PRUNE_BATCH:
+                break
     return deleted
