@@ -31,6 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.support.servers import SHUTDOWN_POLL_SECONDS
+
 
 @dataclass
 class Request:
@@ -85,7 +87,9 @@ class FakeServer:
         self._lock = threading.Lock()
         handler = self._handler_class()
         self._server = _Server(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS}, daemon=True
+        )
 
     @property
     def url(self) -> str:

@@ -32,7 +32,7 @@ from werkzeug.serving import make_server
 
 from tests.conftest import WORKER_DIR
 from tests.fakes.vertex_ai import VertexAiServer, new_service_account
-from tests.support.servers import free_port, start_process, stop_process, wait_until_ready
+from tests.support.servers import SHUTDOWN_POLL_SECONDS, free_port, start_process, stop_process, wait_until_ready
 
 MLFLOW_ADMIN = "admin"
 # Loopback http webhooks (tests only), a new webhook seen at once, one retry of a failed delivery,
@@ -206,7 +206,9 @@ class LiveApi:
 
     def start(self) -> None:
         self._server = make_server("127.0.0.1", self.port, self.app, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS}, daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

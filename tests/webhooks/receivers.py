@@ -10,6 +10,8 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
+from tests.support.servers import SHUTDOWN_POLL_SECONDS
+
 
 @dataclass
 class Reply:
@@ -73,7 +75,9 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS}, daemon=True
+        )
 
     @property
     def url(self) -> str:
