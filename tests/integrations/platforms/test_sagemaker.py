@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from moto.core.authorization import enable_iam_authentication
@@ -122,7 +122,9 @@ def test_endpoints_show_variants_metrics_and_recorded_status_changes(client, org
                     {"Name": "EndpointName", "Value": "served-endpoint"},
                     {"Name": "VariantName", "Value": "primary"},
                 ],
-                "Timestamp": datetime.now(UTC),
+                # A minute ago: a point stamped within the query's own second can fall past its end
+                # (the query's EndTime is "now" on the wire, to the second).
+                "Timestamp": datetime.now(UTC) - timedelta(minutes=1),
                 "Value": 42.0,
             }
         ],
