@@ -32,13 +32,12 @@ Pure: no I/O. The API validates filters with it and the webhook dispatcher evalu
 from __future__ import annotations
 
 import fnmatch
-import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from store.event_catalog import BY_TYPE, SEVERITIES
+from store.event_paths import SEVERITY_RANK, PathCatalog, PathKind, any_kind
 
 MAX_CONDITIONS = 50
 MAX_DEPTH = 4  # the top-level filter is depth 1; each $or / $and list nests one deeper
@@ -47,7 +46,6 @@ MAX_PATH_LENGTH = 256
 MAX_GLOB_LENGTH = 256
 
 # The catalog's scale, lowest first: info < warning < error < critical.
-SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(reversed(SEVERITIES))}
 
 ROOTS = ("type", "project_id", "data")
 EQUALITY = ("$eq", "$ne", "$in", "$nin")
@@ -98,7 +96,7 @@ def compile_filter(source: Any, event_types: Iterable[str] | None = None) -> Fil
         flt.matches({"type": "threshold.breached", "data": {"severity": "critical"}})  # True
         ```
     """
-    catalog = _Catalog(list(event_types)) if event_types is not None else None
+    catalog = PathCatalog(list(event_types)) if event_types is not None else None
     compiler = _Compiler(catalog)
     if not isinstance(source, dict):
         raise FilterInvalid([((), "a filter is a JSON object")])
@@ -119,7 +117,7 @@ MAX_ERRORS = 20
 
 
 class _Compiler:
-    def __init__(self, catalog: _Catalog | None):
+    def __init__(self, catalog: PathCatalog | None):
         self.catalog = catalog
         self.errors: list[tuple[Location, str]] = []
         self.conditions = 0
@@ -177,10 +175,10 @@ class _Compiler:
         if isinstance(segments, str):
             self.error(location, segments)
             return _never
-        kind = self.catalog.kind(segments) if self.catalog is not None else _any_kind()
+        kind = self.catalog.kind(segments) if self.catalog is not None else any_kind()
         if isinstance(kind, str):
             self.error(location, kind)
-            kind = _any_kind()  # still check the operators' operands
+            kind = any_kind()  # still check the operators' operands
         if isinstance(value, dict):
             if not value:
                 self.error(location, f"an operator object needs at least one operator: {', '.join(OPERATORS)}")
@@ -204,7 +202,7 @@ class _Compiler:
     def operator(
         self,
         segments: tuple[str, ...],
-        kind: _Kind,
+        kind: PathKind,
         operator: str,
         operand: Any,
         location: Location,
@@ -248,7 +246,7 @@ class _Compiler:
         return fail(f"unknown operator {operator}; use one of {', '.join(OPERATORS)}")
 
     def order(
-        self, segments: tuple[str, ...], kind: _Kind, operator: str, operand: Any, fail: Callable[[str], _Test]
+        self, segments: tuple[str, ...], kind: PathKind, operator: str, operand: Any, fail: Callable[[str], _Test]
     ) -> _Test:
         compare = _COMPARE[operator]
         if isinstance(operand, bool) or operand is None or not isinstance(operand, int | float | str):
@@ -285,7 +283,7 @@ def _segments(path: str) -> tuple[str, ...] | str:
     return segments
 
 
-def _scalar_problem(operand: Any, kind: _Kind) -> str | None:
+def _scalar_problem(operand: Any, kind: PathKind) -> str | None:
     if operand is None:
         return None
     if isinstance(operand, bool):
@@ -350,7 +348,7 @@ def path_problem(path: Any, event_types: Iterable[str]) -> str | None:
     segments = _segments(path)
     if isinstance(segments, str):
         return segments
-    kind = _Catalog(list(event_types)).kind(segments)
+    kind = PathCatalog(list(event_types)).kind(segments)
     return kind if isinstance(kind, str) else None
 
 
@@ -445,142 +443,3 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "$lt": lambda a, b: a < b,
     "$lte": lambda a, b: a <= b,
 }
-
-
-# --- the catalog's paths ---------------------------------------------------------------------------
-
-
-@dataclass
-class _Kind:
-    """What a path may hold, over the subscribed types that have it."""
-
-    strings: bool = False  # a string of no fixed set, or of ``enum``
-    number: bool = False
-    boolean: bool = False
-    severity: bool = False
-    null: bool = False
-    object: bool = False
-    any: bool = False  # a free-form field (``recommendation.created``'s ``details``): anything goes
-    enum: set[str] | None = None  # the strings it may hold, when every string of it is from a fixed set
-    free_strings: bool = False
-
-    def add_enum(self, values: Iterable[str]) -> None:
-        if not self.free_strings:
-            self.enum = (self.enum or set()) | set(values)
-
-    def add_free_strings(self) -> None:
-        self.free_strings, self.enum = True, None
-
-    def describe(self) -> str:
-        kinds = [
-            name
-            for name, present in (
-                ("severities", self.severity),
-                ("strings", self.strings),
-                ("numbers", self.number),
-                ("booleans", self.boolean),
-                ("objects or lists", self.object),
-            )
-            if present
-        ]
-        return " or ".join(kinds) or "only null"
-
-
-def _any_kind() -> _Kind:
-    return _Kind(any=True)
-
-
-class _Catalog:
-    """The paths of the envelope and of the ``data`` of some event types (their JSON Schemas)."""
-
-    def __init__(self, event_types: list[str]):
-        self.types = [t for t in dict.fromkeys(event_types) if t in BY_TYPE]
-
-    def kind(self, segments: tuple[str, ...]) -> _Kind | str:
-        """What the path holds, or why no subscribed type has it."""
-        root = segments[0]
-        if root == "type":
-            kind = _Kind(strings=True)
-            kind.add_enum(self.types)
-            return kind
-        if root == "project_id":
-            kind = _Kind(strings=True, null=True)
-            kind.add_free_strings()
-            return kind
-        kind, found = _Kind(), False
-        for event_type in self.types:
-            schema = _data_schema(event_type)
-            leaves = _lookup(schema, schema.get("$defs", {}), segments[1:])
-            for leaf in leaves:
-                _add_kind(kind, leaf, schema.get("$defs", {}))
-            found = found or bool(leaves)
-        if not found:
-            subscribed = ", ".join(self.types)
-            return f"no subscribed event type ({subscribed}) has {'.'.join(segments)}"
-        return kind
-
-
-@functools.cache
-def _data_schema(event_type: str) -> dict[str, Any]:
-    return BY_TYPE[event_type].data_schema()  # read, never changed
-
-
-def _deref(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in schema:
-        schema = defs.get(schema["$ref"].rsplit("/", 1)[-1], {})
-    return schema
-
-
-def _alternatives(schema: dict[str, Any], defs: dict[str, Any]) -> list[dict[str, Any]]:
-    schema = _deref(schema, defs)
-    options = schema.get("anyOf") or schema.get("oneOf")
-    if options:
-        return [alt for option in options for alt in _alternatives(option, defs)]
-    return [schema]
-
-
-def _lookup(schema: dict[str, Any], defs: dict[str, Any], segments: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The schemas at ``segments`` below ``schema`` (a list's elements stand for the list)."""
-    leaves = []
-    for alt in _alternatives(schema, defs):
-        if alt.get("type") == "array":
-            leaves += _lookup(alt.get("items", {}), defs, segments)
-        elif not segments:
-            leaves.append(alt)
-        elif alt.get("type") == "object" or "properties" in alt:
-            properties = alt.get("properties", {})
-            if segments[0] in properties:
-                leaves += _lookup(properties[segments[0]], defs, segments[1:])
-            elif not properties and alt.get("additionalProperties", True) is not False:
-                leaves.append({})  # a free-form object: below it, anything
-        elif "type" not in alt and "enum" not in alt and "const" not in alt:
-            leaves.append({})  # Any
-    return leaves
-
-
-def _add_kind(kind: _Kind, leaf: dict[str, Any], defs: dict[str, Any]) -> None:
-    for alt in _alternatives(leaf, defs):
-        values = alt.get("enum", [alt["const"]] if "const" in alt else None)
-        if values is not None:
-            strings = [v for v in values if isinstance(v, str)]
-            if set(strings) == set(SEVERITY_RANK):
-                kind.severity = True
-            elif strings:
-                kind.strings = True
-            kind.add_enum(strings)
-            continue
-        match alt.get("type"):
-            case "string":
-                kind.strings = True
-                kind.add_free_strings()
-            case "number" | "integer":
-                kind.number = True
-            case "boolean":
-                kind.boolean = True
-            case "null":
-                kind.null = True
-            case "object":
-                kind.object = True
-            case None:
-                kind.any = True
-                kind.add_free_strings()
