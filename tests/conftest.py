@@ -53,7 +53,7 @@ os.environ.update(
         # the production window).
         "MODELPULSE_EXPORT_EVENT_SETTLE_SECONDS": "0",
         # A failed page is retried at once (0.05, 0.1, 0.2 s) rather than after 2, 4 and 8 s: the tests
-        # count the attempts, not the wait (tests/exports/test_export_pipeline.py checks the setting).
+        # count the attempts, not the wait (tests/exports/test_elasticsearch_export.py checks the setting).
         "MODELPULSE_SINK_RETRY_BACKOFF_SECONDS": "0.05",
         # The fakes, registries and receivers listen on loopback; the egress policy refuses it by default
         # (tests/test_egress.py and the webhook tests switch it back on).
