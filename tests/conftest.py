@@ -226,13 +226,16 @@ def postgres_admin_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def _postgres_template(postgres_admin_url) -> str:
+    # One per xdist worker: on a shared server (``MODELPULSE_TEST_POSTGRES_URL``) one worker's drop
+    # would pull the template from under another's CREATE DATABASE ... TEMPLATE.
+    template = f"modelpulse_template_{WORKER or 'main'}"
     admin = create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text("DROP DATABASE IF EXISTS modelpulse_template"))
-        connection.execute(text("CREATE DATABASE modelpulse_template"))
-    upgrade(_database_url(postgres_admin_url, "modelpulse_template"))
+        connection.execute(text(f"DROP DATABASE IF EXISTS {template}"))
+        connection.execute(text(f"CREATE DATABASE {template}"))
+    upgrade(_database_url(postgres_admin_url, template))
     admin.dispose()
-    return "modelpulse_template"
+    return template
 
 
 def _database_url(base: str, name: str) -> str:

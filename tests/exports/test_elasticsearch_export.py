@@ -9,6 +9,7 @@ from store.db import session_scope
 from store.models import ExportRun
 from store.settings import get_settings
 from tests.exports import seed
+from tests.support.polling import wait_until
 
 LOGS = "modelpulse-inference-logs"
 
@@ -147,7 +148,8 @@ def test_a_failed_page_is_retried_after_the_configured_backoff(org_id, es, monke
     get_settings.cache_clear()
 
     assert state.is_completed() and len(es.ids(LOGS)) == 5
-    (wait,) = retry_waits(state.state_details.flow_run_id)
+    # Task-run states reach Prefect as events, recorded a moment later.
+    (wait,) = wait_until(lambda: retry_waits(state.state_details.flow_run_id), 30, "the retry's state in Prefect")
     assert backoff * 0.5 <= wait <= backoff * 1.5 + 0.05, "the first retry waits the backoff, up to 50% jitter"
 
 
