@@ -67,7 +67,7 @@ def kind_of(command: str) -> str | None:
     """The process kind of one of ``up``'s children, from its command line (one-shot steps: None)."""
     for fragment, kind in (
         ("flows.fan_out", "dispatcher"),
-        ("prefect server services", "prefect services"),
+        ("stack.prefect_services", "prefect services"),
         ("prefect server start", "prefect api"),
         ("prefect worker start", "worker"),
         ("gunicorn", "api"),

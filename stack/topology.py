@@ -165,7 +165,7 @@ def role_commands(settings: Settings) -> dict[str, list[str]]:
         prefect_server.append("--no-services")
     return {
         "prefect-server": prefect_server,
-        "prefect-services": [python, "-m", "prefect", "server", "services", "start"],
+        "prefect-services": [python, "-m", "stack.prefect_services"],
         "worker": [python, "-m", "prefect", "worker", "start", "--pool", settings.work_pool, "--type", "process"],
         "dispatcher": [python, "-m", "flows.fan_out"],
         "api": [

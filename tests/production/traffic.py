@@ -205,3 +205,43 @@ def log_text(home: Path, name: str) -> str:
     """A process's log under a machine's home (``logs/<name>.log``), or '' when there is none."""
     path = home / "logs" / f"{name}.log"
     return path.read_text(errors="replace") if path.exists() else ""
+
+
+def fan_out_records_report(prefect_api_url: str, since: datetime) -> str:
+    """Where the dispatchers' fan-outs since ``since`` got to in Prefect, for a failure message: the
+    task-run events Prefect's event store holds (sent, received, persisted) against the task runs its
+    task-run recorder made of them, and the newest fan-out runs it has at all."""
+    try:
+        return _fan_out_records_report(prefect_api_url, since)
+    except Exception as error:  # noqa: BLE001 - a report for a failure message must not replace it
+        return f"(could not ask Prefect: {type(error).__name__}: {error})"
+
+
+def _fan_out_records_report(prefect_api_url: str, since: datetime) -> str:
+    with httpx.Client(base_url=prefect_api_url, timeout=CLIENT_TIMEOUT) as prefect:
+        events = prefect.post(
+            "/events/filter",
+            json={
+                "filter": {
+                    "occurred": {"since": since.isoformat()},
+                    "event": {"prefix": ["prefect.task-run."]},
+                },
+                "limit": 50,
+            },
+        )
+        newest = prefect.post(
+            "/task_runs/filter",
+            json={"task_runs": {"name": {"like_": "fan-out-"}}, "sort": "EXPECTED_START_TIME_DESC", "limit": 3},
+        )
+    if events.status_code == 200:
+        body = events.json()
+        names = sorted({event["resource"].get("prefect.resource.name", "?") for event in body["events"]})
+        events_said = f"{body['total']} task-run events since then in Prefect's event store (runs: {names[:5]})"
+    else:
+        events_said = f"events/filter answered {events.status_code}"
+    runs_said = (
+        [(run["name"], run["start_time"], run["state_type"]) for run in newest.json()]
+        if newest.status_code == 200
+        else f"task_runs/filter answered {newest.status_code}"
+    )
+    return f"{events_said}; the newest fan-out task runs Prefect recorded: {runs_said}"
