@@ -19,16 +19,18 @@ $(STAMP): pyproject.toml constraints.txt
 up: install
 	$(PYTHON) -m stack up
 
-# Three pytest-xdist workers on two cores: much of a test's time is spent waiting on a server (Prefect, a
-# fake, a subprocess), and worksteal evens out the long ones. Workers share the session's Prefect server.
+# pytest-xdist workers, each with a Prefect server of its own (tests/conftest.py); worksteal evens out
+# the long tests. The whole suite waits on servers (clusters, `make up`, subprocesses) enough for three
+# workers on two cores; the fast suite is CPU-bound, and two finish it sooner than three.
 XDIST := -n 3 --dist worksteal
+CHECK_XDIST := -n 2 --dist worksteal
 
 test: install
 	$(PYTHON) -m pytest $(XDIST) --durations=25
 
 # The inner loop: SQLite only, no servers started per test, no clusters, no `make up`, no fuzzing.
 check: install
-	$(PYTHON) -m pytest $(XDIST) -m "not slow" -q -p no:cacheprovider --durations=25
+	$(PYTHON) -m pytest $(CHECK_XDIST) -m "not slow" -q -p no:cacheprovider --durations=25
 
 clean:
 	rm -rf $(VENV) .modelpulse .pytest_cache

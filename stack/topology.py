@@ -102,6 +102,18 @@ def redis_environment(redis_url: str) -> dict[str, str]:
     }
 
 
+# Prefect's task-run recorder writes every task-run event in a transaction of its own by default
+# (batch size 1): three or more writes per task run, each racing the API's own writes. On SQLite (the
+# default stack) a request whose transaction loses that race is answered 503 (SQLITE_BUSY_SNAPSHOT),
+# and Prefect's client tries again 2 s later: a flow run started while task runs were being recorded
+# began 2 s late. In batches of up to 100 events, written at least every second, the recorder writes
+# about once a second, and a task run shows in the UI at most a second later.
+PREFECT_SERVER_TUNING = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+}
+
+
 def stack_environment(settings: Settings) -> dict[str, str]:
     """The environment every process of this machine shares (this process's own, completed)."""
     home = settings.home.resolve()
@@ -135,6 +147,7 @@ def stack_environment(settings: Settings) -> dict[str, str]:
             # Heartbeats drive the automation that marks a run whose process died Crashed
             # (flows/zombie_runs.py); Prefect's default, 180 s, would take 9 minutes to notice.
             "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(settings.flow_heartbeat_seconds),
+            **PREFECT_SERVER_TUNING,
         }
     )
     if settings.redis_url:

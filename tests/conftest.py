@@ -21,27 +21,31 @@ from pathlib import Path
 from tests.support.servers import free_port, start_process, stop_process, wait_until_ready
 
 ROOT = Path(__file__).resolve().parent.parent
-# Under pytest-xdist (`make check` runs the fast suite on several workers) the controller starts one
-# Prefect server for the run and its workers inherit its environment: they reuse its session folder
-# and server, and keep what must not be shared (databases, MODELPULSE_HOME) in a folder of their own.
+# Under pytest-xdist (`make check` and `make test` run on several workers) the workers share the
+# controller's session folder, each in a folder of its own (databases, MODELPULSE_HOME, logs), and each
+# runs its own Prefect server on its own SQLite database. One server for all of them answered a few
+# hundred writes a run with 503 (SQLite's SQLITE_BUSY_SNAPSHOT: a deferred transaction of one worker's
+# request losing to another's), each retried by Prefect's client 2-4 s later.
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 if WORKER:
     SESSION_DIR = Path(os.environ["MODELPULSE_TEST_SESSION_DIR"])
-    PREFECT_PORT = int(os.environ["PREFECT_SERVER_API_PORT"])
 else:
     SESSION_DIR = Path(tempfile.mkdtemp(prefix="modelpulse-tests-"))
-    PREFECT_PORT = free_port()
+PREFECT_PORT = free_port()
 WORKER_DIR = SESSION_DIR / (WORKER or "main")
 WORKER_DIR.mkdir(parents=True, exist_ok=True)
 os.environ.update(
     {
         "MODELPULSE_TEST_SESSION_DIR": str(SESSION_DIR),
-        "PREFECT_HOME": str(SESSION_DIR / "prefect"),
+        "PREFECT_HOME": str(WORKER_DIR / "prefect"),
         "PREFECT_API_URL": f"http://127.0.0.1:{PREFECT_PORT}/api",
         "PREFECT_SERVER_API_HOST": "127.0.0.1",
         "PREFECT_SERVER_API_PORT": str(PREFECT_PORT),
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{SESSION_DIR / 'prefect.db'}",
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{WORKER_DIR / 'prefect.db'}",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # The server has no CSRF protection (Prefect's default), so a client asking it for a token
+        # first (one request a client, answered 422) asks for nothing.
+        "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED": "false",
         "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
         # The session's Prefect server speaks plain HTTP on loopback, so the CA bundle Prefect's client
         # loads into every client it builds (certifi's, ~20 ms a client, hundreds of clients a run) is
@@ -65,6 +69,7 @@ os.environ.update(
 import pytest  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
+from stack.topology import PREFECT_SERVER_TUNING  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from tests.support.databases import POSTGRES_MISSING, PostgresServer, postgres_binaries  # noqa: E402
 
@@ -74,15 +79,19 @@ _prefect_process = None  # the session's Prefect server, started early (see pyte
 # wait for: registering every installed collection's block types at start (importing prefect_gcp and
 # the Vertex AI SDK: ~5 s; ModelPulse registers its own types when it saves a block), the scheduler
 # (it would fill the database with the runs of every scheduled export deployment the tests create),
-# and late-runs then marking them late every 5 s, among other loops. The clusters of tests/production
-# and `make up` start servers of their own with everything on (only this process's server is changed).
+# and late-runs then marking them late every 5 s, among other loops; and what it does with each event
+# beyond making task runs of them (storing it, matching it against automations, streaming it out: no
+# test here reads Prefect's events or has an automation). The clusters of tests/production and
+# `make up` start servers of their own with everything on (only this process's server is changed).
 _SESSION_SERVER_SETTINGS = {
+    **PREFECT_SERVER_TUNING,
     "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false",
+    "PREFECT_SERVER_EVENTS_STREAM_OUT_ENABLED": "false",
     **{
         f"PREFECT_SERVER_SERVICES_{service}_ENABLED": "false"
         for service in (
             "SCHEDULER", "LATE_RUNS", "PAUSE_EXPIRATIONS", "CANCELLATION_CLEANUP", "FOREMAN", "REPOSSESSOR",
-            "CLEANUP_RECONCILER",
+            "CLEANUP_RECONCILER", "EVENT_PERSISTER", "TRIGGERS",
         )
     },
 }
@@ -93,7 +102,7 @@ def _start_prefect_server():
     if _prefect_process is None:
         _prefect_process = start_process(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(PREFECT_PORT)],
-            SESSION_DIR / "prefect-server.log",
+            WORKER_DIR / "prefect-server.log",
             env={**os.environ, **_SESSION_SERVER_SETTINGS},
         )
     return _prefect_process
@@ -106,17 +115,21 @@ def _stop_prefect_server() -> None:
         _prefect_process = None
 
 
+def _runs_tests(session) -> bool:
+    """Whether this process runs tests: an xdist controller only hands them out to its workers."""
+    return not session.config.option.collectonly and not session.config.pluginmanager.hasplugin("dsession")
+
+
 def pytest_sessionstart(session):
-    """Start the Prefect server now, so its start (10-30 s) overlaps collection; ``prefect_server``
-    waits for it, and it is stopped after collection if no selected test needs it. An xdist worker
-    uses its controller's."""
-    if not session.config.option.collectonly and not WORKER:
+    """Start this process's Prefect server now, so its start (10-30 s) overlaps collection;
+    ``prefect_server`` waits for it, and it is stopped after collection if no selected test needs it."""
+    if _runs_tests(session):
         _start_prefect_server()
 
 
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
+    _stop_prefect_server()
     if not WORKER:
-        _stop_prefect_server()
         shutil.rmtree(SESSION_DIR, ignore_errors=True)
 
 
@@ -172,22 +185,21 @@ def pytest_collection_modifyitems(config, items):  # noqa: ARG001
 
 
 def pytest_collection_finish(session):
-    if WORKER or session.config.pluginmanager.hasplugin("dsession"):
-        return  # the controller collects nothing itself; its workers decide nothing about the server
-    if not any("prefect_server" in item.fixturenames for item in session.items):
+    if WORKER:
+        return  # a worker collects every test and is handed some of them later
+    if _runs_tests(session) and not any("prefect_server" in item.fixturenames for item in session.items):
         _stop_prefect_server()  # started early for nothing (pytest_sessionstart)
 
 
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[str]:
-    """A real Prefect server (SQLite) on a free loopback port; yields its API URL."""
-    process = None if WORKER else _start_prefect_server()
+    """This test process's Prefect server (SQLite) on a free loopback port; yields its API URL."""
+    process = _start_prefect_server()
     try:
         wait_until_ready(f"http://127.0.0.1:{PREFECT_PORT}/api/health", process, timeout=120)
         yield os.environ["PREFECT_API_URL"]
     finally:
-        if not WORKER:
-            _stop_prefect_server()
+        _stop_prefect_server()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -99,7 +99,7 @@ def api_server(database_url, tmp_path) -> Iterator[Callable[..., Gunicorn]]:
         }
         process = start_process(argv, tmp_path / f"gunicorn-{port}.log", env=env, cwd=ROOT)
         processes.append(process)
-        wait_until_ready(f"http://127.0.0.1:{port}/health", process, timeout=60)
+        wait_until_ready(f"http://127.0.0.1:{port}/health", process, timeout=120)
         return Gunicorn(f"http://127.0.0.1:{port}", access_log)
 
     yield start
