@@ -89,6 +89,9 @@ async def _main() -> int:
 
 
 def main() -> None:
+    from prefect.logging.configuration import setup_logging
+
+    setup_logging()  # as Prefect's CLI does: its console handler, at PREFECT_LOGGING_LEVEL
     sys.exit(asyncio.run(_main()))
 
 
