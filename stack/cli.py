@@ -283,18 +283,13 @@ def prefect_setup() -> None:
     """Prepare a running Prefect server: work pool, block types, the zombie-run automation, deployments
     (`up --roles prefect` runs it; running it again changes nothing)."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectAlreadyExists
 
     from blocks.connections import register_block_types
     from flows.zombie_runs import ensure_zombie_automation
 
     settings = get_settings()
     with get_client(sync_client=True) as client:
-        try:
-            client.create_work_pool(WorkPoolCreate(name=settings.work_pool, type="process"))
-        except ObjectAlreadyExists:
-            pass
+        ensure_work_pool(client, settings.work_pool)
     register_block_types()
     ensure_zombie_automation(settings.flow_heartbeat_seconds)
     root = Path(__file__).resolve().parent.parent
@@ -302,6 +297,30 @@ def prefect_setup() -> None:
         subprocess.run(
             [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"], cwd=root, check=True
         )
+
+
+FLOW_RUN_COMMAND = "modelpulse-flow-run"
+
+
+def ensure_work_pool(client, name: str) -> None:
+    """The process work pool, its flow runs started by ``modelpulse-flow-run`` (a fork of this
+    machine's warm flow-run server, ``stack.flow_run_forks``) in place of a new ``python -m
+    prefect.engine``; a pool made before keeps its other settings and gets the command."""
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+    from prefect.exceptions import ObjectAlreadyExists
+    from prefect.workers.process import ProcessWorker
+
+    template = ProcessWorker.get_default_base_job_template()
+    template["variables"]["properties"]["command"]["default"] = FLOW_RUN_COMMAND
+    try:
+        client.create_work_pool(WorkPoolCreate(name=name, type="process", base_job_template=template))
+        return
+    except ObjectAlreadyExists:
+        template = client.read_work_pool(name).base_job_template
+    command = template.get("variables", {}).get("properties", {}).get("command")
+    if command is not None and command.get("default") != FLOW_RUN_COMMAND:
+        command["default"] = FLOW_RUN_COMMAND
+        client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
 
 
 def _has_deployments(path: Path) -> bool:

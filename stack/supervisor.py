@@ -62,6 +62,7 @@ def services(settings: Settings, roles: Collection[str]) -> tuple[list[Service],
             server.append(Service("prefect-services", commands["prefect-services"]))
     rest: list[Service] = []
     if "worker" in roles:
+        rest.append(Service("flow-run-forks", commands["flow-run-forks"]))
         for index in range(settings.workers):
             name = worker_name(settings, index + 1)
             rest.append(Service(f"prefect-worker-{index + 1}", [*commands["worker"], "--name", name]))

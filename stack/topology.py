@@ -6,7 +6,8 @@ A ModelPulse installation is four roles:
                  Redis carries Prefect's messaging); this machine also migrates ModelPulse's database
                  and deploys prefect.yaml
     api          the REST API (gunicorn, MODELPULSE_API_WORKERS processes)
-    worker       Prefect process workers (MODELPULSE_WORKERS): exports, syncs, sweeps, drift checks
+    worker       Prefect process workers (MODELPULSE_WORKERS): exports, syncs, sweeps, drift checks;
+                 and the flow-run fork server their runs start from (``stack.flow_run_forks``)
     dispatcher   webhook dispatchers (MODELPULSE_DISPATCHERS): outbox -> fan-out-events runs
 
 One machine may run all four (``make up``: SQLite for both databases). Several machines share one
@@ -128,6 +129,8 @@ def stack_environment(settings: Settings) -> dict[str, str]:
             "MODELPULSE_PREFECT_PORT": str(settings.prefect_port),
             "MODELPULSE_ROOT": str(ROOT),
             "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
+            # The work pool's command, `modelpulse-flow-run`, is a script of this installation.
+            "PATH": os.pathsep.join(p for p in (str(Path(sys.executable).parent), env.get("PATH", "")) if p),
             "PREFECT_HOME": str(prefect_home),
             "PREFECT_API_URL": api_url,
             "PREFECT_SERVER_API_HOST": settings.bind_host,
@@ -179,6 +182,7 @@ def role_commands(settings: Settings) -> dict[str, list[str]]:
     return {
         "prefect-server": prefect_server,
         "prefect-services": [python, "-m", "stack.prefect_services"],
+        "flow-run-forks": [python, "-m", "stack.flow_run_forks"],
         "worker": [python, "-m", "prefect", "worker", "start", "--pool", settings.work_pool, "--type", "process"],
         "dispatcher": [python, "-m", "flows.fan_out"],
         "api": [
