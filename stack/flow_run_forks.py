@@ -287,7 +287,7 @@ def run_child(conn: socket.socket, request: dict, fds: list[int]) -> None:
         for signum in (*ADMIN_SIGNALS, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        for target, fd in zip((0, 1, 2), fds):
+        for target, fd in zip((0, 1, 2), fds, strict=True):
             os.dup2(fd, target)
         os.chdir(request["cwd"])
         os.environ.clear()

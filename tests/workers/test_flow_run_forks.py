@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-from prefect.states import Cancelling
 
 from stack.cli import FLOW_RUN_COMMAND, ensure_work_pool
 from stack.flow_run_client import connect
