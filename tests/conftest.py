@@ -175,6 +175,7 @@ SLOW_FIXTURES = {
     "cluster": "two-machine production cluster",
     "fuzz_app": "schemathesis/hypothesis fuzzing",
     "prefect_worker": "`prefect worker start` subprocesses",
+    "prefect_services_server": "a Prefect server of its own with its event services on (triggers, persister)",
     # Tests that wait out real timeouts: a sink or receiver that hangs or trickles, then the
     # ship-page task's production retry backoff (2, 4, 8 s).
     "short_timeouts": "waits out sink timeouts and the ship-page retry backoff",

@@ -162,11 +162,34 @@ def _automation(
     )
 
 
+def _not_found(error: PrefectHTTPStatusError) -> bool:
+    return error.response.status_code == 404
+
+
+def read_automation(client: SyncPrefectClient, automation_id: str | UUID) -> Any:
+    """The automation, or ``None`` when Prefect has none of that id (deleted there)."""
+    try:
+        return client.read_automation(UUID(str(automation_id)))
+    except PrefectHTTPStatusError as error:
+        if _not_found(error):
+            return None
+        raise
+
+
+def delete_automation(client: SyncPrefectClient, automation_id: str | UUID) -> None:
+    """Delete the automation; one already gone is fine."""
+    try:
+        client.delete_automation(UUID(str(automation_id)))
+    except PrefectHTTPStatusError as error:
+        if not _not_found(error):
+            raise
+
+
 def _forget_automation(automation_id: UUID | str) -> None:
     """Delete an automation whose record could not be stored (best effort: a leftover never fires)."""
     try:
         with get_client(sync_client=True) as client:
-            client.delete_automation(UUID(str(automation_id)))
+            delete_automation(client, automation_id)
     except Exception as error:  # noqa: BLE001 - nothing names its related resource, so it never fires
         log.warning("remediation: automation %s left in Prefect: %s", automation_id, type(error).__name__)
 
@@ -208,7 +231,7 @@ def replace_remediation(session: Session, remediation: Remediation, body: Remedi
         deployment = _deployment(client, body.deployment)
         parameters = _check_parameters(body.parameters, deployment)
         automation = _automation(organization_id, remediation.id, body, deployment.id, parameters)
-        previous = client.read_automation(remediation.automation_id)
+        previous = read_automation(client, remediation.automation_id)
         if previous is None:
             automation_id = client.create_automation(automation)
         else:
@@ -232,7 +255,7 @@ def _restore_automation(previous: Any, automation_id: UUID) -> None:
     try:
         with get_client(sync_client=True) as client:
             if previous is None:
-                client.delete_automation(automation_id)
+                delete_automation(client, automation_id)
             else:
                 client.update_automation(automation_id, AutomationCore.model_validate(previous, from_attributes=True))
     except Exception as error:  # noqa: BLE001 - logged; the next PUT writes it again
@@ -242,10 +265,7 @@ def _restore_automation(previous: Any, automation_id: UUID) -> None:
 def delete_remediation(session: Session, remediation: Remediation) -> None:
     """Delete the automation first (one already gone is fine), then the record."""
     with _prefect_reachable(), get_client(sync_client=True) as client:
-        try:
-            client.delete_automation(UUID(remediation.automation_id))
-        except ObjectNotFound:
-            pass
+        delete_automation(client, remediation.automation_id)
     session.delete(remediation)
     session.commit()
 
