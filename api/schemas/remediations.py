@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from api.schemas.common import Name, RecordOut, StrictModel, serialised_at_most
@@ -13,16 +13,26 @@ from api.schemas.webhooks import FILTER_MAX_BYTES, EventType
 from store.event_filters import MAX_CONDITIONS, MAX_DEPTH, FilterInvalid, compile_filter
 
 PARAMETERS_MAX_BYTES = 64 * 1024
+
+
+def _not_path_steps(name: str) -> str:
+    if any(part in (".", "..") for part in name.split("/")):
+        raise ValueError('a flow or deployment name cannot be "." or ".."')
+    return name
+
+
 # "<flow name>/<deployment name>", as `prefect deployment run` takes it.
 DeploymentName = Annotated[
     str,
     Field(
         min_length=3,
         max_length=400,
-        pattern=r"^[^/\x00]+/[^/\x00]+$",
+        # Prefect's names never hold / % & < > (nor control characters); "." and ".." would be path steps.
+        pattern=r"^[^/%&<>\x00-\x1f]+/[^/%&<>\x00-\x1f]+$",
         description='The Prefect deployment to run, "<flow name>/<deployment name>"; it must exist (422 otherwise).',
         examples=["retrain/retrain-on-drift"],
     ),
+    AfterValidator(_not_path_steps),
 ]
 
 ON_FILTER_DESCRIPTION = (

@@ -102,7 +102,10 @@ def _template_problems(value: Any, path: str) -> list[tuple[str, str]]:
 def _check_parameters(parameters: dict[str, Any], deployment: DeploymentResponse) -> dict[str, Any]:
     """The templated parameters, after checking them against Prefect's templating and the flow's parameters."""
     prefect_form = templated(parameters)
-    hydrated = hydrate(prefect_form, HydrationContext(raise_on_error=False, render_jinja=False))
+    try:
+        hydrated = hydrate(prefect_form, HydrationContext(raise_on_error=False, render_jinja=False))
+    except Exception as error:  # noqa: BLE001 - a placeholder Prefect's hydration cannot read at all
+        raise Unprocessable.field("parameters", f"not valid Prefect parameters: {error}") from None
     problems = _template_problems(hydrated, "parameters")
     schema = deployment.parameter_openapi_schema or {}
     known = schema.get("properties")
@@ -124,12 +127,27 @@ def _check_parameters(parameters: dict[str, Any], deployment: DeploymentResponse
 
 
 def _deployment(client: SyncPrefectClient, name: str) -> DeploymentResponse:
+    missing = Unprocessable.field("deployment", f"no Prefect deployment {name!r} (<flow name>/<deployment name>)")
     try:
         return client.read_deployment_by_name(name)
     except ObjectNotFound:
-        raise Unprocessable.field(
-            "deployment", f"no Prefect deployment {name!r} (<flow name>/<deployment name>)"
-        ) from None
+        raise missing from None
+    except PrefectHTTPStatusError as error:
+        if error.response.status_code < 500:  # a name Prefect cannot even look up
+            raise missing from None
+        raise
+
+
+@contextmanager
+def _automation_accepted() -> Iterator[None]:
+    """Prefect refusing an automation ModelPulse checked: what is left to refuse is in the parameters."""
+    try:
+        yield
+    except PrefectHTTPStatusError as error:
+        if error.response.status_code >= 500:
+            raise
+        refusal = error.response.text[:500]
+        raise Unprocessable.field("parameters", f"Prefect refused the automation: {refusal}") from None
 
 
 def _automation(
@@ -206,9 +224,10 @@ def create_remediation(session: Session, organization_id: str, body: Remediation
     with _prefect_reachable(), get_client(sync_client=True) as client:
         deployment = _deployment(client, body.deployment)
         parameters = _check_parameters(body.parameters, deployment)
-        automation_id = client.create_automation(
-            _automation(organization_id, remediation_id, body, deployment.id, parameters)
-        )
+        with _automation_accepted():
+            automation_id = client.create_automation(
+                _automation(organization_id, remediation_id, body, deployment.id, parameters)
+            )
     try:
         remediation = add_remediation(session, organization_id, remediation_id, _fields(body, automation_id))
         session.commit()
@@ -232,11 +251,12 @@ def replace_remediation(session: Session, remediation: Remediation, body: Remedi
         parameters = _check_parameters(body.parameters, deployment)
         automation = _automation(organization_id, remediation.id, body, deployment.id, parameters)
         previous = read_automation(client, remediation.automation_id)
-        if previous is None:
-            automation_id = client.create_automation(automation)
-        else:
-            automation_id = previous.id
-            client.update_automation(automation_id, automation)
+        with _automation_accepted():
+            if previous is None:
+                automation_id = client.create_automation(automation)
+            else:
+                automation_id = previous.id
+                client.update_automation(automation_id, automation)
     try:
         for name, value in _fields(body, automation_id).items():
             setattr(remediation, name, value)
