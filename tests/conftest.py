@@ -347,3 +347,15 @@ def org(make_key):
         headers = {"Authorization": f"Bearer {key}"}
 
     return Org
+
+
+@pytest.fixture
+def organization(make_key):
+    """A fresh organization per test (whatever the database holds already) and headers with its key."""
+
+    class Organization:
+        id = f"org-{uuid.uuid4().hex[:10]}"
+        key = make_key(id)
+        headers = {"Authorization": f"Bearer {key}"}
+
+    return Organization

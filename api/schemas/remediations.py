@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from api.schemas.common import Name, RecordOut, StrictModel, serialised_at_most
-from api.schemas.webhooks import FILTER_MAX_BYTES, EventType
-from store.event_filters import MAX_CONDITIONS, MAX_DEPTH, FilterInvalid, compile_filter
+from api.schemas.webhooks import FILTER_MAX_BYTES, EventType, check_filter
+from store.event_filters import MAX_CONDITIONS, MAX_DEPTH
 
 PARAMETERS_MAX_BYTES = 64 * 1024
 
@@ -73,22 +72,8 @@ class RemediationIn(StrictModel):
     @model_validator(mode="after")
     def _filter_fits_the_type(self) -> Self:
         # Located at its place in the filter: on.filter.data.model, on.filter.$or[1].project_id.
-        if self.on.filter is None:
-            return self
-        try:
-            compile_filter(self.on.filter, [self.on.type])
-        except FilterInvalid as invalid:
-            raise ValidationError.from_exception_data(
-                type(self).__name__,
-                [
-                    InitErrorDetails(
-                        type=PydanticCustomError("filter_invalid", "{reason}", {"reason": message}),
-                        loc=("on", "filter", *location),
-                        input=self.on.filter,
-                    )
-                    for location, message in invalid.errors
-                ],
-            ) from None
+        if self.on.filter is not None:
+            check_filter(type(self).__name__, self.on.filter, [self.on.type], ("on", "filter"))
         return self
 
 

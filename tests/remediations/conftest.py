@@ -19,18 +19,6 @@ from tests.support.servers import free_port, start_process, stop_process, wait_u
 
 
 @pytest.fixture
-def organization(make_key):
-    """A fresh organization per test and headers with its key."""
-
-    class Organization:
-        id = f"org-{uuid.uuid4().hex[:10]}"
-        key = make_key(id)
-        headers = {"Authorization": f"Bearer {key}"}
-
-    return Organization
-
-
-@pytest.fixture
 def deployment(prefect_server) -> str:
     """A deployment of the test flow on the session's server (nothing runs it): ``"<flow>/<deployment>"``."""
     from prefect.client.orchestration import get_client
