@@ -52,6 +52,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         monitors,
         recommendations,
         registries,
+        remediations,
         thresholds,
         webhook_deliveries,
         webhooks,
@@ -72,6 +73,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         monitors.bp,
         thresholds.bp,
         recommendations.bp,
+        remediations.bp,
     ):
         app.register_blueprint(blueprint)
     app.url_map.strict_slashes = False

@@ -27,6 +27,19 @@ def decode_cursor(cursor: str) -> str:
     return value
 
 
+def page_offset(page: PageQuery) -> int:
+    """Where a page of a live read (not a table here) starts: 0, or the position ``next_cursor`` carries."""
+    if not page.cursor:
+        return 0
+    try:
+        start = int(decode_cursor(page.cursor))
+    except ValueError:
+        start = -1
+    if start < 0:
+        raise Unprocessable.field("query.cursor", "not a cursor this API returned")
+    return start
+
+
 def paginate(
     session: Session,
     statement: Select[Any],

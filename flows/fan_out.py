@@ -12,6 +12,10 @@ background task (``.delay()``) costs a Prefect API write, result storage and a t
 event; at 20 events/s on two cores that queue grew to tens of seconds (bench/RESULTS.md). A task run
 made in a process that keeps its Prefect client open costs ~10 ms, and reports its states as events.
 
+Every outbox event is also emitted into Prefect's event stream (``modelpulse.<type>``, the UI's event
+feed, and what remediations' automations trigger on) by a loop of its own beside the fan-out:
+``tasks/prefect_events.py``.
+
 Nothing is lost: an event is claimed in the same transaction that creates its deliveries, each
 delivery is leased to its run, and the ``retry-due-deliveries`` sweep takes over expired leases (and
 events written while no dispatcher ran). Several dispatchers on one database are safe (a claim has one
@@ -31,10 +35,12 @@ from dataclasses import asdict
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import AsyncClientContext
+from prefect.events.clients import get_events_client
 from prefect.logging import get_logger
 from prefect.runtime import task_run
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 
+from tasks import prefect_events
 from tasks.webhooks import fanout
 from tasks.webhooks.sender import Sender
 from tasks.webhooks.settings import get_webhook_settings
@@ -51,6 +57,10 @@ FAILED_EVENT_PAUSE_SECONDS = 30.0
 IDLE_RECEIVER_SECONDS = 60.0
 # While the outbox cannot be read (the database is down), it is tried this often instead.
 OUTBOX_RETRY_SECONDS = 1.0
+# How often the Prefect event publisher looks for events to emit when it found none, and how long it
+# waits after failing to emit (Prefect or the database down).
+PUBLISH_POLL_SECONDS = 0.25
+PUBLISH_RETRY_SECONDS = 2.0
 
 
 def _run_name() -> str:
@@ -105,6 +115,8 @@ class Dispatcher:
                 return
             sender = await resources.enter_async_context(Sender(get_webhook_settings()))
             _sender.set(sender)
+            # Prefect events go out beside the fan-out, never in its way (tasks/prefect_events.py).
+            publisher = asyncio.create_task(self.publish_to_prefect(stop))
             log.info("dispatching outbox events every %g s", self.poll_seconds)
             last_tidy = time.monotonic()
             while not stop.is_set():
@@ -117,6 +129,34 @@ class Dispatcher:
             if self.runs:
                 log.info("waiting for %d fan-out run(s) to finish", len(self.runs))
                 await asyncio.gather(*self.runs, return_exceptions=True)
+            await asyncio.gather(publisher, return_exceptions=True)
+
+    async def publish_to_prefect(self, stop: asyncio.Event) -> None:
+        """Emit every outbox event into Prefect's event stream until ``stop`` is set.
+
+        One events websocket for the process, each event confirmed (checkpointed) before its batch is
+        marked published; when Prefect or the database fails, the batch stays unpublished and is
+        emitted again (under the same Prefect event ids) once both answer.
+        """
+        failing_since: float | None = None
+        while not stop.is_set():
+            try:
+                async with get_events_client(checkpoint_every=1) as client:
+                    while not stop.is_set():
+                        emitted = await prefect_events.publish_events(client)
+                        if failing_since is not None:
+                            log.info("emitting events to Prefect again after %.0f s", time.monotonic() - failing_since)
+                            failing_since = None
+                        if not emitted:
+                            await _wait(stop, PUBLISH_POLL_SECONDS)
+            except Exception as error:  # noqa: BLE001 - Prefect or the database is down: try again shortly
+                if failing_since is None:  # once per outage
+                    failing_since = time.monotonic()
+                    log.warning(
+                        "could not emit events to Prefect (%s: %s); trying again every %g s",
+                        type(error).__name__, error, PUBLISH_RETRY_SECONDS,
+                    )
+                await _wait(stop, PUBLISH_RETRY_SECONDS)
 
     async def dispatch_new_events(self) -> bool:
         """Start runs for the events found now; whether there were any."""

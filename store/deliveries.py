@@ -174,8 +174,8 @@ def settle_delivery(
 def create_test_delivery(session: Session, webhook: Webhook, now: datetime) -> Delivery:
     """A ``webhook.test`` event for one webhook and its delivery, outside the fan-out.
 
-    The event is stored already dispatched, so neither the fan-out nor the sweep sends it to
-    anyone else.
+    The event is stored already dispatched (and published), so neither the fan-out nor the sweep sends it
+    to anyone else.
     """
     event = Event(
         id=new_id("evt"),
@@ -185,6 +185,9 @@ def create_test_delivery(session: Session, webhook: Webhook, now: datetime) -> D
         data={"webhook_id": webhook.id, "message": "This is a test event from ModelPulse."},
         timestamp=now,
         dispatched_at=now,
+        # Nor is it emitted into Prefect's event stream: it is a check of one webhook, not an event of the
+        # organization (no remediation can be on it).
+        published_at=now,
     )
     delivery = _pending_delivery(event, webhook.id)
     session.add(event)

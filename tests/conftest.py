@@ -176,6 +176,7 @@ SLOW_FIXTURES = {
     "fuzz_app": "schemathesis/hypothesis fuzzing",
     "prefect_worker": "`prefect worker start` subprocesses",
     "forking_worker": "`prefect worker start` subprocesses",
+    "prefect_services_server": "a Prefect server of its own with its event services on (triggers, persister)",
     # Tests that wait out real timeouts: a sink or receiver that hangs or trickles, then the
     # ship-page task's production retry backoff (2, 4, 8 s).
     "short_timeouts": "waits out sink timeouts and the ship-page retry backoff",
@@ -347,3 +348,15 @@ def org(make_key):
         headers = {"Authorization": f"Bearer {key}"}
 
     return Org
+
+
+@pytest.fixture
+def organization(make_key):
+    """A fresh organization per test (whatever the database holds already) and headers with its key."""
+
+    class Organization:
+        id = f"org-{uuid.uuid4().hex[:10]}"
+        key = make_key(id)
+        headers = {"Authorization": f"Bearer {key}"}
+
+    return Organization

@@ -14,7 +14,7 @@ from api.auth import require_organization_key
 from api.db import db
 from api.endpoint import Accepted, Created, endpoint
 from api.errors import Unprocessable, validation_problem
-from api.pagination import decode_cursor, encode_cursor, paginate
+from api.pagination import encode_cursor, page_offset, paginate
 from api.schemas.common import Page, PageQuery
 from api.schemas.registries import (
     REGISTRATION_BODIES,
@@ -49,15 +49,7 @@ DEFAULT_REGISTER_WAIT_SECONDS = 20.0
 
 def _page_start(query: PageQuery) -> int:
     """Where a page of a live read starts: 0, or the position a ``next_cursor`` carries (else 422)."""
-    if not query.cursor:
-        return 0
-    try:
-        start = int(decode_cursor(query.cursor))
-    except ValueError:
-        start = -1
-    if start < 0:
-        raise Unprocessable.field("query.cursor", "not a cursor this API returned")
-    return start
+    return page_offset(query)
 
 
 def _page_of(items: list, start: int, limit: int) -> tuple[list, str | None]:

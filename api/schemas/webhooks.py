@@ -185,23 +185,27 @@ class WebhookIn(StrictModel):
     def _filter_fits_the_events(self) -> Self:
         # After the fields: the paths are checked against the subscribed types. Each error is located
         # at its place in the filter (filter.data.model, filter.$or[1].type).
-        if self.filter is None:
-            return self
-        try:
-            compile_filter(self.filter, self.events)
-        except FilterInvalid as invalid:
-            raise ValidationError.from_exception_data(
-                type(self).__name__,
-                [
-                    InitErrorDetails(
-                        type=PydanticCustomError("filter_invalid", "{reason}", {"reason": message}),
-                        loc=("filter", *location),
-                        input=self.filter,
-                    )
-                    for location, message in invalid.errors
-                ],
-            ) from None
+        if self.filter is not None:
+            check_filter(type(self).__name__, self.filter, self.events, ("filter",))
         return self
+
+
+def check_filter(model: str, source: dict[str, Any], event_types: list[str], at: tuple[str, ...]) -> None:
+    """Raise a ``ValidationError`` locating each problem of a filter under ``at`` (``filter.data.model``)."""
+    try:
+        compile_filter(source, event_types)
+    except FilterInvalid as invalid:
+        raise ValidationError.from_exception_data(
+            model,
+            [
+                InitErrorDetails(
+                    type=PydanticCustomError("filter_invalid", "{reason}", {"reason": message}),
+                    loc=(*at, *location),
+                    input=source,
+                )
+                for location, message in invalid.errors
+            ],
+        ) from None
 
 
 class WebhookOut(RecordOut):

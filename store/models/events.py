@@ -16,6 +16,7 @@ class Event(Base):
     __table_args__ = (
         Index("ix_events_organization_id_id", "organization_id", "id"),
         Index("ix_events_dispatched_at", "dispatched_at"),
+        Index("ix_events_published_at", "published_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # evt_<ulid>
@@ -26,3 +27,6 @@ class Event(Base):
     timestamp: Mapped[datetime] = mapped_column(default=utcnow)
     # Null until the fan-out has taken the event; the outbox sweep picks up what stays null.
     dispatched_at: Mapped[datetime | None]
+    # Null until the event was emitted into Prefect's event stream (``tasks/prefect_events.py``), which the
+    # dispatcher does apart from the fan-out; the retry sweep emits what stays null.
+    published_at: Mapped[datetime | None]

@@ -105,7 +105,22 @@ def resource_bodies() -> dict[str, dict]:
         "exports": body("exports", "elasticsearch"),
         "webhooks": body("webhooks"),
         "thresholds": {"metric": "records.count", "operator": ">", "value": 1000},
+        "remediations": {"name": "retrain", "on": {"type": "drift.detected"}, "deployment": REMEDIATION_DEPLOYMENT},
     }
+
+
+# The Prefect deployment the remediation above runs (``ensure_remediation_deployment`` creates it).
+REMEDIATION_DEPLOYMENT = "hostile-input-retrain/on-drift"
+
+
+def ensure_remediation_deployment() -> None:
+    """Create the remediation's deployment on the Prefect server of ``PREFECT_API_URL`` (no flow code: it
+    is never run)."""
+    from prefect.client.orchestration import get_client
+
+    flow_name, deployment_name = REMEDIATION_DEPLOYMENT.split("/")
+    with get_client(sync_client=True) as client:
+        client.create_deployment(client.create_flow_from_name(flow_name), deployment_name)
 
 
 def fill_path(path: str, ids: dict[str, str]) -> str:

@@ -27,6 +27,7 @@ from tests.api.hostile import (
     HOSTILE_QUERY_VALUES,
     MALFORMED,
     TEN_MB_BODY,
+    ensure_remediation_deployment,
     expected_status,
     fill_path,
     operations,
@@ -42,6 +43,7 @@ PROBLEM_JSON = "application/problem+json"
 def _create_resources(post, headers: dict[str, str]) -> dict[str, str]:
     """The records path parameters point at; ``post(path, json=..., headers=...)`` -> (status, json)."""
     ids = {"organization_id": "acme", "model": "fraud"}
+    ensure_remediation_deployment()
     for collection, payload in resource_bodies().items():
         status, record = post(f"/organizations/acme/{collection}", payload, headers)
         assert status == 201, (collection, record)

@@ -94,18 +94,6 @@ def fan_out_worker(prefect_server, webhook_database_url) -> Iterator[FanOutWorke
 
 
 @pytest.fixture
-def organization(make_key):
-    """A fresh organization per test (the database is shared) and headers with its key."""
-
-    class Organization:
-        id = f"org-{uuid.uuid4().hex[:10]}"
-        key = make_key(id)
-        headers = {"Authorization": f"Bearer {key}"}
-
-    return Organization
-
-
-@pytest.fixture
 def create_webhook(client, organization):
     """``create_webhook(url, events=[...], ...)`` through the API; returns the response JSON."""
 
