@@ -70,6 +70,7 @@ def kind_of(command: str) -> str | None:
         ("stack.prefect_services", "prefect services"),
         ("prefect server start", "prefect api"),
         ("prefect worker start", "worker"),
+        ("stack.flow_run_forks", "worker"),  # the flow-run fork server: the worker's runs are its children
         ("gunicorn", "api"),
     ):
         if fragment in command:

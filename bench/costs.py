@@ -1,0 +1,217 @@
+"""What one flow run costs the whole stack, and what the stack costs at rest, for the two ways a worker
+can start a flow run, side by side in one run (issue 22):
+
+- **fresh interpreter**: Prefect's default, ``python -m prefect.engine`` per run (the work pool's
+  command left empty);
+- **fork server**: ``modelpulse-flow-run``, a fork of this machine's warm ``stack.flow_run_forks``.
+
+    PYTHONPATH=. .venv/bin/python bench/costs.py [--runs 5] [--idle-seconds 120] [--shapes sqlite production]
+
+Each shape is brought up with ``modelpulse up`` (all roles; bench/capacity.py's shapes), then, for each
+way in turn (the work pool's command switched through Prefect's API, nothing restarted):
+
+- **at rest, sweeps on their schedules** (``run-monitors``, ``registry-sync``, ``retry-due-deliveries``
+  every minute): cores of every process ``up`` started, flow runs included, and the stack's peak memory
+  as the sum of each process's PSS (shared pages split among the processes that share them: forked runs
+  share the server's imports, and RSS would count those once per run);
+- **one small export** (10 records to bench/sink_stubs.py's Elasticsearch stub), schedules paused:
+  trigger (``POST .../trigger``) to the run completed and its process gone, wall seconds and CPU of the
+  whole stack, the CPU the stack uses at rest over the same time subtracted; median of ``--runs``.
+
+CPU is read from /proc (utime + stime of each process tree, reaped children included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.capacity import (  # noqa: E402
+    KINDS,
+    Shape,
+    measure_idle,
+    pause_schedules,
+    say,
+    seed_export,
+    start_es_fake,
+    start_shape,
+)
+from bench.export_throughput import SECRETS  # noqa: E402
+from bench.process_cpu import children_of, process_table, tree  # noqa: E402
+from stack.cli import FLOW_RUN_COMMAND  # noqa: E402
+
+WAYS = {"fresh interpreter": None, "fork server": FLOW_RUN_COMMAND}
+SMALL_EXPORT = 10
+
+
+@dataclass
+class WayFigures:
+    idle_cores: float = 0.0
+    idle_by_kind: dict[str, float] | None = None
+    peak_pss_mb: float = 0.0
+    export_seconds: list[float] | None = None
+    export_cpu: list[float] | None = None
+
+
+def set_flow_run_command(shape: Shape, command: str | None) -> None:
+    pool = shape.machine.env.get("MODELPULSE_WORK_POOL", "modelpulse")
+    with httpx.Client(base_url=shape.prefect_api, timeout=30) as prefect:
+        template = prefect.get(f"/work_pools/{pool}").json()["base_job_template"]
+        template["variables"]["properties"]["command"]["default"] = command
+        prefect.patch(f"/work_pools/{pool}", json={"base_job_template": template}).raise_for_status()
+
+
+def resume_schedules(shape: Shape) -> None:
+    with httpx.Client(base_url=shape.prefect_api, timeout=30) as prefect:
+        for deployment in prefect.post("/deployments/filter", json={}).json():
+            if deployment.get("schedules"):
+                prefect.post(f"/deployments/{deployment['id']}/resume_deployment").raise_for_status()
+
+
+def stack_pss_mb(shape: Shape) -> float:
+    """The PSS of every process below ``up`` (and PostgreSQL's and Redis's), in MB."""
+    table = process_table()
+    roots = [shape.machine.process.pid]  # type: ignore[union-attr]
+    if shape.postgres:
+        roots.append(int((shape.postgres.data / "postmaster.pid").read_text().split()[0]))
+    if shape.redis and shape.redis.process:
+        roots.append(shape.redis.process.pid)
+    total = 0
+    for root in roots:
+        for pid in tree(root, table):
+            try:
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+            except OSError:
+                pass
+    return total / 1024
+
+
+def at_rest_with_schedules(shape: Shape, seconds: float) -> tuple[float, dict[str, float], float]:
+    """Cores used and the peak PSS over ``seconds`` with the sweeps running on their schedules."""
+    resume_schedules(shape)
+    mark = shape.mark()
+    peak = 0.0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        peak = max(peak, stack_pss_mb(shape))
+        time.sleep(1)
+    usage = shape.since(mark)
+    cores = usage.cores()
+    return sum(cores.get(kind, 0.0) for kind in KINDS), cores, peak
+
+
+def small_export(shape: Shape, api: httpx.Client, organization: str, export_id: str) -> tuple[float, float]:
+    """Trigger once; wall seconds to completed and run process gone, and the stack's CPU-s minus idle."""
+    mark = shape.mark()
+    run = api.post(f"/organizations/{organization}/exports/{export_id}/trigger")
+    run.raise_for_status()
+    deadline = time.monotonic() + 300
+    while (status := api.get(run.json()["status_url"]).json())["status"] not in ("completed", "failed"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"small export not done in 300 s: {status}")
+        time.sleep(0.05)
+    while flow_run_processes(shape) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    seconds = time.monotonic() - mark.at
+    time.sleep(2)  # Prefect records the run's last task-run events up to a second later
+    usage = shape.since(mark)
+    if status["status"] != "completed":
+        raise RuntimeError(f"small export: {status}")
+    per_kind = usage.per_unit_ms(shape.idle_cores, 1)
+    return seconds, sum(per_kind.get(kind, 0.0) for kind in KINDS) / 1000
+
+
+def flow_run_processes(shape: Shape) -> list[int]:
+    """Flow-run processes now: a worker's children (its clients or fresh engines) and the fork server's."""
+    table = process_table()
+    children = children_of(table)
+    found = []
+    for pid in children.get(shape.machine.process.pid, []):  # type: ignore[union-attr]
+        command = table[pid].command
+        if "prefect worker start" in command or "stack.flow_run_forks" in command:
+            found += children.get(pid, [])
+    return found
+
+
+def measure(shape: Shape, args: argparse.Namespace, sink_url: str) -> dict[str, WayFigures]:
+    figures = {way: WayFigures() for way in WAYS}
+    for way, command in WAYS.items():
+        set_flow_run_command(shape, command)
+        say(f"{shape.name}, {way}: {args.idle_seconds:.0f} s at rest, sweeps on their schedules")
+        figure = figures[way]
+        figure.idle_cores, figure.idle_by_kind, figure.peak_pss_mb = at_rest_with_schedules(shape, args.idle_seconds)
+    pause_schedules(shape)
+    measure_idle(shape, 10)
+    organization, key = seed_export(shape, SMALL_EXPORT)
+    body = {"name": "costs", "type": "elasticsearch", "streams": ["inference_logs"], "config": {"url": sink_url},
+            "credentials": SECRETS["elasticsearch"]}
+    with httpx.Client(base_url=shape.api, headers={"Authorization": f"Bearer {key}"}, timeout=60) as api:
+        created = api.post(f"/organizations/{organization}/exports", json=body)
+        created.raise_for_status()
+        for way, command in WAYS.items():
+            set_flow_run_command(shape, command)
+            small_export(shape, api, organization, created.json()["id"])  # warm: pages in the modules
+            runs = [small_export(shape, api, organization, created.json()["id"]) for _ in range(args.runs)]
+            figures[way].export_seconds = [seconds for seconds, _ in runs]
+            figures[way].export_cpu = [cpu for _, cpu in runs]
+            say(f"{shape.name}, {way}: small export median {statistics.median(figures[way].export_seconds):.2f} s, "
+                f"{statistics.median(figures[way].export_cpu):.2f} CPU-s")
+    return figures
+
+
+def report(results: dict[str, dict[str, WayFigures]]) -> None:
+    print("\n| shape | unit | fresh interpreter | fork server | goal |")
+    print("|---|---|---:|---:|---|")
+    for shape, figures in results.items():
+        old, new = figures["fresh interpreter"], figures["fork server"]
+        rows = [
+            ("one small export (10 records), trigger -> completed, wall s (median)",
+             statistics.median(old.export_seconds), statistics.median(new.export_seconds), "<= 2", 2),
+            ("one small export, CPU-s of the whole stack, idle subtracted (median)",
+             statistics.median(old.export_cpu), statistics.median(new.export_cpu), "<= 0.3", 2),
+            ("at rest, sweeps on their schedules: cores", old.idle_cores, new.idle_cores, "<= 0.03", 3),
+            ("at rest: peak PSS of the stack, MB", old.peak_pss_mb, new.peak_pss_mb, "<= 1,000", 0),
+        ]
+        for label, before, after, goal, digits in rows:
+            print(f"| {shape} | {label} | {before:,.{digits}f} | {after:,.{digits}f} | {goal} |")
+    for shape, figures in results.items():
+        for way, figure in figures.items():
+            kinds = ", ".join(f"{kind} {cores:.3f}" for kind, cores in sorted((figure.idle_by_kind or {}).items())
+                              if kind in KINDS)
+            print(f"\n{shape}, {way}, at rest with schedules, cores by kind: {kinds}")
+            print(f"{shape}, {way}, small exports: wall {[round(s, 2) for s in figure.export_seconds or []]}, "
+                  f"CPU-s {[round(c, 2) for c in figure.export_cpu or []]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5, help="small export runs per way (5)")
+    parser.add_argument("--idle-seconds", type=float, default=120, help="at rest with schedules, per way (120)")
+    parser.add_argument("--shapes", nargs="+", choices=["sqlite", "production"], default=["sqlite"])
+    args = parser.parse_args()
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="modelpulse-costs-") as workdir, ExitStack() as stack:
+        _, sink_url = start_es_fake(dict(os.environ, PYTHONPATH=str(ROOT)), stack)
+        for name in args.shapes:
+            with ExitStack() as shape_stack:
+                shape = start_shape(name, Path(workdir) / name, name == "production", shape_stack)
+                results[name] = measure(shape, args, sink_url)
+    report(results)
+
+
+if __name__ == "__main__":
+    main()
