@@ -10,6 +10,7 @@ from store.models.integrations import Integration
 from store.models.monitoring import DriftCheck, Monitor, Recommendation, Threshold, ThresholdState
 from store.models.organizations import ApiKey, ApiKeyRequestCount, Organization
 from store.models.registry import EndpointStatusChange, InboundReceipt, MonitoredModel, RegistrySyncState
+from store.models.silences import Silence
 from store.models.telemetry import DriftMetric, InferenceLog
 from store.models.webhooks import Webhook
 
@@ -37,6 +38,7 @@ __all__ = [
     "Recommendation",
     "RegistrySyncState",
     "RejectedRecord",
+    "Silence",
     "Threshold",
     "ThresholdState",
     "Webhook",
