@@ -64,7 +64,11 @@ def matchers_problems(matchers: Any) -> list[tuple[Location, str]]:
     try:
         compile_filter(matchers, silenced_types(matchers) if isinstance(matchers, dict) else None)
     except FilterInvalid as invalid:
-        return invalid.errors
+        # The catalog check speaks of a webhook's subscribed types; a silence's are the types it covers.
+        return [
+            (location, message.replace("subscribed event type", "event type it covers"))
+            for location, message in invalid.errors
+        ]
     return []
 
 
