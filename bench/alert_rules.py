@@ -36,24 +36,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.webhooks.test_throttle import breach  # noqa: E402 (a threshold.breached's data)
+
 BATCH = 50
 FILTER = {
     "data.model": {"$glob": "fraud-*"},
     "data.severity": {"$gte": "warning"},
     "$or": [{"project_id": "payments"}, {"data.value": {"$gt": 1000}}],
 }
-
-
-def breach(model: str) -> dict:
-    return {
-        "threshold_id": "thr_1",
-        "model": model,
-        "metric": "drift.psi",
-        "operator": ">",
-        "threshold": 0.2,
-        "value": 0.5,
-        "severity": "error",
-    }
 
 
 def setup(url: str, organization: str, webhooks: int, silences: int, rules: bool) -> None:

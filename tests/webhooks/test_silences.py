@@ -17,6 +17,7 @@ from tasks.webhooks import fanout, silences
 from tests.support.polling import wait_until
 from tests.webhooks.receivers import Receiver
 from tests.webhooks.test_filters import in_process_database  # noqa: F401 (a fixture)
+from tests.webhooks.test_throttle import breach, by_event, fan_out
 
 TYPES = ["threshold.breached", "threshold.resolved"]
 FRAUD = {"data.model": {"$glob": "fraud-*"}}
@@ -58,26 +59,6 @@ def expire_silence(client, organization):
         return client.get(path, headers=organization.headers).get_json()
 
     return _expire
-
-
-def breach(model: str) -> dict:
-    return {
-        "threshold_id": "thr_1",
-        "model": model,
-        "metric": "drift.psi",
-        "operator": ">",
-        "threshold": 0.2,
-        "value": 0.5,
-        "severity": "error",
-    }
-
-
-def fan_out(database_url: str, *event_ids: str) -> fanout.SendSummary:
-    return asyncio.run(fanout.fan_out_events(list(event_ids), database_url=database_url))
-
-
-def by_event(history, webhook: dict, **query) -> dict[str, dict]:
-    return {delivery["event_id"]: delivery for delivery in history(webhook["id"], **query)}
 
 
 def received_ids(receiver: Receiver) -> list[str]:
