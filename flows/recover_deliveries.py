@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 
@@ -27,7 +27,10 @@ def _run_name() -> str:
 # Async: the API runs it in process, where an async flow costs ~0.1 s of Prefect overhead.
 @flow(name="recover-deliveries", flow_run_name=_run_name)
 async def recover_deliveries(
-    webhook_id: str, since: datetime, until: datetime | None = None, statuses: list[str] | None = None
+    webhook_id: str,
+    since: datetime,
+    until: datetime | None = None,
+    statuses: list[Literal["retrying", "failed", "silenced"]] | None = None,
 ) -> dict[str, Any]:
     """Send again, in order, the webhook's deliveries created in ``[since, until)`` that did not succeed.
 

@@ -250,6 +250,9 @@ async def recover_deliveries(
         summary.succeeded
         ```
     """
+    unknown = set(statuses) - set(store.RECOVER_STATUS_CHOICES)
+    if unknown:  # a succeeded or suppressed delivery is never sent again by a recovery
+        raise ValueError(f"recover takes statuses {', '.join(store.RECOVER_STATUS_CHOICES)}; not {sorted(unknown)}")
     settings = get_webhook_settings()
     ids = await asyncio.to_thread(_recoverable_ids, webhook_id, since, until, database_url, statuses)
     summary = RecoverySummary(deliveries=len(ids))

@@ -119,6 +119,24 @@ def test_an_expired_silence_lets_events_through_and_keeps_what_it_silenced(
         assert received_ids(receiver) == [after]
 
 
+def test_a_silenced_event_neither_opens_nor_repeats_a_cooldown(
+    create_webhook, create_silence, expire_silence, publish, history, database_url
+):
+    with Receiver() as receiver:
+        hook = create_webhook(receiver.url, TYPES, throttle={"group_by": ["data.model"], "cooldown_seconds": 3600})
+        silence = create_silence(FRAUD)
+        held = publish("threshold.breached", breach("fraud-eu"))
+        fan_out(database_url, held)
+        expire_silence(silence)
+        first, repeat = (publish("threshold.breached", breach("fraud-eu")) for _ in range(2))
+        fan_out(database_url, first, repeat)
+
+        deliveries = by_event(history, hook)
+        assert [deliveries[e]["status"] for e in (held, first, repeat)] == ["silenced", "succeeded", "suppressed"]
+        assert deliveries[repeat]["repeats"] == deliveries[first]["id"]
+        assert received_ids(receiver) == [first]
+
+
 def test_events_are_judged_by_when_they_happened_not_when_they_are_dispatched(
     create_webhook, create_silence, publish, history, database_url
 ):
