@@ -53,6 +53,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         recommendations,
         registries,
         remediations,
+        silences,
         thresholds,
         webhook_deliveries,
         webhooks,
@@ -63,7 +64,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     endpoint.init_app(app)  # an oversized body is refused before anything else looks at the request
     auth.init_app(app)
     rate_limits.init_app(app)
-    for module in (meta, integrations, registries, inbound, exports, export_runs, webhooks, webhook_deliveries, events):
+    for module in (
+        meta, integrations, registries, inbound, exports, export_runs, webhooks, webhook_deliveries, silences, events
+    ):
         app.register_blueprint(module.bp)
     for blueprint in (
         events.catalog_bp,

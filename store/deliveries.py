@@ -17,12 +17,15 @@ from sqlalchemy.orm import Session
 from store.event_catalog import about_webhook
 from store.events import record_event
 from store.ids import id_floor, new_id
-from store.models import Delivery, DeliveryAttempt, Event, Webhook
+from store.models import Delivery, DeliveryAttempt, Event, Organization, Webhook
 
 OPEN_STATUSES = ("pending", "retrying")
-# Settled: succeeded, failed, and suppressed (a throttled repeat, never sent; ``store.throttles``).
-# What recover sends again: deliveries whose last attempt did not succeed.
+# Settled: succeeded, failed, suppressed (a throttled repeat, never sent; ``store.throttles``) and
+# silenced (an event a silence matched, never sent; ``store.silences``).
+# What recover sends again by default: deliveries whose last attempt did not succeed.
 RECOVERABLE_STATUSES = ("retrying", "failed")
+# What recover may be asked to send: those, and silenced deliveries (after a maintenance window).
+RECOVER_STATUS_CHOICES = ("retrying", "failed", "silenced")
 
 
 def claim_event(session: Session, event_id: str, now: datetime) -> Event | None:
@@ -48,20 +51,29 @@ def events_by_id(session: Session, event_ids: Sequence[str]) -> list[Event]:
 
 
 def matching_webhooks(session: Session, event: Event) -> list[Webhook]:
-    """Enabled webhooks of the event's organization subscribed to its type and project.
+    """Enabled webhooks of the event's organization subscribed to its type and project."""
+    return subscribed_webhooks(session, event)[0]
+
+
+def subscribed_webhooks(session: Session, event: Event) -> tuple[list[Webhook], str | None]:
+    """Enabled webhooks of the event's organization subscribed to its type and project, and the
+    organization's ``silence_set_version`` (``store.silences``), read in the same statement.
 
     An operational event (``webhook.disabled``, ``delivery.exhausted``) never goes to the webhook it
     is about: that receiver is the one in trouble, and a failure there would report itself forever.
     """
     subject = about_webhook(event.type, event.data)
-    candidates = session.scalars(
-        select(Webhook)
+    rows = session.execute(
+        select(Webhook, Organization.silence_set_version)
+        .join(Organization, Organization.id == Webhook.organization_id)
         .where(Webhook.organization_id == event.organization_id, Webhook.enabled.is_(True))
         .where((Webhook.project_id.is_(None)) | (Webhook.project_id == event.project_id))
         .order_by(Webhook.id)
-    )
+    ).all()
+    version = rows[0][1] if rows else None
     # `events` is a JSON list; filtering it in Python keeps SQLite and PostgreSQL alike.
-    return [webhook for webhook in candidates if event.type in webhook.events and webhook.id != subject]
+    webhooks = [webhook for webhook, _ in rows if event.type in webhook.events and webhook.id != subject]
+    return webhooks, version
 
 
 def create_deliveries(
@@ -79,21 +91,11 @@ def create_deliveries(
     theirs are created settled (``suppressed``, never sent) and are not among those returned.
     """
     deliveries = [
-        _pending_delivery(event, webhook.id, lease_until, ids[index] if ids else None)
+        _new_delivery(event, webhook.id, lease_until, ids[index] if ids else None)
         for index, webhook in enumerate(webhooks)
     ]
     held = [
-        Delivery(
-            id=new_id("dlv"),
-            organization_id=event.organization_id,
-            webhook_id=webhook_id,
-            event_id=event.id,
-            event_type=event.type,
-            status="suppressed",
-            attempt_count=0,
-            next_attempt_at=None,
-            repeats=repeats,
-        )
+        _new_delivery(event, webhook_id, status="suppressed", repeats=repeats)
         for webhook_id, repeats in (suppressed or {}).items()
     ]
     session.add_all([*deliveries, *held])
@@ -101,18 +103,35 @@ def create_deliveries(
     return deliveries
 
 
-def _pending_delivery(
-    event: Event, webhook_id: str, next_attempt_at: datetime | None = None, delivery_id: str | None = None
+def create_silenced_deliveries(
+    session: Session, event: Event, webhook_ids: Sequence[str], silence_id: str
+) -> None:
+    """One settled ``silenced`` delivery per webhook, naming the silence that matched the event (never sent)."""
+    session.add_all(
+        [_new_delivery(event, webhook_id, status="silenced", silence_id=silence_id) for webhook_id in webhook_ids]
+    )
+    session.flush()
+
+
+def _new_delivery(
+    event: Event,
+    webhook_id: str,
+    next_attempt_at: datetime | None = None,
+    delivery_id: str | None = None,
+    status: str = "pending",
+    **fields: Any,
 ) -> Delivery:
+    """A new delivery: ``pending``, or one recorded settled (``suppressed``, ``silenced``: never due)."""
     return Delivery(
         id=delivery_id or new_id("dlv"),
         organization_id=event.organization_id,
         webhook_id=webhook_id,
         event_id=event.id,
         event_type=event.type,
-        status="pending",
+        status=status,
         attempt_count=0,
         next_attempt_at=next_attempt_at,
+        **fields,
     )
 
 
@@ -189,7 +208,7 @@ def create_test_delivery(session: Session, webhook: Webhook, now: datetime) -> D
         # organization (no remediation can be on it).
         published_at=now,
     )
-    delivery = _pending_delivery(event, webhook.id)
+    delivery = _new_delivery(event, webhook.id)
     session.add(event)
     session.flush()
     session.add(delivery)
@@ -262,13 +281,18 @@ def record_exhausted(session: Session, delivery_id: str, last_error: str | None,
 
 
 def recoverable_delivery_ids(
-    session: Session, webhook_id: str, since: datetime, until: datetime | None, limit: int
+    session: Session,
+    webhook_id: str,
+    since: datetime,
+    until: datetime | None,
+    limit: int,
+    statuses: Sequence[str] = RECOVERABLE_STATUSES,
 ) -> list[str]:
-    """Deliveries of the webhook created in ``[since, until)`` whose last attempt did not succeed,
-    in order of creation."""
+    """Deliveries of the webhook created in ``[since, until)`` in one of ``statuses`` (default: those whose
+    last attempt did not succeed), in order of creation."""
     query = select(Delivery.id).where(
         Delivery.webhook_id == webhook_id,
-        Delivery.status.in_(RECOVERABLE_STATUSES),
+        Delivery.status.in_(statuses),
         Delivery.created_at >= since,
     )
     if until is not None:
@@ -276,8 +300,10 @@ def recoverable_delivery_ids(
     return list(session.scalars(query.order_by(Delivery.created_at, Delivery.id).limit(limit)))
 
 
-def claim_for_recovery(session: Session, delivery_id: str, lease_until: datetime) -> tuple[str, datetime | None] | None:
-    """Lease a delivery that has not succeeded for one recovery attempt.
+def claim_for_recovery(
+    session: Session, delivery_id: str, lease_until: datetime, statuses: Sequence[str] = RECOVERABLE_STATUSES
+) -> tuple[str, datetime | None] | None:
+    """Lease a delivery in one of ``statuses`` (default: not succeeded) for one recovery attempt.
 
     Returns its status and due time before the claim (to put back what a failed attempt should not
     change), or ``None`` when it succeeded meanwhile or is gone.
@@ -285,7 +311,7 @@ def claim_for_recovery(session: Session, delivery_id: str, lease_until: datetime
     before = session.execute(
         select(Delivery.status, Delivery.next_attempt_at).where(Delivery.id == delivery_id)
     ).first()
-    if before is None or before[0] not in RECOVERABLE_STATUSES:
+    if before is None or before[0] not in statuses:
         return None
     claimed = session.execute(
         update(Delivery)

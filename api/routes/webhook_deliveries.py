@@ -63,8 +63,9 @@ def recover(organization_id: str, webhook_id: str, body: RecoverIn):
 
     Every delivery created in `[since, until)` whose last attempt did not succeed (retrying or
     failed) is sent again now, one at a time in order of creation, by a `recover-deliveries` Prefect
-    run; its attempts appear in the history (trigger `recover`). The run stops at the first delivery
-    the receiver still cannot take. A disabled webhook is a 409: re-enable it first (PUT with
+    run; its attempts appear in the history (trigger `recover`). `statuses` chooses which: add
+    `silenced` for the events a silence held back. The run stops at the first delivery the receiver
+    still cannot take. A disabled webhook is a 409: re-enable it first (PUT with
     `"enabled": true`).
     """
     accepted = start_recovery(db(), webhooks.get(db(), organization_id, webhook_id), body)

@@ -8,8 +8,10 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from api.schemas.common import PageQuery
+from store.models.deliveries import DELIVERY_STATUSES
 
-DeliveryStatus = Literal["pending", "retrying", "succeeded", "failed", "suppressed"]
+DeliveryStatus = Literal["pending", "retrying", "succeeded", "failed", "suppressed", "silenced"]
+assert DeliveryStatus.__args__ == DELIVERY_STATUSES  # type: ignore[attr-defined]
 
 
 class HistoryQuery(PageQuery):
@@ -44,6 +46,11 @@ class DeliveryOut(BaseModel):
         default=None,
         description="suppressed (a throttled webhook's repeat within a cooldown, not sent): the id of the "
         "delivery that opened the cooldown.",
+    )
+    silence_id: str | None = Field(
+        default=None,
+        description="silenced (an event a silence of the organization matched, not sent): the id of that "
+        "silence (GET .../silences/{silence_id}). Kept if the delivery is recovered later.",
     )
     created_at: datetime
     updated_at: datetime

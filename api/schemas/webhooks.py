@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, StrictInt, ValidationError, field_validat
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from api.schemas.common import Name, OutboundURL, ProjectId, RecordOut, StrictModel, Timestamp, serialised_at_most
+from store.deliveries import RECOVER_STATUS_CHOICES
 from store.event_catalog import PUBLISHABLE_TYPES, Severity
 from store.event_filters import MAX_CONDITIONS, MAX_DEPTH, FilterInvalid, compile_filter
 from store.events import EVENT_TYPES
@@ -230,13 +231,30 @@ class WebhookCreated(WebhookOut):
     )
 
 
+RecoverStatus = Literal["retrying", "failed", "silenced"]
+assert RecoverStatus.__args__ == RECOVER_STATUS_CHOICES  # type: ignore[attr-defined]
+
+
 class RecoverIn(StrictModel):
     since: Timestamp = Field(description="Deliveries created at or after this time (RFC 3339).")
     until: Timestamp | None = Field(default=None, description="... and before this time; default now.")
+    statuses: list[RecoverStatus] = Field(
+        default=["retrying", "failed"],
+        min_length=1,
+        max_length=len(RECOVER_STATUS_CHOICES),
+        description="Which deliveries of the window are sent: by default those whose last attempt did not "
+        "succeed (`retrying`, `failed`); add `silenced` for the events a silence held back (after a "
+        'maintenance window: `["silenced"]` alone sends only those).',
+    )
+
+    @field_validator("statuses")
+    @classmethod
+    def _unique_statuses(cls, statuses: list[str]) -> list[str]:
+        return list(dict.fromkeys(statuses))
 
 
 class RecoverAccepted(BaseModel):
-    deliveries: int = Field(description="How many deliveries (retrying or failed) will be sent again.")
+    deliveries: int = Field(description="How many deliveries (of `statuses`) will be sent again.")
     flow_run_id: str | None = Field(
         description="The recover-deliveries Prefect run; null when there is nothing to send."
     )

@@ -46,6 +46,7 @@ def delivery_out(delivery: Delivery, attempts: list) -> DeliveryOut:
         next_attempt_at=delivery.next_attempt_at,
         last_error=delivery.last_error,
         repeats=delivery.repeats,
+        silence_id=delivery.silence_id,
         created_at=delivery.created_at,
         updated_at=delivery.updated_at,
         attempts=[AttemptOut.model_validate(attempt, from_attributes=True) for attempt in attempts],
@@ -88,10 +89,11 @@ def start_recovery(session: Session, webhook: Webhook, body: RecoverIn) -> Recov
     until = body.until or utcnow()
     if until <= body.since:
         raise Unprocessable.field("until", "must be later than since")
-    count = fanout.recoverable_count(webhook.id, body.since, until, current_app.config["DATABASE_URL"])
+    statuses = list(body.statuses)
+    count = fanout.recoverable_count(webhook.id, body.since, until, current_app.config["DATABASE_URL"], statuses)
     if count == 0:
         return RecoverAccepted(deliveries=0, flow_run_id=None)
-    parameters = {"webhook_id": webhook.id, "since": body.since, "until": until}
+    parameters = {"webhook_id": webhook.id, "since": body.since, "until": until, "statuses": statuses}
     try:
         with get_client(sync_client=True) as client:
             flow_run = client.create_flow_run(recover_deliveries, parameters=parameters)

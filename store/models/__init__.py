@@ -11,6 +11,7 @@ from store.models.monitoring import DriftCheck, Monitor, Recommendation, Thresho
 from store.models.organizations import ApiKey, ApiKeyRequestCount, Organization
 from store.models.registry import EndpointStatusChange, InboundReceipt, MonitoredModel, RegistrySyncState
 from store.models.remediations import Remediation
+from store.models.silences import Silence
 from store.models.telemetry import DriftMetric, InferenceLog
 from store.models.webhooks import Webhook
 
@@ -39,6 +40,7 @@ __all__ = [
     "RegistrySyncState",
     "RejectedRecord",
     "Remediation",
+    "Silence",
     "Threshold",
     "ThresholdState",
     "Webhook",

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from store.models.base import Base, BigIntPK, Timestamps, utcnow
 
 # ``suppressed``: a throttled webhook's repeat within a cooldown, recorded and never sent (settled).
-DELIVERY_STATUSES = ("pending", "retrying", "succeeded", "failed", "suppressed")
+# ``silenced``: an event a silence of the organization matched, recorded and never sent (settled).
+DELIVERY_STATUSES = ("pending", "retrying", "succeeded", "failed", "suppressed", "silenced")
 
 
 class Delivery(Timestamps, Base):
@@ -43,6 +44,8 @@ class Delivery(Timestamps, Base):
     last_error: Mapped[str | None] = mapped_column(String(2000))
     # A suppressed delivery: the delivery (dlv_...) that opened the cooldown it falls in.
     repeats: Mapped[str | None] = mapped_column(String(40))
+    # A silenced delivery: the silence (sil_...) that matched its event.
+    silence_id: Mapped[str | None] = mapped_column(String(40))
 
 
 class WebhookCooldown(Base):

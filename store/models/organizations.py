@@ -15,6 +15,10 @@ class Organization(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A new random token for every silence created or expired (``store.silences``); NULL: it never had one.
+    # The webhook dispatcher reads it with the webhook rows and reloads the organization's silences only
+    # when it changed (a token, not a counter: a database restored from a backup cannot repeat one).
+    silence_set_version: Mapped[str | None] = mapped_column(String(40))
 
 
 class ApiKey(Base):

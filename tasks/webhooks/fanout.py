@@ -23,7 +23,7 @@ from store.event_catalog import about_webhook
 from store.events import event_payload
 from store.models import Delivery, Event, Webhook, utcnow
 from store.settings import get_settings
-from tasks.webhooks import filters, throttle
+from tasks.webhooks import filters, silences, throttle
 from tasks.webhooks.delivery import AttemptResult, Target, encode_payload
 from tasks.webhooks.formats import SECRET_URL_FORMATS, Destination, get_format
 from tasks.webhooks.secrets import load_webhook_secrets
@@ -64,7 +64,14 @@ def _plan_fan_out(
                 # A webhook whose filter the event does not match gets no delivery; the filters come
                 # with the rows (compiled once per webhook version), so this adds no query.
                 payload = event_payload(event)
-                webhooks = filters.accepting(store.matching_webhooks(session, event), payload)
+                subscribed, silence_set = store.subscribed_webhooks(session, event)
+                webhooks = filters.accepting(subscribed, payload)
+                # An event a silence matches is recorded `silenced` for each of them and sent to none
+                # (the silences are loaded once per silence set version, with the rows).
+                silence_id = silences.silencing(session, event, payload, silence_set) if webhooks else None
+                if silence_id is not None:
+                    store.create_silenced_deliveries(session, event, [webhook.id for webhook in webhooks], silence_id)
+                    continue
                 # A throttled webhook sends the first event of a type and group and holds back its
                 # repeats within the cooldown (a claim in the database, in event order).
                 claimed.append((event, payload, throttle.decide(session, event, payload, webhooks, now)))
@@ -207,18 +214,27 @@ RECOVER_WAITS = 3
 
 
 def recoverable_count(
-    webhook_id: str, since: datetime, until: datetime | None, database_url: str | None = None
+    webhook_id: str,
+    since: datetime,
+    until: datetime | None,
+    database_url: str | None = None,
+    statuses: Sequence[str] = store.RECOVERABLE_STATUSES,
 ) -> int:
-    """How many deliveries a recovery of this window would send now."""
+    """How many deliveries a recovery of this window (and ``statuses``) would send now."""
     with session_scope(database_url) as session:
-        return len(store.recoverable_delivery_ids(session, webhook_id, since, until, RECOVER_LIMIT))
+        return len(store.recoverable_delivery_ids(session, webhook_id, since, until, RECOVER_LIMIT, statuses))
 
 
 async def recover_deliveries(
-    webhook_id: str, since: datetime, until: datetime | None = None, database_url: str | None = None
+    webhook_id: str,
+    since: datetime,
+    until: datetime | None = None,
+    database_url: str | None = None,
+    statuses: Sequence[str] = store.RECOVERABLE_STATUSES,
 ) -> RecoverySummary:
     """Send again every delivery of the webhook created in ``[since, until)`` whose last attempt did
-    not succeed (retrying or failed), one at a time, in order of creation.
+    not succeed (retrying or failed; ``statuses`` may name others, ``silenced``), one at a time, in
+    order of creation.
 
     One at a time, so the receiver gets them in the order they happened (a channel reads a breach
     before its resolution) and is not flooded as it comes back. Each delivery is leased just before
@@ -234,12 +250,15 @@ async def recover_deliveries(
         summary.succeeded
         ```
     """
+    unknown = set(statuses) - set(store.RECOVER_STATUS_CHOICES)
+    if unknown:  # a succeeded or suppressed delivery is never sent again by a recovery
+        raise ValueError(f"recover takes statuses {', '.join(store.RECOVER_STATUS_CHOICES)}; not {sorted(unknown)}")
     settings = get_webhook_settings()
-    ids = await asyncio.to_thread(_recoverable_ids, webhook_id, since, until, database_url)
+    ids = await asyncio.to_thread(_recoverable_ids, webhook_id, since, until, database_url, statuses)
     summary = RecoverySummary(deliveries=len(ids))
     async with Sender(settings) as sender:
         for delivery_id in ids:
-            planned = await asyncio.to_thread(_claim_for_recovery, delivery_id, settings, database_url)
+            planned = await asyncio.to_thread(_claim_for_recovery, delivery_id, settings, database_url, statuses)
             if planned == "disabled":
                 summary.stopped = "the webhook was disabled"
                 break
@@ -260,14 +279,14 @@ async def recover_deliveries(
 
 
 def _recoverable_ids(
-    webhook_id: str, since: datetime, until: datetime | None, database_url: str | None
+    webhook_id: str, since: datetime, until: datetime | None, database_url: str | None, statuses: Sequence[str]
 ) -> list[str]:
     with session_scope(database_url) as session:
-        return store.recoverable_delivery_ids(session, webhook_id, since, until, RECOVER_LIMIT)
+        return store.recoverable_delivery_ids(session, webhook_id, since, until, RECOVER_LIMIT, statuses)
 
 
 def _claim_for_recovery(
-    delivery_id: str, settings: WebhookSettings, database_url: str | None
+    delivery_id: str, settings: WebhookSettings, database_url: str | None, statuses: Sequence[str]
 ) -> tuple[Target, list[str]] | str | None:
     now = utcnow()
     with session_scope(database_url) as session:
@@ -277,7 +296,7 @@ def _claim_for_recovery(
         delivery, webhook, event = row
         if not webhook.enabled:
             return "disabled"
-        previous = store.claim_for_recovery(session, delivery_id, _lease_until(now, 1, settings))
+        previous = store.claim_for_recovery(session, delivery_id, _lease_until(now, 1, settings), statuses)
         if previous is None:
             return None
         target, header_names = _planned(delivery, webhook, event)
