@@ -103,4 +103,4 @@ def test_run_refuses_an_unknown_process(tmp_path):
         cwd=ROOT, env=env | {"MODELPULSE_HOME": str(tmp_path)}, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2
-    assert "one of prefect-server, prefect-services, worker, dispatcher, api" in result.stderr
+    assert "one of prefect-server, prefect-services, flow-run-forks, worker, dispatcher, api" in result.stderr
