@@ -142,7 +142,8 @@ class Shape:
 
     @property
     def database_url(self) -> str:
-        return self.machine.env["MODELPULSE_DATABASE_URL"]
+        default = f"sqlite:///{(Path(self.machine.env['MODELPULSE_HOME']) / 'modelpulse.db').resolve()}"
+        return self.machine.env.get("MODELPULSE_DATABASE_URL", default)  # up's default: SQLite in its home
 
     def cpu_now(self) -> dict[tuple[str, int], float]:
         table = process_table()

@@ -150,12 +150,12 @@ def stack_environment(settings: Settings) -> dict[str, str]:
             # Heartbeats drive the automation that marks a run whose process died Crashed
             # (flows/zombie_runs.py); Prefect's default, 180 s, would take 9 minutes to notice.
             "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(settings.flow_heartbeat_seconds),
-            # How often a worker asks for runs due: a triggered export waited 5 s on average at Prefect's
-            # default of 10, longer than the run itself now takes (a fork, not a new interpreter).
-            "PREFECT_WORKER_QUERY_SECONDS": "2",
             **PREFECT_SERVER_TUNING,
         }
     )
+    # How often a worker asks for runs due (unless set): a triggered export waited 5 s on average at
+    # Prefect's default of 10, longer than the run itself now takes (a fork, not a new interpreter).
+    env.setdefault("PREFECT_WORKER_QUERY_SECONDS", "2")
     if settings.redis_url:
         env.update(redis_environment(settings.redis_url))
     return env
