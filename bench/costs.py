@@ -63,6 +63,7 @@ class WayFigures:
     peak_pss_mb: float = 0.0
     export_seconds: list[float] | None = None
     export_cpu: list[float] | None = None
+    export_by_kind: list[dict[str, float]] | None = None
 
 
 def set_flow_run_command(shape: Shape, command: str | None) -> None:
@@ -114,8 +115,9 @@ def at_rest_with_schedules(shape: Shape, seconds: float) -> tuple[float, dict[st
     return sum(cores.get(kind, 0.0) for kind in KINDS), cores, peak
 
 
-def small_export(shape: Shape, api: httpx.Client, organization: str, export_id: str) -> tuple[float, float]:
-    """Trigger once; wall seconds to completed and run process gone, and the stack's CPU-s minus idle."""
+def small_export(shape: Shape, api: httpx.Client, organization: str, export_id: str,
+                 ) -> tuple[float, dict[str, float]]:
+    """Trigger once; wall seconds to completed and run process gone, and each kind's CPU-s minus idle."""
     mark = shape.mark()
     run = api.post(f"/organizations/{organization}/exports/{export_id}/trigger")
     run.raise_for_status()
@@ -132,7 +134,7 @@ def small_export(shape: Shape, api: httpx.Client, organization: str, export_id: 
     if status["status"] != "completed":
         raise RuntimeError(f"small export: {status}")
     per_kind = usage.per_unit_ms(shape.idle_cores, 1)
-    return seconds, sum(per_kind.get(kind, 0.0) for kind in KINDS) / 1000
+    return seconds, {kind: per_kind[kind] / 1000 for kind in KINDS if kind in per_kind}
 
 
 def flow_run_processes(shape: Shape) -> list[int]:
@@ -167,7 +169,8 @@ def measure(shape: Shape, args: argparse.Namespace, sink_url: str) -> dict[str, 
             small_export(shape, api, organization, created.json()["id"])  # warm: pages in the modules
             runs = [small_export(shape, api, organization, created.json()["id"]) for _ in range(args.runs)]
             figures[way].export_seconds = [seconds for seconds, _ in runs]
-            figures[way].export_cpu = [cpu for _, cpu in runs]
+            figures[way].export_cpu = [sum(by_kind.values()) for _, by_kind in runs]
+            figures[way].export_by_kind = [by_kind for _, by_kind in runs]
             say(f"{shape.name}, {way}: small export median {statistics.median(figures[way].export_seconds):.2f} s, "
                 f"{statistics.median(figures[way].export_cpu):.2f} CPU-s")
     return figures
@@ -195,6 +198,10 @@ def report(results: dict[str, dict[str, WayFigures]]) -> None:
             print(f"\n{shape}, {way}, at rest with schedules, cores by kind: {kinds}")
             print(f"{shape}, {way}, small exports: wall {[round(s, 2) for s in figure.export_seconds or []]}, "
                   f"CPU-s {[round(c, 2) for c in figure.export_cpu or []]}")
+            runs = figure.export_by_kind or []
+            medians = {kind: statistics.median(run.get(kind, 0.0) for run in runs) for kind in KINDS if runs}
+            print(f"{shape}, {way}, small export CPU-s by kind (medians): "
+                  + ", ".join(f"{kind} {cpu:.2f}" for kind, cpu in medians.items() if cpu))
 
 
 def main() -> None:
