@@ -181,9 +181,11 @@ class Shape:
 # --- bringing a shape up ------------------------------------------------------------------------
 
 
-def start_shape(name: str, home: Path, production: bool, stack: ExitStack, dispatchers: int = 2) -> Shape:
+def start_shape(name: str, home: Path, production: bool, stack: ExitStack, dispatchers: int = 2,
+                **environment: str) -> Shape:
     """``modelpulse up`` (all roles) in a home of its own; the production shape on a PostgreSQL and a
-    Redis started here, with ``dispatchers`` dispatchers. ``stack`` stops all of it."""
+    Redis started here, with ``dispatchers`` dispatchers. ``stack`` stops all of it; ``environment``
+    overrides the test clusters' settings."""
     settings = {
         "MODELPULSE_PREFECT_PORT": str(free_port()),
         # Counted as in production (its cost is in the figures) but far above the offered load.
@@ -204,7 +206,7 @@ def start_shape(name: str, home: Path, production: bool, stack: ExitStack, dispa
             "MODELPULSE_DISPATCHERS": str(dispatchers),
         }
     api_port = free_port()
-    env = machine_environment(home, api_port, {}, **settings)
+    env = machine_environment(home, api_port, {}, **settings, **environment)
     machine = RoleSet(name, "prefect,api,worker,dispatcher", env, home, api_port)
     stack.callback(stop_machine, machine)
     say(f"{name}: modelpulse up --roles prefect,api,worker,dispatcher")
