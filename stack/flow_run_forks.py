@@ -154,12 +154,15 @@ class ForkServer:
         logger.info("ready to fork flow runs (pid %d)", os.getpid())
         while not (self.stopping or self.restart) or self.children:
             for key, _ in self.selector.select(timeout=1.0):
-                if key.data == "accept":
-                    self.accept()
-                elif key.data[0] == "exit":
-                    self.reap(key.data[1])
-                elif key.data[0] == "client":
-                    self.client_gone(key.data[1])
+                try:
+                    if key.data == "accept":
+                        self.accept()
+                    elif key.data[0] == "exit":
+                        self.reap(key.data[1])
+                    elif key.data[0] == "client":
+                        self.client_gone(key.data[1])
+                except Exception:  # noqa: BLE001 - one request's trouble must not end the others' runs
+                    logger.exception("handling %s", key.data)
         if self.restart and not self.stopping:
             logger.info("ModelPulse's code changed on disk: starting again on the new code")
             assert self.listener is not None
@@ -189,12 +192,12 @@ class ForkServer:
         try:
             if not same_user(conn):
                 raise PermissionError("a client of another user")
-            conn.settimeout(10)
+            conn.settimeout(2)  # a client sends its request at once; this loop serves everyone
             request, fds = receive(conn)
         except EOFError:
             conn.close()
             return
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, RecursionError) as error:
             logger.warning("refused a flow-run request: %s", error)
             conn.close()
             return
@@ -273,18 +276,24 @@ def receive(conn: socket.socket) -> tuple[dict, list[int]]:
         for fd in fds:
             os.close(fd)
         raise ValueError("expected a header and three file descriptors")
-    (length,) = HEADER.unpack(header)
-    if length > MAX_REQUEST_BYTES:
-        raise ValueError(f"request of {length} bytes")
-    body = bytearray()
-    while len(body) < length:
-        chunk = conn.recv(length - len(body))
-        if not chunk:
-            raise ValueError("request cut short")
-        body += chunk
-    request = json.loads(body)
-    if not isinstance(request.get("env"), dict) or not isinstance(request.get("argv"), list):
-        raise ValueError("malformed request")
+    try:
+        (length,) = HEADER.unpack(header)
+        if length > MAX_REQUEST_BYTES:
+            raise ValueError(f"request of {length} bytes")
+        body = bytearray()
+        while len(body) < length:
+            chunk = conn.recv(length - len(body))
+            if not chunk:
+                raise ValueError("request cut short")
+            body += chunk
+        request = json.loads(body)
+        if (not isinstance(request, dict) or not isinstance(request.get("env"), dict)
+                or not isinstance(request.get("argv"), list) or not isinstance(request.get("cwd"), str)):
+            raise ValueError("malformed request")
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
     return request, fds
 
 

@@ -176,6 +176,7 @@ SLOW_FIXTURES = {
     "fuzz_app": "schemathesis/hypothesis fuzzing",
     "prefect_worker": "`prefect worker start` subprocesses",
     "forking_worker": "`prefect worker start` subprocesses",
+    "fork_server": "the flow-run fork server (a subprocess importing Prefect and every flow)",
     "prefect_services_server": "a Prefect server of its own with its event services on (triggers, persister)",
     # Tests that wait out real timeouts: a sink or receiver that hangs or trickles, then the
     # ship-page task's production retry backoff (2, 4, 8 s).

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sys
 import uuid
 from pathlib import Path
@@ -18,7 +19,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 from stack.cli import FLOW_RUN_COMMAND, ensure_work_pool
-from stack.flow_run_client import connect
+from stack.flow_run_client import HEADER, connect
 from tests.conftest import ROOT, WORKER_DIR
 from tests.support.polling import wait_until
 from tests.support.servers import start_process, stop_process
@@ -205,3 +206,29 @@ def test_a_code_change_on_disk_means_a_fresh_interpreter_then_a_fresh_server(for
         assert json.loads(marker.read_text())["ppid"] == server.pid
     finally:
         os.utime(watched, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def open_fds(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/fd").iterdir()))
+
+
+def test_the_fork_server_survives_hostile_requests_and_keeps_no_descriptor(fork_server, home):
+    server = fork_server()
+    before = open_fds(server.pid)
+    attempts = [
+        (None, b""),  # a client that sends nothing (the server gives up on it after 2 s)
+        (None, HEADER.pack(10)),  # a header without descriptors
+        (7, b"{oops}!"),  # descriptors, then a body that is not JSON
+        (100_000, b"[" * 100_000),  # descriptors, then JSON nested too deep
+        (2**31, b""),  # descriptors, and a request far too large
+        (2, b"[]"),  # descriptors, and JSON that is not a request
+    ]
+    for length, body in attempts:
+        with connect(str(home)) as sock:
+            if length is not None:
+                socket.send_fds(sock, [HEADER.pack(length)], [0, 1, 2])
+            sock.sendall(body)
+            sock.settimeout(10)
+            assert sock.recv(100) == b""  # refused: closed without an answer, no child forked
+    assert server.poll() is None
+    wait_until(lambda: open_fds(server.pid) == before, 10, "the server to hold no more descriptors than before")
