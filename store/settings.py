@@ -43,6 +43,12 @@ class Settings(BaseSettings):
         "background services then run as their own process.",
     )
     workers: int = Field(default=1, ge=0, le=64, description="Prefect process workers `up` runs here.")
+    worker_runs: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Flow runs one worker runs at once (`prefect worker start --limit`); the rest wait their turn.",
+    )
     dispatchers: int = Field(default=1, ge=0, le=64, description="Webhook dispatchers `up` runs here.")
     api_workers: int = Field(default=2, ge=1, le=64, description="gunicorn worker processes of the API.")
     api_keepalive_seconds: int = Field(
