@@ -16,7 +16,10 @@ way in turn (the work pool's command switched through Prefect's API, nothing res
   share the server's imports, and RSS would count those once per run);
 - **one small export** (10 records to bench/sink_stubs.py's Elasticsearch stub), schedules paused:
   trigger (``POST .../trigger``) to the run completed and its process gone, wall seconds and CPU of the
-  whole stack, the CPU the stack uses at rest over the same time subtracted; median of ``--runs``.
+  whole stack, the CPU the stack uses at rest over the same time subtracted; median of ``--runs``;
+- then (fork server only) **``--scheduled-exports`` small exports on a one-minute schedule** for
+  ``--scheduled-minutes``: cores, peak PSS, and how late each run started (Prefect's start time minus its
+  expected start time; a run not started yet counts as late until the end).
 
 CPU is read from /proc (utime + stime of each process tree, reaped children included).
 """
@@ -125,7 +128,7 @@ def small_export(shape: Shape, api: httpx.Client, organization: str, export_id: 
     while (status := api.get(run.json()["status_url"]).json())["status"] not in ("completed", "failed"):
         if time.monotonic() > deadline:
             raise RuntimeError(f"small export not done in 300 s: {status}")
-        time.sleep(0.05)
+        time.sleep(0.2)  # a client polling a run's status (each poll is an API request the stack pays for)
     while flow_run_processes(shape) and time.monotonic() < deadline:
         time.sleep(0.05)
     seconds = time.monotonic() - mark.at
@@ -173,7 +176,88 @@ def measure(shape: Shape, args: argparse.Namespace, sink_url: str) -> dict[str, 
             figures[way].export_by_kind = [by_kind for _, by_kind in runs]
             say(f"{shape.name}, {way}: small export median {statistics.median(figures[way].export_seconds):.2f} s, "
                 f"{statistics.median(figures[way].export_cpu):.2f} CPU-s")
+        if args.scheduled_exports:
+            report_scheduled(shape.name, scheduled_exports(shape, api, organization, sink_url,
+                                                           args.scheduled_exports, args.scheduled_minutes))
     return figures
+
+
+@dataclass
+class ScheduledFigures:
+    exports: int
+    seconds: float
+    cores: float
+    peak_pss_mb: float
+    due: int  # runs whose expected start fell in the measured window
+    started: int
+    completed: int
+    lateness: list[float]  # start - expected start, seconds (runs not started: now - expected start)
+
+
+def scheduled_exports(shape: Shape, api: httpx.Client, organization: str, sink_url: str, count: int,
+                      minutes: float) -> ScheduledFigures:
+    """``count`` small exports, each on a one-minute schedule (the fork server's way), for ``minutes``."""
+    set_flow_run_command(shape, FLOW_RUN_COMMAND)
+    say(f"{shape.name}: creating {count} exports on a 1-minute schedule")
+    for n in range(count):
+        body = {"name": f"every-minute-{n}", "type": "elasticsearch", "streams": ["inference_logs"],
+                "config": {"url": sink_url}, "credentials": SECRETS["elasticsearch"],
+                "schedule": {"interval_seconds": 60}}
+        api.post(f"/organizations/{organization}/exports", json=body).raise_for_status()
+    start = time.time()
+    mark = shape.mark()
+    peak = 0.0
+    say(f"{shape.name}: {count} exports a minute for {minutes:g} min")
+    while time.time() - start < minutes * 60:
+        peak = max(peak, stack_pss_mb(shape))
+        time.sleep(2)
+    usage = shape.since(mark)
+    end = time.time()
+    runs = export_runs_due(shape, start, end - 60)  # due at least a minute before the end: had time to start
+    lateness = []
+    for run in runs:
+        expected = parse_time(run["expected_start_time"])
+        started = parse_time(run["start_time"]) if run.get("start_time") else end
+        lateness.append(started - expected)
+    cores = usage.cores()
+    return ScheduledFigures(
+        count, usage.seconds, sum(cores.get(kind, 0.0) for kind in KINDS), peak, len(runs),
+        sum(1 for run in runs if run.get("start_time")),
+        sum(1 for run in runs if run["state"]["type"] == "COMPLETED"), lateness,
+    )
+
+
+def parse_time(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def export_runs_due(shape: Shape, after: float, before: float) -> list[dict]:
+    from datetime import UTC, datetime
+
+    window = {"after_": datetime.fromtimestamp(after, UTC).isoformat(),
+              "before_": datetime.fromtimestamp(before, UTC).isoformat()}
+    runs: list[dict] = []
+    with httpx.Client(base_url=shape.prefect_api, timeout=60) as prefect:
+        while True:
+            page = prefect.post("/flow_runs/filter", json={
+                "flows": {"name": {"any_": ["export"]}},
+                "flow_runs": {"expected_start_time": window},
+                "limit": 200, "offset": len(runs),
+            }).json()
+            runs += page
+            if len(page) < 200:
+                return runs
+
+
+def report_scheduled(shape: str, figures: ScheduledFigures) -> None:
+    late = sorted(figures.lateness)
+    p = (lambda q: late[min(len(late) - 1, int(q * len(late)))]) if late else (lambda q: float("nan"))
+    print(f"\n{shape}, fork server, {figures.exports} exports on a 1-minute schedule for {figures.seconds:.0f} s: "
+          f"{figures.cores:.2f} cores, peak PSS {figures.peak_pss_mb:,.0f} MB; runs due {figures.due}, "
+          f"started {figures.started}, completed {figures.completed}; start lateness p50 {p(0.5):.1f} s, "
+          f"p99 {p(0.99):.1f} s, max {late[-1] if late else float('nan'):.1f} s")
 
 
 def report(results: dict[str, dict[str, WayFigures]]) -> None:
@@ -209,6 +293,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="small export runs per way (5)")
     parser.add_argument("--idle-seconds", type=float, default=120, help="at rest with schedules, per way (120)")
     parser.add_argument("--shapes", nargs="+", choices=["sqlite", "production"], default=["sqlite"])
+    parser.add_argument("--scheduled-exports", type=int, default=200,
+                        help="then this many small exports on a 1-minute schedule, fork server only (200; 0: none)")
+    parser.add_argument("--scheduled-minutes", type=float, default=4, help="how long they run (4)")
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory(prefix="modelpulse-costs-") as workdir, ExitStack() as stack:
