@@ -232,3 +232,14 @@ def test_the_fork_server_survives_hostile_requests_and_keeps_no_descriptor(fork_
             assert sock.recv(100) == b""  # refused: closed without an answer, no child forked
     assert server.poll() is None
     wait_until(lambda: open_fds(server.pid) == before, 10, "the server to hold no more descriptors than before")
+
+
+def test_runs_in_flight_outlive_a_killed_fork_server(fork_server, forking_worker, tmp_path):
+    server = fork_server()
+    marker = tmp_path / "ran.json"
+    flow_run_id = forking_worker.run(marker=str(marker), sleep_seconds=5)
+    child = probe_marker(marker)["pid"]
+    os.kill(server.pid, signal.SIGKILL)
+    server.wait()
+    assert alive(child)
+    assert final_state(flow_run_id) == "COMPLETED"  # its own exit status reached the worker
