@@ -22,6 +22,7 @@ def test_every_process_up_runs_has_a_kind():
         "prefect-server": "prefect api",
         "prefect-services": "prefect services",
         "worker": "worker",
+        "flow-run-forks": "worker",  # the worker's runs are forks of it: their CPU is the worker's
         "dispatcher": "dispatcher",
         "api": "api",
     }
