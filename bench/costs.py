@@ -203,7 +203,12 @@ def scheduled_exports(shape: Shape, api: httpx.Client, organization: str, sink_u
         body = {"name": f"every-minute-{n}", "type": "elasticsearch", "streams": ["inference_logs"],
                 "config": {"url": sink_url}, "credentials": SECRETS["elasticsearch"],
                 "schedule": {"interval_seconds": 60}}
-        api.post(f"/organizations/{organization}/exports", json=body).raise_for_status()
+        for attempt in range(6):  # 503: Prefect (busy running the exports made so far) did not answer in time
+            created = api.post(f"/organizations/{organization}/exports", json=body)
+            if created.status_code != 503:
+                break
+            time.sleep(2**attempt)
+        created.raise_for_status()
     start = time.time()
     mark = shape.mark()
     peak = 0.0
