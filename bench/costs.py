@@ -34,6 +34,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -233,14 +234,10 @@ def scheduled_exports(shape: Shape, api: httpx.Client, organization: str, sink_u
 
 
 def parse_time(text: str) -> float:
-    from datetime import datetime
-
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def export_runs_due(shape: Shape, after: float, before: float) -> list[dict]:
-    from datetime import UTC, datetime
-
     window = {"after_": datetime.fromtimestamp(after, UTC).isoformat(),
               "before_": datetime.fromtimestamp(before, UTC).isoformat()}
     runs: list[dict] = []

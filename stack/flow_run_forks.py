@@ -33,15 +33,14 @@ import sys
 import threading
 import traceback
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 
 from prefect.logging import get_logger
 
 from stack.flow_run_client import HEADER, address
+from stack.topology import ROOT
 from store.settings import get_settings
 
-ROOT = Path(__file__).resolve().parent.parent
 OWN_PACKAGES = ("api", "blocks", "flows", "stack", "store", "tasks")
 # Imported before the first fork: the engine, every deployment's flow (with the tasks, blocks and store
 # they import) and the sinks' clients, which every export run needs. The registries' SDKs (mlflow,

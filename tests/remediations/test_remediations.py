@@ -293,7 +293,7 @@ def test_a_remediation_runs_its_deployment_for_its_own_organizations_events_only
         with session_scope(database_url) as session:
             session.execute(update(Event).values(published_at=None))
         assert _publish(prefect_services_server, database_url) == 3
-        time.sleep(5)
+        time.sleep(5)  # a bound on waiting for something that must not happen: no second run starts
         with get_client(sync_client=True) as prefect:
             prefect_flow_runs = prefect.read_flow_runs()
     assert [json.loads(path.read_text()) for path in written] == [

@@ -148,7 +148,7 @@ def test_the_workers_sigterm_reaches_the_forked_run(fork_server, forking_worker,
     flow_run_id = forking_worker.run(marker=str(marker), sleep_seconds=300)
     child = probe_marker(marker)["pid"]
     wait_until(lambda: state_of(flow_run_id) == "RUNNING", 60, "the run to be running")
-    client_pid = client_of(child)
+    client_pid = client_of(forking_worker.process.pid)
     os.kill(client_pid, signal.SIGTERM)
     wait_until(lambda: not alive(child), 60, "the forked run to end on SIGTERM")
     wait_until(lambda: not alive(client_pid), 30, "its client to end with it")
@@ -160,23 +160,24 @@ def test_a_killed_client_takes_its_forked_process_with_it(fork_server, forking_w
     marker = tmp_path / "ran.json"
     flow_run_id = forking_worker.run(marker=str(marker), sleep_seconds=300)
     child = probe_marker(marker)["pid"]
-    client_pid = client_of(child)
+    client_pid = client_of(forking_worker.process.pid)
     os.kill(client_pid, signal.SIGKILL)  # what the worker does when a cancelled run outlives its grace
     wait_until(lambda: not alive(child), 30, "the forked process to end with its client")
     assert final_state(flow_run_id, 120) == "CRASHED"
 
 
-def client_of(child: int) -> int:
-    """The ``modelpulse-flow-run`` process whose run is ``child`` (the worker's own child)."""
+def client_of(worker: int) -> int:
+    """The ``modelpulse-flow-run`` process ``worker`` started (its own child: tests run side by side)."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 command = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
                 continue
-            if any(part.endswith(FLOW_RUN_COMMAND.encode()) for part in command) and alive(int(entry.name)):
+            if parent == worker and any(part.endswith(FLOW_RUN_COMMAND.encode()) for part in command):
                 return int(entry.name)
-    raise AssertionError(f"no {FLOW_RUN_COMMAND} process for run process {child}")
+    raise AssertionError(f"no {FLOW_RUN_COMMAND} process started by worker {worker}")
 
 
 def test_without_a_fork_server_runs_start_a_fresh_interpreter(forking_worker, tmp_path):
