@@ -49,6 +49,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         inference_logs,
         integrations,
         meta,
+        metrics,
         monitors,
         recommendations,
         registries,
@@ -65,7 +66,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     rate_limits.init_app(app)
     for module in (
-        meta, integrations, registries, inbound, exports, export_runs, webhooks, webhook_deliveries, silences, events
+        meta, metrics, integrations, registries, inbound, exports, export_runs, webhooks, webhook_deliveries,
+        silences, events,
     ):
         app.register_blueprint(module.bp)
     for blueprint in (

@@ -265,14 +265,14 @@ def run(process: str, args: tuple[str, ...]) -> None:
     command line (e.g. `modelpulse run worker --name box-1`). Prepare once per installation with
     `modelpulse db upgrade` and `modelpulse prefect-setup`.
     """
-    from stack.topology import ROOT, role_commands, stack_environment
+    from stack.topology import ROOT, metrics_directory, role_commands, stack_environment
 
     settings = get_settings()
     commands = role_commands(settings)
     if process not in commands:
         raise click.BadParameter(f"one of {', '.join(commands)}", param_hint="PROCESS")
     argv = [*commands[process], *args]
-    settings.home.mkdir(parents=True, exist_ok=True)
+    metrics_directory(settings).mkdir(parents=True, exist_ok=True)  # the home with it
     env = stack_environment(settings)  # resolves MODELPULSE_HOME against the caller's directory
     os.chdir(ROOT)
     os.execvpe(argv[0], argv, env)

@@ -10,6 +10,7 @@ the stack against shared PostgreSQL, Redis and Prefect (``stack.topology``).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,16 +26,19 @@ from stack.topology import (
     TopologyError,
     check_roles,
     local_host,
+    metrics_directory,
     role_commands,
     stack_environment,
     worker_name,
 )
+from store.metrics import compact_unless_busy
 from store.settings import Settings
 
 # A process that dies is started again after this long, doubling up to the cap while it keeps dying;
 # one that ran this long before dying counts as healthy again.
 RESTART_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 HEALTHY_AFTER_SECONDS = 60.0
+METRICS_FOLD_SECONDS = 60.0
 
 
 @dataclass
@@ -78,7 +82,14 @@ class Stack:
         self.settings = settings
         self.env = stack_environment(settings)
         self.logs = settings.home.resolve() / "logs"
+        self.metrics = metrics_directory(settings)
         self.running: list[Service] = []
+
+    def clear_metrics(self) -> None:
+        """A new stack counts from zero (as Prometheus expects of a restarted target): the files of the
+        last one's processes go."""
+        shutil.rmtree(self.metrics, ignore_errors=True)
+        self.metrics.mkdir(parents=True)
 
     def start(self, service: Service, timeout: float = 120.0) -> None:
         self._spawn(service)
@@ -142,9 +153,16 @@ class Stack:
     def supervise(self) -> None:
         """Keep every process up until a signal arrives: one that dies is started again, after a delay
         that grows while it keeps dying (its log says why). A process killed on one machine loses no
-        work: its claims and leases are taken over (see README, "Running in production")."""
+        work: its claims and leases are taken over (see README, "Running in production").
+
+        Once a minute it also folds the metrics files of ended processes (flow runs, mostly) together,
+        so the directory stays small however long nobody scrapes."""
+        fold_at = time.monotonic() + METRICS_FOLD_SECONDS
         while True:
             now = time.monotonic()
+            if now >= fold_at:
+                fold_at = now + METRICS_FOLD_SECONDS
+                compact_unless_busy(self.metrics)
             for service in self.running:
                 process = service.process
                 if service.restart_at is None and process is not None and process.poll() is not None:
@@ -245,6 +263,7 @@ def run(settings: Settings, roles: Collection[str], print_key: Callable[[], str]
     python = sys.executable
     server, rest = services(settings, roles)
     primary = "prefect" in roles
+    stack.clear_metrics()
     try:
         if primary:
             print("Migrating the ModelPulse database ...", flush=True)

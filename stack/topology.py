@@ -128,6 +128,9 @@ def stack_environment(settings: Settings) -> dict[str, str]:
             "MODELPULSE_API_PORT": str(settings.api_port),
             "MODELPULSE_PREFECT_PORT": str(settings.prefect_port),
             "MODELPULSE_ROOT": str(ROOT),
+            # Every ModelPulse process of this machine writes its Prometheus metrics here; the API's
+            # `/metrics` serves their sum (store/metrics.py). `up` empties it when it starts.
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_directory(settings)),
             "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
             # The work pool's command, `modelpulse-flow-run`, is a script of this installation.
             "PATH": os.pathsep.join(p for p in (str(Path(sys.executable).parent), env.get("PATH", "")) if p),
@@ -159,6 +162,10 @@ def stack_environment(settings: Settings) -> dict[str, str]:
     if settings.redis_url:
         env.update(redis_environment(settings.redis_url))
     return env
+
+
+def metrics_directory(settings: Settings) -> Path:
+    return settings.home.resolve() / "metrics"
 
 
 def local_host(settings: Settings) -> str:

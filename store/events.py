@@ -11,10 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import event as orm_events
 from sqlalchemy.orm import Session
 
 from store.event_catalog import SUBSCRIBABLE_TYPES
 from store.ids import new_id
+from store.metrics import EVENTS_ACCEPTED
 from store.models import Event, utcnow
 
 # What a webhook may subscribe to; store/event_catalog.py describes each type's data.
@@ -44,7 +46,24 @@ def record_event(
         timestamp=timestamp or utcnow(),
     )
     session.add(event)
+    session.info.setdefault(_ACCEPTED, []).append((organization_id, type_))
     return event
+
+
+# ``modelpulse_events_accepted_total`` counts an event once its transaction commits: one that rolls back
+# was never accepted.
+_ACCEPTED = "modelpulse_accepted_events"
+
+
+@orm_events.listens_for(Session, "after_commit")
+def _count_accepted(session: Session) -> None:
+    for organization_id, type_ in session.info.pop(_ACCEPTED, ()):
+        EVENTS_ACCEPTED.labels(organization_id, type_).inc()
+
+
+@orm_events.listens_for(Session, "after_rollback")
+def _forget_accepted(session: Session) -> None:
+    session.info.pop(_ACCEPTED, None)
 
 
 def new_event_id() -> str:

@@ -21,8 +21,8 @@ out without ever parsing it. An event's ``data`` is parsed: sinks read its ``mod
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import cached_property
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import orjson

@@ -35,3 +35,16 @@ def _encode(value: int) -> str:
         chars.append(_ALPHABET[value & 31])
         value >>= 5
     return "".join(reversed(chars))
+
+
+def id_seconds(identifier: str) -> float:
+    """When ``identifier`` (``<prefix>_<26 chars>``, see ``new_id``) was made, in seconds since the epoch.
+
+    Example:
+        >>> id_seconds(new_id("evt", datetime.fromtimestamp(1_800_000_000.5)))
+        1800000000.5
+    """
+    value = 0
+    for char in identifier.rpartition("_")[2][:10]:  # 50 bits: two always zero, then the milliseconds
+        value = value << 5 | _ALPHABET.index(char)
+    return value / 1000

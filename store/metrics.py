@@ -12,9 +12,30 @@ scrape time (``store.metric_gauges``), and so are the same whichever process is 
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+import fcntl
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 PREFIX = "modelpulse_"
+
+# No `_created` series: multi-process mode (what `up` runs) has none, and a scrape of a single process
+# should show the same names.
+disable_created_metrics()
 
 # Webhook latency goals are p50 < 250 ms and p99 < 1 s: buckets around them, then the retry range.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -79,3 +100,116 @@ SERVED: dict[str, tuple[str, tuple[str, ...]]] = {
     "modelpulse_http_requests_total": ("counter", ("method", "route", "status")),
     "modelpulse_http_request_seconds": ("histogram", ("method", "route")),
 }
+
+
+def directory() -> Path | None:
+    """The machine's metrics directory, where ``up`` set one (prometheus-client reads the same variable)."""
+    value = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return Path(value) if value else None
+
+
+def exposition(*collectors: Collector) -> bytes:
+    """The text a scrape gets: ModelPulse's metrics of every process of this machine (or of this process
+    alone, without a metrics directory), then what ``collectors`` yield (the database's gauges)."""
+    registry = CollectorRegistry(auto_describe=False)
+    for collector in collectors:
+        registry.register(collector)
+    shared = directory()
+    if shared is None:
+        registry.register(_Ours(REGISTRY))
+        return generate_latest(registry)
+    shared.mkdir(parents=True, exist_ok=True)
+    registry.register(_Ours(MultiProcessCollector(None, path=str(shared))))
+    with _compaction_lock(shared) as compacting:
+        if compacting:
+            compact(shared)
+        return generate_latest(registry)
+
+
+class _Ours(Collector):
+    """Only ModelPulse's families: Prefect's own client metrics land in the same files and registry."""
+
+    def __init__(self, source: Collector) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator:
+        return (family for family in self._source.collect() if family.name.startswith(PREFIX))
+
+
+@contextmanager
+def _compaction_lock(shared: Path, wait: bool = True) -> Iterator[bool]:
+    """Exclusive (yields True: the holder compacts) when nobody holds it, else (``wait``) shared once the
+    compaction in progress ends: a file is never folded away while a scrape reads the directory."""
+    with open(shared / ".compact.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if wait:
+                fcntl.flock(lock, fcntl.LOCK_SH)
+            yield False
+        else:
+            yield True
+
+
+def compact_unless_busy(shared: Path) -> int:
+    """``compact`` now, unless a scrape holds the directory (it compacts, or the next one will)."""
+    if not shared.is_dir():
+        return 0
+    with _compaction_lock(shared, wait=False) as compacting:
+        return compact(shared) if compacting else 0
+
+
+def compact(shared: Path) -> int:
+    """Fold the counters and histograms of processes that have ended into one file per kind; return how
+    many files were folded. The caller holds the directory's lock exclusively (``_compaction_lock``).
+
+    Each process writes its own ``<kind>_<pid>.db``; a worker forks a flow run per unit of work, so
+    without this the directory (and each scrape's reading of it) would grow by a file per run. Sums are
+    what a scrape serves, so folding keeps every total. Gauge files of ended processes are dropped,
+    as ``prometheus_client.multiprocess.mark_process_dead`` does (ModelPulse keeps no gauge in files).
+    """
+    ended: dict[str, list[Path]] = {}
+    for path in shared.glob("*.db"):
+        kind, _, rest = path.stem.partition("_")
+        pid = rest.rpartition("_")[2]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        if kind == "gauge":
+            path.unlink(missing_ok=True)
+        else:
+            ended.setdefault(kind, []).append(path)
+    for kind, paths in ended.items():
+        _fold(shared / f"{kind}_ended.db", paths)
+    return sum(len(paths) for paths in ended.values())
+
+
+def _fold(archive: Path, paths: Iterable[Path]) -> None:
+    # Sums go into a copy that replaces the archive whole, so a crash leaves either the old archive
+    # with every file still there, or the new one (and at worst a file folded twice, if the crash
+    # comes between the replace and its unlink).
+    scratch = archive.with_suffix(".folding")
+    if archive.exists():
+        shutil.copyfile(archive, scratch)
+    else:
+        scratch.unlink(missing_ok=True)
+    into = MmapedDict(str(scratch))
+    try:
+        for path in paths:
+            for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(str(path)):
+                if key.startswith(f'["{PREFIX}'):  # the key is JSON: [metric name, sample name, ...]
+                    into.write_value(key, into.read_value(key)[0] + value, timestamp)
+    finally:
+        into.close()
+    os.replace(scratch, archive)
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

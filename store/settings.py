@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         description="Where users and registries reach ModelPulse (`https://modelpulse.example.com`): Slack, "
         "Teams and PagerDuty messages link back to it, and it is the base of the inbound URLs that MLflow "
         "webhooks and EventBridge API destinations post to (push events, `config.push_events`, need it).",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, `GET /metrics` answers only a scrape that sends it as `Authorization: Bearer "
+        "<token>` (Prometheus: `authorization: {credentials: ...}`); unset, `/metrics` is open like `/health`.",
     )
     rate_limit_per_minute: int = Field(
         default=6000,

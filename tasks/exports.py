@@ -33,6 +33,7 @@ from store.export_runs import (
 )
 from store.export_streams import STREAMS, PageQuery, page_ends, settled_through
 from store.export_streams import read_page as read_stream_page
+from store.metrics import EXPORT_RECORDS, EXPORT_RUNS
 from store.models import Export
 from store.settings import get_settings
 from tasks.retries import retry_unless
@@ -245,6 +246,11 @@ def record_page(plan: ExportPlan, span: PageSpan, result: ShipResult) -> str:
             outcome,
             None if plan.is_backfill else position,
         )
+    # Once committed: a page whose transaction failed is shipped again by the task's retry.
+    labels = (plan.target.organization_id, plan.target.export_id, span.stream)
+    EXPORT_RECORDS.labels(*labels, "shipped").inc(result.shipped)
+    if result.rejected:
+        EXPORT_RECORDS.labels(*labels, "rejected").inc(len(result.rejected))
     get_run_logger().info(
         "%s: %d shipped, %d rejected, %d retried (through %s)",
         span.stream,
@@ -262,7 +268,7 @@ def finish_export_run(plan: ExportPlan, error: str | None = None) -> dict[str, A
     with session_scope() as session:
         run = finish_run(session, plan.run_id, error)
         counters = stream_counters(session, plan.run_id)
-        return {
+        summary = {
             "run_id": run.id,
             "status": run.status,
             "error": run.error,
@@ -277,6 +283,8 @@ def finish_export_run(plan: ExportPlan, error: str | None = None) -> dict[str, A
                 for stream in plan.streams
             },
         }
+    EXPORT_RUNS.labels(summary["status"]).inc()
+    return summary
 
 
 @task(name="publish-export-summary")

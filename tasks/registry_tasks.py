@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from store import registry as registry_store
 from store.db import session_scope
+from store.metrics import REGISTRY_SYNCS
 from store.models import Integration, MonitoredModel, utcnow
 from store.registry import (
     integrations_due_for_sync,
@@ -163,7 +164,10 @@ def prune_inbound_receipts() -> int:
 @task(name="record-sync-outcome")
 def record_sync_outcome(integration_id: str, started_at: datetime, recorded: int, error: str | None) -> None:
     with session_scope() as session:
-        registry_store.record_sync_outcome(session, integration_id, started_at, recorded, error)
+        state = registry_store.record_sync_outcome(session, integration_id, started_at, recorded, error)
+        integration = session.get(Integration, integration_id)
+        labels = (integration.type if integration is not None else "unknown", state.last_status)
+    REGISTRY_SYNCS.labels(*labels).inc()  # once committed
 
 
 @task(

@@ -68,6 +68,7 @@ class Target:
     webhook_name: str = ""
     config: dict[str, Any] = field(default_factory=dict)  # the format's options (severity, source)
     hidden: list[str] = field(default_factory=list)  # other secrets (a secret URL, a routing key) kept out of logs
+    organization_id: str = ""
 
 
 @dataclass
@@ -87,6 +88,7 @@ class AttemptResult:
     retry_after: float | None = None
     location: str | None = None  # a redirect's Location header
     timed_out: bool = False
+    refused: bool = False  # the egress policy refused the address: nothing was sent
     disable_reason: str | None = None  # "gone": the webhook.disabled reason code (gone, no_service...)
     disable_detail: str | None = None  # "gone": the webhook's disabled_reason in words
 
@@ -184,7 +186,8 @@ async def send_attempt(
         result.error = f"invalid URL: {error}"
     except httpx.HTTPError as error:
         result.error = transport_error(error, target.url)
-        if isinstance(error, httpx.UnsupportedProtocol) or _cause(error, TargetRefused):
+        result.refused = _cause(error, TargetRefused) is not None
+        if isinstance(error, httpx.UnsupportedProtocol) or result.refused:
             result.outcome = "failed"
     result.duration_ms = (time.perf_counter() - started) * 1000
     if result.response_status is not None:

@@ -352,6 +352,7 @@ def _target(delivery: Delivery, webhook: Webhook, payload: dict[str, Any], body:
         event=payload,
         webhook_name=webhook.name,
         config=dict(webhook.config or {}),
+        organization_id=webhook.organization_id,
     )
 
 

@@ -29,6 +29,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from blocks.egress import GuardedTransport
 from store import deliveries as store
 from store.db import session_scope
+from store.ids import id_seconds
+from store.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_EVENT_TO_ATTEMPT
 from store.models import utcnow
 from tasks.webhooks.delivery import MASK, AttemptResult, Outcome, Target, retry_delay, send_attempt
 from tasks.webhooks.settings import WebhookSettings
@@ -175,6 +177,7 @@ async def _deliver(
 ) -> AttemptResult:
     while True:
         result = await _attempt(sender, target, trigger, settings)
+        _count(result, target, first=target.attempts_made == 0 and not manual)
         target.attempts_made += 1
         if manual:
             recorder.put(result, _manual_settlement(result, target))
@@ -209,6 +212,24 @@ async def _attempt(sender: Sender, target: Target, trigger: str, settings: Webho
             target.delivery_id, message, where.filename, where.lineno,
         )
         return _unsent(target, trigger, "retry", f"unexpected error: {message}")
+
+
+def _count(result: AttemptResult, target: Target, first: bool) -> None:
+    """The attempt in the Prometheus metrics (``store.metrics``); a delivery's first attempt also times
+    its event's way from acceptance (the event id's time) to here."""
+    WEBHOOK_ATTEMPTS.labels(target.organization_id, _metric_outcome(result)).inc()
+    if first:
+        WEBHOOK_EVENT_TO_ATTEMPT.observe(max(0.0, result.attempted_at.timestamp() - id_seconds(target.message_id)))
+
+
+def _metric_outcome(result: AttemptResult) -> str:
+    if result.outcome == "succeeded":
+        return "delivered"
+    if result.refused:
+        return "refused"
+    if result.timed_out and result.response_status is None:
+        return "timeout"
+    return "gone" if result.outcome == "gone" else "failed"
 
 
 def _without_secrets(text: str, target: Target) -> str:
