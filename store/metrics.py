@@ -63,7 +63,7 @@ EXPORT_RECORDS = Counter(
 )
 EXPORT_RUNS = Counter(
     "modelpulse_export_runs",
-    "Export runs that ended, by outcome (succeeded, partial, failed).",
+    "Export runs that ended, by outcome: the run's status (completed, completed_with_errors, failed).",
     ["outcome"],
 )
 REGISTRY_SYNCS = Counter(

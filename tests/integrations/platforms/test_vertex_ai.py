@@ -6,6 +6,7 @@ import pytest
 
 from flows.sync_registry import sync_registry
 from store.db import session_scope
+from store.metrics import REGISTRY_SYNCS
 from store.models import Integration
 from store.registry import record_model_version, sync_state
 from tasks.registry_tasks import sync_versions
@@ -124,6 +125,8 @@ def test_sync_records_new_versions_of_monitored_models(client, org, vertex, vert
     [model_id] = vertex.fake.models
     vertex.fake.add_version(VERTEX_PARENT, model_id, "gs://bucket/churn/2")
     vertex.fake.add_model(VERTEX_PARENT, "unmonitored")
+    syncs = REGISTRY_SYNCS.labels("vertex_ai", "succeeded")
+    before = syncs._value.get()
 
     recorded = sync_registry(integration_id=integration_id_of(vertex_integration))
 
@@ -131,6 +134,7 @@ def test_sync_records_new_versions_of_monitored_models(client, org, vertex, vert
     assert recorded == {integration_id: 1}
     assert monitored(sqlite_url, integration_id) == [("churn", "1", "api"), ("churn", "2", "sync")]
     assert [e["source"] for e in model_registered_events(sqlite_url, integration_id)] == ["api", "sync"]
+    assert syncs._value.get() == before + 1  # modelpulse_registry_syncs_total{type="vertex_ai",outcome="succeeded"}
 
 
 def test_a_key_the_token_endpoint_rejects_is_a_502_with_googles_message(client, org, vertex, create_integration):
@@ -180,9 +184,12 @@ def test_a_failed_sync_is_recorded_with_the_platforms_message(
     with session_scope(sqlite_url) as session:
         record_model_version(session, session.get(Integration, integration_id), "churn", "1", "m@1", source="api")
     monkeypatch.setattr(sync_versions, "retry_delay_seconds", 0)  # keep the retries, skip their waits
+    failed = REGISTRY_SYNCS.labels("vertex_ai", "failed")
+    before = failed._value.get()
 
     with pytest.raises(RuntimeError, match="sync failed"):
         sync_registry(integration_id=integration_id)
+    assert failed._value.get() == before + 1
 
     with session_scope(sqlite_url) as session:
         state = sync_state(session, integration_id)
