@@ -59,6 +59,28 @@ PROBLEM_TITLES = {
 EVERY_OPERATION_PROBLEMS = frozenset({429, 503})
 ROLES_NOTE = "API key roles allowed: {roles} (any other role is answered 403)."
 
+# The document's introduction (Markdown; the top of /docs).
+DESCRIPTION = """Model registries, log and metric exports, and webhooks for ModelPulse.
+
+**Authentication.** Every operation under `/organizations/{organization_id}` needs an API key of that
+organization, sent as `Authorization: Bearer <key>` (on /docs: **Authorize**, then **Try it out**).
+`modelpulse keys create <organization_id>` prints a new key. `/health`, `/openapi.json`, `/docs` and the
+`/inbound/...` routes (authenticated by what the pushing platform signs or sends) take no key.
+
+**Errors** are RFC 9457 `application/problem+json`: `type`, `title`, `status`, `detail`, and for a failed
+validation `errors`, one `{"field", "message"}` per field. Each operation lists the statuses it may answer.
+
+**Events sent to webhooks** are described under *Webhooks* below, one per event type (the document's
+`webhooks` section), and at `GET /organizations/{organization_id}/event-types`. A `standard` webhook
+receives `{"id", "type", "timestamp", "organization_id", "project_id", "data"}` as JSON, signed per
+Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`); `slack`, `teams` and
+`pagerduty` webhooks receive the same events rendered for their service.
+"""
+BEARER_DESCRIPTION = (
+    "An API key of the organization in the path (`modelpulse keys create <organization_id>`), sent as "
+    "`Authorization: Bearer <key>`. Its role decides which operations it may call."
+)
+
 _SECONDS = {"type": "integer", "minimum": 0}
 RATE_LIMIT_HEADERS = {
     "Retry-After": {"description": "Seconds until the key's next window starts.", "schema": _SECONDS},
@@ -250,11 +272,9 @@ def openapi_document(app: Flask) -> dict[str, Any]:
     webhooks = {entry.type: _event_operation(entry, schemas) for entry in CATALOG}
     return {
         "openapi": "3.1.0",
-        "info": {
-            "title": "ModelPulse Integrations API",
-            "version": "1.0.0",
-            "description": "Model registries, log and metric exports, and webhooks for ModelPulse.",
-        },
+        "info": {"title": "ModelPulse Integrations API", "version": "1.0.0", "description": DESCRIPTION},
+        # Relative: the server that served this document, whatever its host and port (the docs page's
+        # try-it-out calls it, behind a proxy too).
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
         "paths": paths,
@@ -262,6 +282,6 @@ def openapi_document(app: Flask) -> dict[str, Any]:
         "webhooks": webhooks,
         "components": {
             "schemas": schemas.components,
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "description": BEARER_DESCRIPTION}},
         },
     }

@@ -1,15 +1,45 @@
-"""Public endpoints about the API itself: health, the OpenAPI document and its docs page."""
+"""Public endpoints about the API itself: health, the OpenAPI document and its docs page.
+
+``/docs`` is Swagger UI over ``/openapi.json``, served from files in ``api/static/`` (no CDN: the API is
+often on a network without internet): Swagger UI's own, vendored from the ``swagger-ui-dist`` npm
+package (``api/static/swagger-ui/README.md`` says which version and how to refresh it), and the page's
+initializer, ``docs.js``. The page allows scripts and styles from this origin only (its
+Content-Security-Policy), so it has no inline script. Its assets are named with a fingerprint of their
+content (``?v=``), cached for a year under it, revalidated otherwise.
+"""
 
 from __future__ import annotations
 
-import html
+import hashlib
+from functools import cache
+from pathlib import Path
 
-from flask import Blueprint, Response, current_app, json
+from flask import Blueprint, Response, current_app, json, request, send_file
 
 from api.endpoint import endpoint
+from api.errors import NotFound
 from api.openapi import openapi_document
 
 bp = Blueprint("meta", __name__)
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+# Every file /docs/assets/<name> serves; any other name is a 404 (a name is looked up here, never joined
+# onto a directory).
+DOCS_ASSETS = {
+    "docs.js": STATIC / "docs.js",
+    "docs.css": STATIC / "docs.css",
+    "swagger-ui-bundle.js": STATIC / "swagger-ui" / "swagger-ui-bundle.js",
+    "swagger-ui.css": STATIC / "swagger-ui" / "swagger-ui.css",
+    "favicon-32x32.png": STATIC / "swagger-ui" / "favicon-32x32.png",
+    "favicon-16x16.png": STATIC / "swagger-ui" / "favicon-16x16.png",
+}
+A_YEAR = 365 * 24 * 3600
+# Swagger UI sets styles through the DOM (allowed), its icons are data: URIs in its CSS, and try-it-out
+# calls this origin (the document's server is relative: "/").
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 @bp.get("/health")
@@ -27,49 +57,52 @@ def openapi():
     return Response(json.dumps(current_app.extensions["openapi_document"]), mimetype="application/json")
 
 
+@cache
+def _fingerprint(name: str) -> str:
+    return hashlib.sha256(DOCS_ASSETS[name].read_bytes()).hexdigest()[:16]
+
+
+@cache
+def _docs_page() -> str:
+    """The page, its links relative to /docs, so that it works on any host and port."""
+
+    def url(name: str) -> str:
+        return f"docs/assets/{name}?v={_fingerprint(name)}"
+
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>ModelPulse Integrations API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="{url("swagger-ui.css")}"><link rel="stylesheet" href="{url("docs.css")}">
+<link rel="icon" type="image/png" sizes="32x32" href="{url("favicon-32x32.png")}">
+<link rel="icon" type="image/png" sizes="16x16" href="{url("favicon-16x16.png")}">
+</head><body>
+<div id="swagger-ui"><noscript><p>This page needs JavaScript. The API is described in
+<a href="openapi.json">openapi.json</a> (OpenAPI 3.1).</p></noscript></div>
+<script src="{url("swagger-ui-bundle.js")}" defer></script>
+<script src="{url("docs.js")}" defer></script>
+</body></html>
+"""
+
+
 @bp.get("/docs")
 def docs():
-    """A self-contained reference page rendered from the OpenAPI document (no CDN needed)."""
-    document = openapi_document(current_app)
-    rows = []
-    for path, operations in document["paths"].items():
-        for method, operation in operations.items():
-            statuses = ", ".join(operation["responses"])
-            description = html.escape(operation.get("description", ""))
-            rows.append(
-                f"<tr><td class=m>{method.upper()}</td><td><code>{html.escape(path)}</code></td>"
-                f"<td><b>{html.escape(operation['summary'])}</b><br>{description}</td><td>{statuses}</td></tr>"
-            )
-    events = []
-    for event_type, operations in document.get("webhooks", {}).items():
-        operation = operations["post"]
-        schema_name = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
-        data_ref = document["components"]["schemas"][schema_name]["properties"]["data"]["$ref"].rsplit("/", 1)[1]
-        data = document["components"]["schemas"][data_ref]
-        required = set(data.get("required", []))
-        fields = ", ".join(
-            f"<code>{html.escape(name)}</code>{'*' if name in required else ''}" for name in data.get("properties", {})
-        )
-        kinds = ", ".join(tag for tag in operation["tags"] if tag != "events")
-        events.append(
-            f"<tr><td><code>{html.escape(event_type)}</code></td><td><b>{html.escape(operation['summary'])}</b>"
-            f"<br>{html.escape(operation['description'].split(chr(10))[0])}</td><td>{fields}</td>"
-            f"<td>{html.escape(kinds)}</td></tr>"
-        )
-    page = f"""<!doctype html><html><head><meta charset=utf-8><title>ModelPulse Integrations API</title>
-<style>body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;width:100%}}
-td,th{{border-bottom:1px solid #ddd;padding:.4em;text-align:left;vertical-align:top}}.m{{font-weight:bold}}</style>
-</head><body><h1>ModelPulse Integrations API</h1>
-<p>Authenticate with <code>Authorization: Bearer &lt;key&gt;</code>. Errors are
-<code>application/problem+json</code>. Machine-readable: <a href="openapi.json">openapi.json</a>.</p>
-<table><tr><th>Method</th><th>Path</th><th>What it does</th><th>Statuses</th></tr>{"".join(rows)}</table>
-<h2>Events sent to webhooks</h2>
-<p>What a <code>standard</code> webhook receives: <code>{{"id", "type", "timestamp", "organization_id",
-"project_id", "data"}}</code>, signed per Standard Webhooks (<code>webhook-id</code>, <code>webhook-timestamp</code>,
-<code>webhook-signature</code>). <code>slack</code>, <code>teams</code> and <code>pagerduty</code> webhooks receive the
-same events rendered for their service. Each payload's schema is in <a href="openapi.json">openapi.json</a> under
-<code>webhooks</code>, and at <code>GET /organizations/{{organization_id}}/event-types</code>.
-Fields marked * are always present.</p>
-<table><tr><th>Type</th><th>What happened</th><th><code>data</code></th><th>Kind</th></tr>{"".join(events)}</table>
-</body></html>"""
-    return Response(page, mimetype="text/html")
+    """Swagger UI over /openapi.json: every operation, Authorize (a bearer key) and try-it-out, and the
+    webhooks' payloads."""
+    response = Response(_docs_page(), mimetype="text/html")
+    response.headers["Content-Security-Policy"] = DOCS_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.cache_control.no_cache = True
+    return response
+
+
+@bp.get("/docs/assets/<name>")
+def docs_asset(name: str):
+    """A file of the docs page: cached for a year under its fingerprint (``?v=``), revalidated otherwise."""
+    if name not in DOCS_ASSETS:
+        raise NotFound("No such file of the docs page.")
+    fingerprinted = request.args.get("v") == _fingerprint(name)
+    response = send_file(DOCS_ASSETS[name], max_age=A_YEAR if fingerprinted else None, conditional=True)
+    if fingerprinted:
+        response.cache_control.immutable = True
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -9,20 +9,10 @@ body before reading it.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
-import pytest
 
-from stack.topology import role_commands
-from store.db import session_scope
-from store.organizations import create_api_key
-from store.settings import Settings
 from tests.api.hostile import (
     HOSTILE_QUERY_VALUES,
     MALFORMED,
@@ -34,8 +24,6 @@ from tests.api.hostile import (
     problem_names,
     resource_bodies,
 )
-from tests.conftest import ROOT
-from tests.support.servers import free_port, start_process, stop_process, wait_until_ready
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -126,36 +114,7 @@ def test_hostile_query_strings_at_every_operation(client, org):
 # --- served by gunicorn -------------------------------------------------------------------------
 
 
-@dataclass
-class Served:
-    url: str
-    port: int
-    key: str
-    log: Path
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key}"}
-
-
-@pytest.fixture(scope="module")
-def served(_sqlite_template, prefect_server, tmp_path_factory) -> Iterator[Served]:
-    """The API under gunicorn with the argv `make up` uses (stack/topology.py), on its own SQLite database."""
-    directory = tmp_path_factory.mktemp("served")
-    database = directory / "modelpulse.db"
-    shutil.copyfile(_sqlite_template, database)
-    url = f"sqlite:///{database}"
-    with session_scope(url) as session:
-        key = create_api_key(session, "acme")
-    port = free_port()
-    argv = role_commands(Settings(api_port=port))["api"]
-    log = directory / "gunicorn.log"
-    process = start_process(argv, log, env=dict(os.environ, MODELPULSE_DATABASE_URL=url), cwd=ROOT)
-    try:
-        wait_until_ready(f"http://127.0.0.1:{port}/health", process)
-        yield Served(f"http://127.0.0.1:{port}", port, key, log)
-    finally:
-        stop_process(process)
+# ``served`` (tests/api/conftest.py): the API under gunicorn with the production argv, key of ``acme``.
 
 
 def _request_head(method: str, path: str, key: str, headers: dict[str, str]) -> bytes:
