@@ -69,16 +69,21 @@ class DatabaseGauges(Collector):
 
 
 def _outbox(session: Session) -> tuple[int, float | None]:
-    pending = select(Event.id).where(Event.dispatched_at.is_(None))
-    count = session.scalar(select(func.count()).select_from(pending.limit(COUNT_CAP).subquery()))
-    first = session.scalar(select(func.min(Event.id)).where(Event.dispatched_at.is_(None)))
-    return count or 0, id_seconds(first) if first else None
+    return _count_and_oldest(session, Event.id, Event.dispatched_at.is_(None), Event.dispatched_at)
 
 
 def _open_deliveries(session: Session) -> tuple[int, float | None]:
-    open_ = select(Delivery.id).where(Delivery.next_attempt_at.is_not(None))
-    count = session.scalar(select(func.count()).select_from(open_.limit(COUNT_CAP).subquery()))
-    first = session.scalar(select(func.min(Delivery.id)).where(Delivery.next_attempt_at.is_not(None)))
+    return _count_and_oldest(
+        session, Delivery.id, Delivery.next_attempt_at.is_not(None), Delivery.next_attempt_at
+    )
+
+
+def _count_and_oldest(session: Session, id_: Any, pending: Any, indexed: Any) -> tuple[int, float | None]:
+    """How many rows are pending (up to ``COUNT_CAP``) and when the oldest of them was made (its id's
+    time), read along the index of ``indexed``: a ``min(id)`` over the whole table would walk the
+    primary key instead (SQLite does, ~0.4 s at 1M settled deliveries)."""
+    rows = select(id_.label("id")).where(pending).order_by(indexed).limit(COUNT_CAP).subquery()
+    count, first = session.execute(select(func.count(), func.min(rows.c.id))).one()
     return count or 0, id_seconds(first) if first else None
 
 

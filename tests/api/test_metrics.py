@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
 from store.db import session_scope
@@ -19,22 +18,16 @@ from store.models.deliveries import Delivery
 from store.settings import get_settings
 from tasks.webhooks.fanout import _plan_fan_out, undispatched_event_ids
 from tasks.webhooks.settings import get_webhook_settings
+from tests.support.metrics import Samples, samples_of, value
 
 
-def scrape(client, **headers) -> dict[tuple[str, tuple], float]:
+def scrape(client, **headers) -> Samples:
     """Every sample of a scrape, by name and sorted labels."""
     response = client.get("/metrics", headers=headers)
     assert response.status_code == 200, response.data
     assert response.content_type.startswith("text/plain; version=0.0.4")
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(response.get_data(as_text=True))
-        for sample in family.samples
-    }
+    return samples_of(response.get_data(as_text=True))
 
-
-def value(samples, name: str, **labels) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def test_every_served_name_is_in_a_scrape_with_its_labels(client, org):

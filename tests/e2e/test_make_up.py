@@ -100,6 +100,13 @@ def test_make_up_serves_everything_and_stops_on_ctrl_c(tmp_path):
             assert event.status_code == 202, event.text
             (received,) = wait_until(lambda: receiver.received, what="the delivery through the stack")
             assert received.verify(hook["signing_secret"])["id"] == event.json()["id"]
+
+        # The API's /metrics counts the dispatcher's attempt: one directory for the machine's processes.
+        def delivered() -> bool:
+            metrics = httpx.get(f"http://127.0.0.1:{api_port}/metrics").text
+            return 'modelpulse_webhook_attempts_total{organization="default",outcome="delivered"} 1.0' in metrics
+
+        wait_until(delivered, 30, "the dispatcher's attempt in the API's /metrics")
     finally:
         stack = [pid for pid, _ in descendants(process.pid)]
         if process.poll() is None:

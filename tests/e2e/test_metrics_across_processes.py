@@ -13,13 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from stack.topology import role_commands
 from store.db import session_scope
 from store.organizations import create_api_key
 from store.settings import Settings
 from tests.conftest import ROOT
+from tests.support.metrics import Samples, samples_of, value
 from tests.support.polling import wait_until
 from tests.support.servers import free_port, start_process, stop_process, wait_until_ready
 from tests.webhooks.receivers import Receiver
@@ -28,18 +28,11 @@ EVENTS = 12
 WEBHOOKS = 3
 
 
-def scrape(api: str) -> dict[tuple[str, tuple], float]:
+def scrape(api: str) -> Samples:
     response = httpx.get(f"{api}/metrics", headers={"Connection": "close"}, timeout=30)
     assert response.status_code == 200, response.text
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    }
+    return samples_of(response.text)
 
-
-def value(samples, name: str, **labels) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def test_one_scrape_sums_two_api_workers_and_two_dispatchers(prefect_server, sqlite_url, tmp_path):

@@ -6,24 +6,17 @@ from __future__ import annotations
 import time
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from flows.export import export
 from tests.exports import seed
+from tests.support.metrics import Samples, samples_of, value
 
 
-def scrape(api) -> dict[tuple[str, tuple], float]:
+def scrape(api) -> Samples:
     response = api.get("/metrics")
     assert response.status_code == 200, response.data
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(response.get_data(as_text=True))
-        for sample in family.samples
-    }
+    return samples_of(response.get_data(as_text=True))
 
-
-def value(samples, name: str, **labels) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def test_lag_rises_while_the_sink_refuses_and_returns_to_zero_after(api, org_id, hec):
