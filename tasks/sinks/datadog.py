@@ -88,6 +88,17 @@ MAX_RATE_LIMIT_WAIT = 60.0
 RETRIED_STATUSES = {408, 429}  # and every 5xx: Datadog's "request should be retried after some time"
 EVENT_TYPES_AS_EVENTS = {"drift.detected": "warning", "threshold.breached": "error"}
 GAUGE = 3  # MetricIntakeType.GAUGE on the wire
+# The names Datadog sees (the dashboard in deploy/dashboards/ queries them; tests/test_dashboards.py
+# checks its queries against these): every log's ``ddsource`` and every event's ``source_type_name``;
+# a log's ``service`` when no model is named (else the model); its ``hostname`` unless ``config.host``;
+# the log attribute holding the ModelPulse fields; a drift gauge's name before its method; the tag
+# naming an event's ModelPulse id.
+SOURCE = "modelpulse"
+DEFAULT_SERVICE = "modelpulse"
+DEFAULT_HOST = "modelpulse"
+ATTRIBUTE = "modelpulse"
+METRIC_PREFIX = "modelpulse.drift."
+ID_TAG = "modelpulse.id"
 
 
 @dataclass(frozen=True)
@@ -138,12 +149,12 @@ def log_entry(hostname: str, stream: str, record: dict[str, Any]) -> bytes:
     return dumps(
         {
             "message": fields.decode(),
-            "ddsource": "modelpulse",
+            "ddsource": SOURCE,
             "ddtags": ",".join([f"{key}:{value}" for key, value in labels.items()]),
             "hostname": hostname,
-            "service": labels.get("model", "modelpulse"),
+            "service": labels.get("model", DEFAULT_SERVICE),
             "date": time_iso(stream, record),
-            "modelpulse": orjson.Fragment(fields),
+            ATTRIBUTE: orjson.Fragment(fields),
         }
     )
 
@@ -152,7 +163,7 @@ def series_entry(stream: str, record: dict[str, Any]) -> bytes:
     """A one-point gauge ``modelpulse.drift.<method>`` at the computation time, as JSON bytes."""
     return dumps(
         {
-            "metric": f"modelpulse.drift.{record['method']}",
+            "metric": f"{METRIC_PREFIX}{record['method']}",
             "type": GAUGE,
             "points": [{"timestamp": int(time_epoch(stream, record)), "value": float(record["value"])}],
             "tags": tags(stream, record),
@@ -171,8 +182,8 @@ def event_body(stream: str, record: dict[str, Any]) -> bytes:
             "aggregation_key": record["record_id"][:100],
             "alert_type": EVENT_TYPES_AS_EVENTS[record["type"]],
             "date_happened": int(time_epoch(stream, record)),
-            "source_type_name": "modelpulse",
-            "tags": [*tags(stream, record), f"modelpulse.id:{record['record_id']}"],
+            "source_type_name": SOURCE,
+            "tags": [*tags(stream, record), f"{ID_TAG}:{record['record_id']}"],
         }
     )
 
@@ -201,7 +212,7 @@ def ship_page(
             _deliver(events, _Batch([record], [], event_body(stream, record)), None, None, result)
     if as_logs:
         intake = _intake(client, LogsApi(client)._submit_log_endpoint)
-        hostname = target.config.get("host") or "modelpulse"
+        hostname = target.config.get("host") or DEFAULT_HOST
         entries = [log_entry(hostname, stream, record) for record in as_logs]
         _ship_entries(intake, LOGS, as_logs, entries, result)
     return result
