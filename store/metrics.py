@@ -48,7 +48,7 @@ EVENTS_ACCEPTED = Counter(
 )
 WEBHOOK_ATTEMPTS = Counter(
     "modelpulse_webhook_attempts",
-    "Webhook delivery attempts by outcome (delivered, failed, retry, timeout, refused, gone).",
+    "Webhook delivery attempts by outcome (delivered, failed, timeout, refused, gone).",
     ["organization", "outcome"],
 )
 WEBHOOK_EVENT_TO_ATTEMPT = Histogram(
