@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from tests.fakes.elasticsearch import ElasticsearchFake
+from tests.support.metrics import samples_of, value
 from tests.support.polling import wait_until
 from tests.webhooks.receivers import Receiver
 
@@ -61,6 +62,24 @@ def test_both_machines_serve_one_installation(cluster):
         )
         assert finished["status"] == "completed", finished
         assert len(es.ids("modelpulse-inference-logs")) == 300
+
+    # Each machine's /metrics sums its own processes (API workers, dispatchers, the worker's forked
+    # runs): together, exactly the work done; the gauges come from the one database.
+    def scraped() -> list[dict]:
+        return [samples_of(machine.get("/metrics").text) for machine in (a, b)]
+
+    def shipped(samples: dict) -> float:
+        return sum(v for (name, labels), v in samples.items()
+                   if name == "modelpulse_export_records_total" and ("outcome", "shipped") in labels)
+
+    machines = wait_until(lambda: (m := scraped()) and sum(shipped(s) for s in m) == 300 and m, 60, "300 shipped")
+    accepted = [value(s, "modelpulse_events_accepted_total", organization="default", type="drift.detected")
+                for s in machines]
+    assert accepted == [10, 10]
+    delivered = sum(value(s, "modelpulse_webhook_attempts_total", organization="default", outcome="delivered")
+                    for s in machines)
+    assert delivered == 20
+    assert [value(s, "modelpulse_outbox_pending") for s in machines] == [0, 0]
 
     # Both kinds of work are in the one Prefect server's history.
     prefect = httpx.Client(base_url=cluster.prefect_api_url, timeout=30)
