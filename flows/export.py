@@ -17,11 +17,11 @@ from tasks.exports import (
     PageSpan,
     begin_export_run,
     finish_export_run,
+    page_shipping,
     plan_pages,
     publish_export_summary,
     record_page,
     settled_position,
-    page_shipping,
     starting_position,
 )
 

@@ -1,5 +1,10 @@
-"""The export's steps as Prefect tasks: open a run, plan the pages past the watermark, read and ship each,
-record it (counters, rejections and the watermark in one transaction), close the run, summarize.
+"""The export's steps: open a run, plan the pages past the watermark, read and ship each, record it
+(counters, rejections and the watermark in one transaction), close the run, summarize.
+
+Shipping a page is the Prefect task (``ship-page``: retries with backoff, a deadline, visible per page in
+the UI); the bookkeeping around it is plain calls in the flow run with their own retries on a dropped
+database connection (``tasks.retries.database_retries``). A task run for each would cost the Prefect
+server more than the step: ~0.07 CPU-s a task run, and a small export made nine of them.
 
 Tasks take ids and small plans, never secrets: the sink's block is loaded here, by export id.
 Pages cross task boundaries as positions (`PageSpan`); the task that ships a page reads its records.
@@ -36,7 +41,7 @@ from store.export_streams import read_page as read_stream_page
 from store.metrics import EXPORT_RECORDS, EXPORT_RUNS
 from store.models import Export
 from store.settings import get_settings
-from tasks.retries import retry_unless
+from tasks.retries import database_retries, retry_unless
 from tasks.sinks import (
     CredentialsRejected,
     ExportTarget,
@@ -97,7 +102,7 @@ def _parse_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-@task(name="begin-export-run", retries=2, retry_delay_seconds=1)
+@database_retries()
 def begin_export_run(export_id: str, run_id: str | None, backfill: dict[str, Any] | None) -> ExportPlan:
     """Open (or adopt the triggered) run record, mark it running, and plan the streams.
 
@@ -134,7 +139,7 @@ def begin_export_run(export_id: str, run_id: str | None, backfill: dict[str, Any
     return plan
 
 
-@task(name="starting-position", retries=2, retry_delay_seconds=1)
+@database_retries()
 def starting_position(plan: ExportPlan, stream: str) -> str | None:
     """Where the stream resumes: its watermark, or the beginning for a backfill."""
     if plan.is_backfill:
@@ -143,7 +148,7 @@ def starting_position(plan: ExportPlan, stream: str) -> str | None:
         return read_watermark(session, plan.target.export_id, stream)
 
 
-@task(name="settled-position", retries=2, retry_delay_seconds=1)
+@database_retries()
 def settled_position(plan: ExportPlan, stream: str) -> str | None:
     """How far this run may read ``stream``: no record can still appear before it (see
     ``store.export_streams.settled_through``). A backfill moves no watermark and reads it all."""
@@ -153,7 +158,7 @@ def settled_position(plan: ExportPlan, stream: str) -> str | None:
         return settled_through(session, stream)
 
 
-@task(name="plan-pages", retries=2, retry_delay_seconds=1)
+@database_retries()
 def plan_pages(plan: ExportPlan, stream: str, after: str | None, through: str | None) -> list[PageSpan]:
     """The next pages of ``stream`` past ``after`` and up to ``through`` (within the backfill
     range): up to ``PAGES_PLANNED`` at a time, from one query over the id index."""
@@ -229,7 +234,7 @@ def page_shipping() -> Any:
     return ship_page.with_options(retry_delay_seconds=exponential_backoff(backoff_factor=backoff))
 
 
-@task(name="record-page", retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE, persist_result=False)
+@database_retries()
 def record_page(plan: ExportPlan, span: PageSpan, result: ShipResult) -> str:
     """Add the page's counters and rejections to the run and move the watermark, in one transaction.
 
@@ -262,7 +267,7 @@ def record_page(plan: ExportPlan, span: PageSpan, result: ShipResult) -> str:
     return position
 
 
-@task(name="finish-export-run", retries=2, retry_delay_seconds=1)
+@database_retries()
 def finish_export_run(plan: ExportPlan, error: str | None = None) -> dict[str, Any]:
     """Close the run record and return its summary (status, error, counters per stream)."""
     with session_scope() as session:
@@ -287,7 +292,6 @@ def finish_export_run(plan: ExportPlan, error: str | None = None) -> dict[str, A
     return summary
 
 
-@task(name="publish-export-summary")
 def publish_export_summary(plan: ExportPlan, summary: dict[str, Any]) -> None:
     """A markdown artifact on the flow run: status, counters per stream, the error if any."""
     lines = [
