@@ -140,10 +140,12 @@ class EventLoad:
 
 
 def warm_up(http: httpx.Client, api: str, key: str, organization: str, event_type: str, receivers: Receivers,
-            timeout: float = 300) -> None:
-    """Send one event and wait until every receiver has it: the dispatchers are polling by then."""
+            timeout: float = 300, event: dict | None = None) -> None:
+    """Send one event (``event``: the body, else a small one of ``event_type``) and wait until every receiver
+    has it: the dispatchers are polling by then."""
     headers = {"Authorization": f"Bearer {key}"}
-    event = {"type": event_type, "data": {"model": "churn"}}  # `model`: what every metric event type needs
+    # `model`: what every metric event type needs
+    event = event or {"type": event_type, "data": {"model": "churn"}}
     response = http.post(f"{api}/organizations/{organization}/events", json=event, headers=headers)
     response.raise_for_status()
     event_id, seen = response.json()["id"], set()
@@ -166,12 +168,15 @@ def offer_events(
     receivers: Receivers,
     from_schedule: bool = False,
     drain_timeout: float = 120.0,
+    event: dict | None = None,
 ) -> EventLoad:
     """POST ``rate`` events/s for ``seconds`` from 16 threads, then wait (up to ``drain_timeout``) until
     each has reached every receiver. A delivery's latency runs to its first arrival from the moment
     its POST was sent, or, with ``from_schedule``, from the moment it was due (so a client that falls
-    behind an overloaded API does not hide the delay)."""
+    behind an overloaded API does not hide the delay). ``event``: the body posted (default a small one
+    of ``event_type``)."""
     headers = {"Authorization": f"Bearer {key}"}
+    body = event or {"type": event_type, "data": {"model": "churn", "value": 0.4}}
     total = int(rate * seconds)
     load = EventLoad(rate=rate, events=total, expected=total * len(receivers.urls))
     sent: dict[str, float] = {}
@@ -184,7 +189,7 @@ def offer_events(
         started = time.time()
         response = http.post(
             f"{api}/organizations/{organization}/events",
-            json={"type": event_type, "data": {"model": "churn", "value": 0.4}},
+            json=body,
             headers=headers,
         )
         response.raise_for_status()

@@ -13,6 +13,15 @@ the session, like the rest of ``store``. ``claim_cooldown`` is one ``INSERT ... 
 ... WHERE until <= now RETURNING`` on the (webhook, type, group key) primary key: the row it returns (or
 not) decides, so of
 several dispatchers racing for a group exactly one opens the cooldown, on PostgreSQL and SQLite alike.
+
+A fan-out transaction claims the groups of a whole batch of events, in event order, so two dispatchers'
+batches would lock the same cooldown rows in different orders and, on PostgreSQL, deadlock (one is
+aborted after ``deadlock_timeout``). Before its first claim a transaction therefore takes
+``lock_cooldowns`` for every throttled webhook it will touch: a transaction-scoped advisory lock per
+webhook, taken in one order every caller shares, so dispatchers working on the same webhook take
+turns and none waits on a row another holds while holding one it wants. Anything else that changes
+several cooldown rows in one transaction takes the same locks (``clear_cooldowns``) or never waits
+(``prune_ended_cooldowns`` skips rows a claimer holds). SQLite has one writer at a time anyway.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -127,6 +136,30 @@ def _insert(session: Session):
     return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(WebhookCooldown)
 
 
+# The first of the two keys of every advisory lock taken here (PostgreSQL's two-int4 form), so they do not
+# share the space of one-key locks other software on the database may take: "mpcd" as an int4.
+LOCK_CLASS = int.from_bytes(b"mpcd", "big", signed=True)
+
+
+def _lock_key(webhook_id: str) -> int:
+    # Stable across processes (not hash()); two webhooks sharing a key only take turns needlessly.
+    return int.from_bytes(hashlib.sha256(webhook_id.encode()).digest()[:4], "big", signed=True)
+
+
+def lock_cooldowns(session: Session, webhook_ids: Iterable[str]) -> None:
+    """Hold the cooldowns of these webhooks until the transaction ends (PostgreSQL; SQLite already has one
+    writer at a time): call it before the transaction's first claim, naming every webhook it will claim
+    or end a cooldown of.
+
+    The locks are taken in order of their keys, the same for every caller, so two transactions wanting
+    overlapping sets never wait on each other in a circle.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted({_lock_key(webhook_id) for webhook_id in webhook_ids}):
+        session.execute(select(func.pg_advisory_xact_lock(LOCK_CLASS, key)))
+
+
 def claim_cooldown(
     session: Session,
     webhook_id: str,
@@ -140,7 +173,8 @@ def claim_cooldown(
     else the id of the delivery that opened the running one (the one the event repeats).
 
     One statement decides: the insert, or on a conflict the update of a cooldown that has ended. A
-    concurrent claim of the same group waits for this transaction (the row's lock) and then loses.
+    concurrent claim of the same group waits for this transaction (the row's lock) and then loses. A
+    transaction claiming more than one group takes ``lock_cooldowns`` first.
     """
     key = group_key(group)
     for _ in range(3):
@@ -209,16 +243,22 @@ def end_cooldowns(session: Session, webhook_id: str, event_type: str, group: Gro
 
 def clear_cooldowns(session: Session, webhook_id: str) -> None:
     """Forget a webhook's cooldowns (its throttle changed: the groups or the length are not the same)."""
+    lock_cooldowns(session, [webhook_id])  # its rows, all at once: after any dispatcher claiming some of them
     session.execute(delete(WebhookCooldown).where(WebhookCooldown.webhook_id == webhook_id))
 
 
 def prune_ended_cooldowns(session: Session, now: datetime, limit: int) -> int:
-    """Delete up to ``limit`` cooldowns that ended before ``now``."""
+    """Delete up to ``limit`` cooldowns that ended before ``now``.
+
+    The rows are locked as they are chosen, skipping any a dispatcher holds (it is claiming that group
+    again): the deletes then never wait, so the sweep cannot deadlock with a claimer.
+    """
     ended = list(
         session.execute(
             select(WebhookCooldown.webhook_id, WebhookCooldown.event_type, WebhookCooldown.group_key)
             .where(WebhookCooldown.until < now)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         ).all()
     )
     for webhook_id, event_type, key in ended:

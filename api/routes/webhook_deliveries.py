@@ -51,7 +51,10 @@ def get_delivery(organization_id: str, webhook_id: str, delivery_id: str):
 def redeliver(organization_id: str, webhook_id: str, delivery_id: str):
     """Redeliver a delivery now.
 
-    One new attempt with the same `webhook-id`, freshly signed; answers with the delivery.
+    One new attempt with the same `webhook-id`, freshly signed; answers with the delivery. Whatever
+    its status: a `suppressed` (throttled) or `silenced` delivery is sent too (this is the explicit ask
+    that recover without `statuses` never makes), and its status then follows the attempt (`succeeded`,
+    else `failed`; a retry already scheduled stays).
     """
     return redeliver_now(db(), webhooks.get(db(), organization_id, webhook_id), delivery_id)
 
@@ -64,7 +67,8 @@ def recover(organization_id: str, webhook_id: str, body: RecoverIn):
     Every delivery created in `[since, until)` whose last attempt did not succeed (retrying or
     failed) is sent again now, one at a time in order of creation, by a `recover-deliveries` Prefect
     run; its attempts appear in the history (trigger `recover`). `statuses` chooses which: add
-    `silenced` for the events a silence held back. The run stops at the first delivery the receiver
+    `silenced` for the events a silence held back. Throttled repeats (`suppressed`) are never
+    recovered: redeliver one to send it. The run stops at the first delivery the receiver
     still cannot take. A disabled webhook is a 409: re-enable it first (PUT with
     `"enabled": true`).
     """

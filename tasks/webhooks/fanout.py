@@ -57,7 +57,7 @@ def _plan_fan_out(
     # still undispatched or has every delivery it needs, leased to this run.
     now = utcnow()
     with session_scope(database_url) as session:
-        claimed = []
+        accepted = []
         for event_id in event_ids:
             event = store.claim_event(session, event_id, now)
             if event is not None:
@@ -72,9 +72,16 @@ def _plan_fan_out(
                 if silence_id is not None:
                     store.create_silenced_deliveries(session, event, [webhook.id for webhook in webhooks], silence_id)
                     continue
-                # A throttled webhook sends the first event of a type and group and holds back its
-                # repeats within the cooldown (a claim in the database, in event order).
-                claimed.append((event, payload, throttle.decide(session, event, payload, webhooks, now)))
+                accepted.append((event, payload, webhooks))
+        # A throttled webhook sends the first event of a type and group and holds back its repeats
+        # within the cooldown (a claim in the database, in event order). The batch's throttled webhooks
+        # are locked first, all at once and in the order every dispatcher uses: two batches claiming
+        # overlapping groups in different orders would otherwise deadlock on PostgreSQL.
+        throttle.hold(session, (webhook for _, _, webhooks in accepted for webhook in webhooks))
+        claimed = [
+            (event, payload, throttle.decide(session, event, payload, webhooks, now))
+            for event, payload, webhooks in accepted
+        ]
         lease = _lease_until(now, sum(len(decision.sending) for _, _, decision in claimed), settings)
         planned = []
         for event, payload, decision in claimed:

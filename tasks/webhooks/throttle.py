@@ -5,11 +5,16 @@ pure Python over its wire form; the only database work is the cooldown claim its
 an event that opens a cooldown, two for a repeat: the claim, then the id it repeats) and, for an
 episode's end, ending its group's cooldown. Webhooks without a throttle cost nothing. The cooldowns
 and their claims are ``store.throttles``.
+
+A transaction deciding for several events calls ``hold`` once, before the first ``decide``, with every
+event's webhooks: on PostgreSQL it takes the throttled webhooks' cooldown locks in the order every
+dispatcher uses (``store.throttles.lock_cooldowns``), so batches claiming overlapping groups in
+different orders take turns instead of deadlocking.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,6 +33,14 @@ class Decision:
     sending: list[Webhook] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
     suppressed: dict[str, str] = field(default_factory=dict)  # webhook id -> the delivery the event repeats
+
+
+def hold(session: Session, webhooks: Iterable[Webhook]) -> None:
+    """Lock the cooldowns of the throttled webhooks among ``webhooks`` for the rest of the transaction
+    (PostgreSQL); call it once, before the transaction's first ``decide``, naming every webhook it decides for."""
+    throttled = [webhook.id for webhook in webhooks if throttles.parse_throttle(webhook.throttle) is not None]
+    if throttled:
+        throttles.lock_cooldowns(session, throttled)
 
 
 def decide(

@@ -1,12 +1,18 @@
-"""Remediations: the API and its Prefect automation, each ModelPulse event as a Prefect event, and a
-remediation starting a real flow run of a served deployment (only for its own organization's events)."""
+"""Remediations: the API and its Prefect automation, each ModelPulse event as a Prefect event (published by
+the function, and by the real dispatcher process, also after one is killed), and a remediation starting a
+real flow run of a served deployment (only for its own organization's events)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from uuid import UUID
 
 import httpx
@@ -19,10 +25,12 @@ from sqlalchemy import update
 from api.services.remediations import read_automation
 from store.db import session_scope
 from store.event_catalog import BY_TYPE
+from store.events import event_payload
 from store.models import Event, Remediation
 from tasks.prefect_events import matching_remediations, prefect_event, prefect_event_id, publish_events
+from tests.conftest import ROOT
 from tests.support.polling import wait_until
-from tests.support.servers import free_port
+from tests.support.servers import free_port, start_process, stop_process
 
 TEMPLATED = {"model": "{{ event.payload.data.model }}", "organization": "{{ event.payload.organization_id }}"}
 
@@ -306,3 +314,98 @@ def test_a_remediation_runs_its_deployment_for_its_own_organizations_events_only
     automation_id = UUID(remediation["automation_id"])
     started = [str(r.id) for r in prefect_flow_runs if r.created_by and r.created_by.id == automation_id]
     assert started == [run["id"]]
+
+
+def _start_dispatcher(api_url: str, database_url: str, log: Path) -> subprocess.Popen:
+    """The real dispatcher (``python -m flows.fan_out``) on ``database_url``, emitting into ``api_url``'s Prefect."""
+    env = dict(os.environ) | {
+        "PREFECT_API_URL": api_url,
+        "MODELPULSE_DATABASE_URL": database_url,
+        "PYTHONPATH": str(ROOT),
+    }
+    return start_process([sys.executable, "-m", "flows.fan_out"], log, env=env, cwd=ROOT)
+
+
+def _published_at(database_url: str, event_ids: list[str]) -> dict[str, datetime | None]:
+    with session_scope(database_url) as session:
+        return {event_id: session.get(Event, event_id).published_at for event_id in event_ids}
+
+
+def _envelopes(database_url: str, event_ids: list[str]) -> dict[str, dict]:
+    with session_scope(database_url) as session:
+        return {event_id: event_payload(session.get(Event, event_id)) for event_id in event_ids}
+
+
+@pytest.mark.timeout(300)
+def test_the_dispatcher_process_publishes_every_event_and_a_new_one_takes_over_after_sigkill(
+    client, organization, database_url, prefect_services_server, tmp_path
+):
+    """The publisher loop of a real dispatcher against a Prefect server whose event services run: an event
+    posted through the API is read back from Prefect's event store as ``modelpulse.<type>`` on the model's
+    resource, its payload the envelope webhooks receive. A dispatcher killed with SIGKILL while events are
+    unpublished leaves them so (``published_at`` null), and the next dispatcher publishes them, once each."""
+    url = f"/organizations/{organization.id}/events"
+    resource_prefix = f"modelpulse.model.{organization.id}."
+    names = ["modelpulse.drift.detected", "modelpulse.threshold.breached"]
+
+    def post(body: dict) -> str:
+        response = client.post(url, json=body, headers=organization.headers)
+        assert response.status_code == 202, response.get_json()
+        return response.get_json()["id"]
+
+    def in_prefect(event_ids: list[str]) -> dict[str, dict] | None:
+        found = _read_prefect_events(prefect_services_server, names, resource_prefix)
+        by_id = {event["payload"]["id"]: event for event in found}
+        return by_id if set(event_ids) <= set(by_id) else None
+
+    first = _start_dispatcher(prefect_services_server, database_url, tmp_path / "dispatcher-1.log")
+    second = None
+    try:
+        drift = post(drift_event("fraud-eu") | {"project_id": "payments"})
+        published = lambda: all(_published_at(database_url, [drift]).values())  # noqa: E731
+        wait_until(published, 120, "the dispatcher to publish", every=0.2)
+        found = wait_until(lambda: in_prefect([drift]), 30, "the event in Prefect's event store", every=0.5)
+        event = found[drift]
+        assert event["id"] == str(prefect_event_id(drift))
+        assert event["event"] == "modelpulse.drift.detected"
+        assert event["resource"] == {
+            "prefect.resource.id": f"modelpulse.model.{organization.id}.fraud-eu",
+            "prefect.resource.name": "fraud-eu",
+            "modelpulse.organization": organization.id,
+            "modelpulse.project": "payments",
+            "modelpulse.model": "fraud-eu",
+            "modelpulse.version": "3",
+        }
+        # The envelope, as webhooks receive it (id, type, timestamp, data, and whose it is).
+        envelope = _envelopes(database_url, [drift])[drift]
+        assert event["payload"] == envelope
+        assert {"id", "type", "timestamp", "data"} <= set(event["payload"])
+        assert datetime.fromisoformat(event["occurred"]) == datetime.fromisoformat(envelope["timestamp"])
+
+        # Frozen first, so it cannot publish what comes next; then killed outright.
+        os.killpg(first.pid, signal.SIGSTOP)
+        breach = {
+            "type": "threshold.breached",
+            "data": BY_TYPE["threshold.breached"].example | {"model": "fraud-us", "model_version": "12"},
+        }
+        left = [post(drift_event("fraud-eu")), post(breach)]
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(30)
+        assert _published_at(database_url, left) == dict.fromkeys(left)
+
+        second = _start_dispatcher(prefect_services_server, database_url, tmp_path / "dispatcher-2.log")
+        wait_until(lambda: all(_published_at(database_url, left).values()), 120, "the new dispatcher", every=0.2)
+        found = wait_until(lambda: in_prefect(left), 30, "the left events in Prefect's event store", every=0.5)
+    finally:
+        for process in (first, second):
+            if process is not None:
+                stop_process(process)
+    envelopes = _envelopes(database_url, left)
+    for event_id in left:
+        assert found[event_id]["payload"] == envelopes[event_id]
+    assert found[left[1]]["event"] == "modelpulse.threshold.breached"
+    assert found[left[1]]["resource"]["prefect.resource.id"] == f"modelpulse.model.{organization.id}.fraud-us"
+    assert found[left[1]]["resource"]["modelpulse.version"] == "12"
+    # Once each: the new dispatcher did not emit the first event again.
+    every = _read_prefect_events(prefect_services_server, names, resource_prefix)
+    assert sorted(event["payload"]["id"] for event in every) == sorted([drift, *left])
