@@ -1,6 +1,8 @@
 """The webhook dispatcher: it relays committed outbox events to ``fan-out-events`` Prefect task runs.
 
-``python -m flows.fan_out`` (the ``make up`` stack runs one) polls the outbox every 50 ms and hands
+``python -m flows.fan_out`` (the ``make up`` stack runs one) reads the outbox when the outbox bell rings
+(``store/outbox_bell.py``: a PostgreSQL ``NOTIFY`` from the event's transaction, or a change of the
+SQLite files; at least once a second) and hands
 whatever new events some webhook subscribes to to a ``fan-out-events`` task run in this process
 (events nobody subscribes to are marked dispatched on the spot: no empty runs). Each run shows in the
 Prefect UI with its logs, state and retries; it claims its events, creates their deliveries and sends
@@ -40,6 +42,8 @@ from prefect.logging import get_logger
 from prefect.runtime import task_run
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 
+from store.outbox_bell import OutboxBell
+from store.settings import get_settings
 from tasks import prefect_events
 from tasks.webhooks import fanout
 from tasks.webhooks.sender import Sender
@@ -57,9 +61,7 @@ FAILED_EVENT_PAUSE_SECONDS = 30.0
 IDLE_RECEIVER_SECONDS = 60.0
 # While the outbox cannot be read (the database is down), it is tried this often instead.
 OUTBOX_RETRY_SECONDS = 1.0
-# How often the Prefect event publisher looks for events to emit when it found none, and how long it
-# waits after failing to emit (Prefect or the database down).
-PUBLISH_POLL_SECONDS = 0.25
+# How long the Prefect event publisher waits after failing to emit (Prefect or the database down).
 PUBLISH_RETRY_SECONDS = 2.0
 
 
@@ -115,23 +117,27 @@ class Dispatcher:
                 return
             sender = await resources.enter_async_context(Sender(get_webhook_settings()))
             _sender.set(sender)
+            bell = await resources.enter_async_context(
+                OutboxBell(get_settings().resolved_database_url, check_seconds=self.poll_seconds)
+            )
             # Prefect events go out beside the fan-out, never in its way (tasks/prefect_events.py).
-            publisher = asyncio.create_task(self.publish_to_prefect(stop))
-            log.info("dispatching outbox events every %g s", self.poll_seconds)
+            publisher = asyncio.create_task(self.publish_to_prefect(stop, bell))
+            log.info("dispatching outbox events as they are committed (store/outbox_bell.py)")
             last_tidy = time.monotonic()
             while not stop.is_set():
                 if time.monotonic() - last_tidy >= IDLE_RECEIVER_SECONDS:
                     await sender.close_idle(IDLE_RECEIVER_SECONDS)
                     last_tidy = time.monotonic()
+                seen = bell.generation
                 if not await self.dispatch_new_events():
                     down = self.outbox_down_since is not None
-                    await _wait(stop, OUTBOX_RETRY_SECONDS if down else self.poll_seconds)
+                    await _until_rung(stop, bell, seen, OUTBOX_RETRY_SECONDS if down else None)
             if self.runs:
                 log.info("waiting for %d fan-out run(s) to finish", len(self.runs))
                 await asyncio.gather(*self.runs, return_exceptions=True)
             await asyncio.gather(publisher, return_exceptions=True)
 
-    async def publish_to_prefect(self, stop: asyncio.Event) -> None:
+    async def publish_to_prefect(self, stop: asyncio.Event, bell: OutboxBell) -> None:
         """Emit every outbox event into Prefect's event stream until ``stop`` is set.
 
         One events websocket for the process, each event confirmed (checkpointed) before its batch is
@@ -143,12 +149,13 @@ class Dispatcher:
             try:
                 async with get_events_client(checkpoint_every=1) as client:
                     while not stop.is_set():
+                        seen = bell.generation
                         emitted = await prefect_events.publish_events(client)
                         if failing_since is not None:
                             log.info("emitting events to Prefect again after %.0f s", time.monotonic() - failing_since)
                             failing_since = None
                         if not emitted:
-                            await _wait(stop, PUBLISH_POLL_SECONDS)
+                            await _until_rung(stop, bell, seen)
             except Exception as error:  # noqa: BLE001 - Prefect or the database is down: try again shortly
                 if failing_since is None:  # once per outage
                     failing_since = time.monotonic()
@@ -229,6 +236,15 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
         pass
 
 
+async def _until_rung(stop: asyncio.Event, bell: OutboxBell, seen: int, seconds: float | None = None) -> None:
+    """Until the outbox bell rang since ``seen`` (or its fallback, or ``seconds``, passed), or ``stop``."""
+    ringing = asyncio.ensure_future(bell.wait(seen, seconds))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait((ringing, stopping), return_when=asyncio.FIRST_COMPLETED)
+    for waiter in (ringing, stopping):
+        waiter.cancel()
+
+
 async def _serve(dispatcher: Dispatcher) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -240,7 +256,10 @@ async def _serve(dispatcher: Dispatcher) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the dispatcher until SIGINT or SIGTERM."""
     parser = argparse.ArgumentParser(description="Relay committed outbox events to webhook fan-out runs.")
-    parser.add_argument("--poll-seconds", type=float, default=0.05, help="outbox poll interval when idle")
+    parser.add_argument(
+        "--poll-seconds", type=float, default=0.05,
+        help="on SQLite, how often the database files are checked for a commit (PostgreSQL notifies)",
+    )
     parser.add_argument(
         "--max-events", type=int, default=1000, help="events being fanned out at once (the rest wait)"
     )

@@ -18,6 +18,7 @@ from store.event_catalog import SUBSCRIBABLE_TYPES
 from store.ids import new_id
 from store.metrics import EVENTS_ACCEPTED
 from store.models import Event, utcnow
+from store.outbox_bell import ring_on_commit
 
 # What a webhook may subscribe to; store/event_catalog.py describes each type's data.
 EVENT_TYPES = SUBSCRIBABLE_TYPES
@@ -47,6 +48,7 @@ def record_event(
     )
     session.add(event)
     session.info.setdefault(_ACCEPTED, []).append((organization_id, type_))
+    ring_on_commit(session)  # dispatchers listening on PostgreSQL read the outbox once this commits
     return event
 
 

@@ -1,0 +1,77 @@
+"""The outbox bell rings when an event commits (PostgreSQL: the event's NOTIFY; SQLite: the files
+changed) and not while nothing is written; a waiter that noted the generation before a commit wakes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from store.db import session_scope
+from store.events import record_event
+from store.models import Organization
+from store.outbox_bell import OutboxBell
+
+DATA = {"model": "churn", "metric": "psi", "value": 0.3}
+
+
+@pytest.fixture(autouse=True)
+def organization(database_url) -> None:
+    with session_scope(database_url) as session:
+        session.merge(Organization(id="acme"))
+
+
+def commit_event(database_url: str) -> None:
+    with session_scope(database_url) as session:
+        record_event(session, "acme", "drift.detected", DATA)
+
+
+async def rung_within(bell: OutboxBell, seen: int, seconds: float) -> bool:
+    started = time.monotonic()
+    await bell.wait(seen, seconds)
+    return bell.generation != seen and time.monotonic() - started < seconds
+
+
+def test_a_commit_rings_the_bell_and_silence_does_not(database_url):
+    async def scenario() -> None:
+        async with OutboxBell(database_url, check_seconds=0.02, fallback_seconds=5) as bell:
+            await asyncio.sleep(0.5)  # listening (PostgreSQL) / a first look at the files (SQLite)
+            seen = bell.generation
+            assert not await rung_within(bell, seen, 0.5), "nothing was written"
+
+            seen = bell.generation  # noted before the commit, as the dispatcher notes it before a read
+            await asyncio.to_thread(commit_event, database_url)
+            assert await rung_within(bell, seen, 2.0)
+
+    asyncio.run(scenario())
+
+
+def test_on_postgresql_a_rolled_back_event_rings_nothing(database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no notification: any write to its files rings")
+
+    def roll_back() -> None:
+        with pytest.raises(RuntimeError), session_scope(database_url) as session:
+            record_event(session, "acme", "drift.detected", DATA)
+            session.flush()
+            raise RuntimeError("the producer's transaction fails")
+
+    async def scenario() -> None:
+        async with OutboxBell(database_url, fallback_seconds=5) as bell:
+            await asyncio.sleep(0.5)
+            seen = bell.generation
+            await asyncio.to_thread(roll_back)
+            assert not await rung_within(bell, seen, 1.0)
+
+    asyncio.run(scenario())
+
+
+def test_without_a_watcher_the_wait_is_the_fallback(database_url):  # noqa: ARG001 (the autouse fixture's)
+    async def scenario() -> float:
+        async with OutboxBell("mysql://nobody@127.0.0.1/none", fallback_seconds=0.2) as bell:
+            started = time.monotonic()
+            await bell.wait(bell.generation)
+            return time.monotonic() - started
+
+    assert 0.19 < asyncio.run(scenario()) < 1.0
