@@ -3,8 +3,9 @@
 
 Shipping a page is the Prefect task (``ship-page``: retries with backoff, a deadline, visible per page in
 the UI); the bookkeeping around it is plain calls in the flow run with their own retries on a dropped
-database connection (``tasks.retries.database_retries``). A task run for each would cost the Prefect
-server more than the step: ~0.07 CPU-s a task run, and a small export made nine of them.
+database connection (``tasks.retries.database_retries``). A task run for each cost more than the
+step (its states, events and persisted result): a small export made nine task runs, now one, and costs
+~0.13 CPU-s less over the whole stack (bench/RESULTS.md, "Flow runs forked from a warm server").
 
 Tasks take ids and small plans, never secrets: the sink's block is loaded here, by export id.
 Pages cross task boundaries as positions (`PageSpan`); the task that ships a page reads its records.
