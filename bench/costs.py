@@ -73,9 +73,17 @@ class WayFigures:
 def set_flow_run_command(shape: Shape, command: str | None) -> None:
     pool = shape.machine.env.get("MODELPULSE_WORK_POOL", "modelpulse")
     with httpx.Client(base_url=shape.prefect_api, timeout=30) as prefect:
-        template = prefect.get(f"/work_pools/{pool}").json()["base_job_template"]
-        template["variables"]["properties"]["command"]["default"] = command
-        prefect.patch(f"/work_pools/{pool}", json={"base_job_template": template}).raise_for_status()
+        for attempt in range(6):  # 503: a busy Prefect server did not answer in time
+            read = prefect.get(f"/work_pools/{pool}")
+            if read.status_code != 503:
+                template = read.raise_for_status().json()["base_job_template"]
+                template["variables"]["properties"]["command"]["default"] = command
+                patched = prefect.patch(f"/work_pools/{pool}", json={"base_job_template": template})
+                if patched.status_code != 503:
+                    patched.raise_for_status()
+                    return
+            time.sleep(2 * (attempt + 1))
+        raise RuntimeError("the Prefect server answered 503 six times: too busy to switch the pool's command")
 
 
 def resume_schedules(shape: Shape) -> None:
