@@ -42,11 +42,12 @@ from prefect.logging import get_logger
 from prefect.runtime import task_run
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 
+from store.ids import id_seconds
 from store.outbox_bell import OutboxBell
 from store.settings import get_settings
 from tasks import prefect_events
 from tasks.webhooks import fanout
-from tasks.webhooks.sender import Sender
+from tasks.webhooks.sender import Sender, SendSummary
 from tasks.webhooks.settings import get_webhook_settings
 
 # Under Prefect's logger tree, so its console handler prints the dispatcher's own lines too.
@@ -54,6 +55,9 @@ log = get_logger("webhook-dispatcher")
 
 # The dispatcher's shared client; a run made elsewhere (the retry sweep) opens its own.
 _sender: ContextVar[Sender | None] = ContextVar("modelpulse_webhook_sender", default=None)
+# What the dispatcher claimed and planned before starting the run (so a run never starts for events
+# another dispatcher won); a run started elsewhere (the retry sweep) claims and plans itself.
+_planned: ContextVar[fanout.Planned | None] = ContextVar("modelpulse_planned_fan_out", default=None)
 
 # An event whose run failed every retry before claiming it is polled again after this long.
 FAILED_EVENT_PAUSE_SECONDS = 30.0
@@ -61,6 +65,10 @@ FAILED_EVENT_PAUSE_SECONDS = 30.0
 IDLE_RECEIVER_SECONDS = 60.0
 # While the outbox cannot be read (the database is down), it is tried this often instead.
 OUTBOX_RETRY_SECONDS = 1.0
+# How long a new event waits for others to share its fan-out-events run: each run costs the dispatcher
+# and the Prefect server ~15-30 ms whatever it carries (bench/RESULTS.md, "Capacity"), and the webhook
+# latency goals (p50 < 250 ms, p99 < 1 s from acceptance to first attempt) leave room for this.
+BATCH_WINDOW_SECONDS = 0.1
 # How long the Prefect event publisher waits after failing to emit (Prefect or the database down).
 PUBLISH_RETRY_SECONDS = 2.0
 
@@ -85,7 +93,16 @@ def _run_name() -> str:
 )
 async def fan_out_events(event_ids: list[str]) -> dict[str, int]:
     """Send outbox events to every webhook subscribed to them (events already taken are skipped)."""
-    summary = await fanout.fan_out_events(event_ids, sender=_sender.get())
+    planned = _planned.get()
+    if planned is None:  # the retry sweep's stranded events: claimed and planned here
+        summary = await fanout.fan_out_events(event_ids, sender=_sender.get())
+    elif (task_run.run_count or 1) > 1:
+        # Sending failed (our database went away): the deliveries are leased, and once the lease ends
+        # the retry sweep sends them; sending them here too could only send some twice.
+        get_run_logger().warning("%d event(s): left to the retry sweep once their leases end", len(event_ids))
+        return asdict(SendSummary())
+    else:
+        summary = await fanout.send_planned(planned, sender=_sender.get())
     get_run_logger().info(
         "%d event(s): %d deliveries, %d succeeded, %d to retry, %d failed",
         len(event_ids),
@@ -100,10 +117,14 @@ async def fan_out_events(event_ids: list[str]) -> dict[str, int]:
 class Dispatcher:
     """Polls the outbox and starts a ``fan-out-events`` run for every batch of new events."""
 
-    def __init__(self, poll_seconds: float, max_events: int, batch_size: int) -> None:
+    def __init__(self, poll_seconds: float, max_events: int, batch_size: int, batch_window: float = 0.0) -> None:
         self.poll_seconds = poll_seconds
         self.max_events = max_events
         self.batch_size = batch_size
+        # New events wait until the oldest of them is this old (or a batch is full) before a run starts:
+        # a Prefect task run costs the same for one event as for fifty.
+        self.batch_window = batch_window
+        self.collect_until: float | None = None  # the wall-clock time the events found are due by
         self.in_flight: set[str] = set()
         self.paused: dict[str, float] = {}  # event id -> when it may be tried again
         self.runs: set[asyncio.Task[None]] = set()
@@ -130,8 +151,13 @@ class Dispatcher:
                     last_tidy = time.monotonic()
                 seen = bell.generation
                 if not await self.dispatch_new_events():
-                    down = self.outbox_down_since is not None
-                    await _until_rung(stop, bell, seen, OUTBOX_RETRY_SECONDS if down else None)
+                    if self.outbox_down_since is not None:
+                        wait = OUTBOX_RETRY_SECONDS
+                    elif self.collect_until is not None:
+                        wait = max(0.0, self.collect_until - time.time())
+                    else:
+                        wait = None
+                    await _until_rung(stop, bell, seen, wait)
             if self.runs:
                 log.info("waiting for %d fan-out run(s) to finish", len(self.runs))
                 await asyncio.gather(*self.runs, return_exceptions=True)
@@ -189,7 +215,12 @@ class Dispatcher:
             self.outbox_down_since = None
         new = [event_id for event_id in found if event_id not in self.in_flight and event_id not in self.paused]
         new = new[:room]
+        self.collect_until = None
         if not new:
+            return False
+        due = id_seconds(new[0]) + self.batch_window  # ids are time-ordered: the first is the oldest
+        if len(new) < self.batch_size and due > time.time():
+            self.collect_until = due
             return False
         try:
             new = await asyncio.to_thread(fanout.settle_unsubscribed, new)
@@ -207,7 +238,11 @@ class Dispatcher:
 
     async def _fan_out(self, event_ids: list[str]) -> None:
         try:
-            await fan_out_events(event_ids)
+            # Claimed before the run starts: when another dispatcher won these events, no run at all.
+            planned = await fanout.plan_fan_out(event_ids)
+            if planned:
+                _planned.set(planned)  # this asyncio task's own context: read by the run below
+                await fan_out_events(event_ids)
         except Exception as error:  # noqa: BLE001 - the run's own retries are spent; pause, not drop
             log.error("fan-out of %s failed (%s: %s)", event_ids, type(error).__name__, error)
             until = time.monotonic() + FAILED_EVENT_PAUSE_SECONDS
@@ -264,8 +299,13 @@ def main(argv: list[str] | None = None) -> None:
         "--max-events", type=int, default=1000, help="events being fanned out at once (the rest wait)"
     )
     parser.add_argument("--batch-size", type=int, default=50, help="events per fan-out-events run at most")
+    parser.add_argument(
+        "--batch-window-seconds", type=float, default=BATCH_WINDOW_SECONDS,
+        help="how long new events wait for others to share their fan-out-events run (unless a batch is full)",
+    )
     args = parser.parse_args(argv)
-    asyncio.run(_serve(Dispatcher(args.poll_seconds, args.max_events, args.batch_size)))
+    dispatcher = Dispatcher(args.poll_seconds, args.max_events, args.batch_size, args.batch_window_seconds)
+    asyncio.run(_serve(dispatcher))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ nothing waits on a missed ring):
 
 - **PostgreSQL**: ``record_event`` sends ``NOTIFY modelpulse_outbox`` in the event's own transaction,
   delivered to every listener when (and only if) it commits; the bell holds a ``LISTEN`` connection
-  of its own. A dispatcher on any machine hears a commit on any other within a round trip.
+  of its own. A dispatcher on any machine hears a commit on any other within a round trip, and rings
+  after a random delay of up to ``check_seconds``, so that several dispatchers do not all read (and
+  start a run for) the same events at once.
 - **SQLite** (one machine): every commit writes the database's files; the bell compares their size
   and modification time every ``check_seconds`` (a ``stat`` each: microseconds, no query).
 
@@ -22,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +111,9 @@ class OutboxBell:
                         down = False
                     await self._ring()  # whatever was committed while not listening
                     async for _ in connection.notifies():
+                        # Every dispatcher hears a commit at the same instant; waking them all at once
+                        # would have each start a run for the same events (one wins the claim).
+                        await asyncio.sleep(random.uniform(0, self.check_seconds))
                         await self._ring()
             except (OSError, psycopg.Error) as error:
                 if not down:  # once per outage; the fallback reads the outbox meanwhile

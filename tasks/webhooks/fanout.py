@@ -42,17 +42,27 @@ async def fan_out_events(
         summary.succeeded
         ```
     """
-    settings = get_webhook_settings()
-    planned = await asyncio.to_thread(_plan_fan_out, list(event_ids), settings, database_url)
+    return await send_planned(await plan_fan_out(event_ids, database_url), sender, database_url)
+
+
+Planned = list[tuple[Target, list[str]]]
+
+
+async def plan_fan_out(event_ids: Sequence[str], database_url: str | None = None) -> Planned:
+    """Claim outbox events and create their deliveries, leased to the caller, in one transaction; what to
+    send (no secrets yet). Events another caller claimed first plan nothing."""
+    return await asyncio.to_thread(_plan_fan_out, list(event_ids), get_webhook_settings(), database_url)
+
+
+async def send_planned(planned: Planned, sender: Sender | None = None, database_url: str | None = None) -> SendSummary:
+    """Send what ``plan_fan_out`` planned (secrets loaded now), recording every attempt."""
     if not planned:
         return SendSummary()
     targets = await _with_secrets(planned)
-    return SendSummary().add(await send_all(targets, "initial", settings, database_url, sender=sender))
+    return SendSummary().add(await send_all(targets, "initial", get_webhook_settings(), database_url, sender=sender))
 
 
-def _plan_fan_out(
-    event_ids: list[str], settings: WebhookSettings, database_url: str | None
-) -> list[tuple[Target, list[str]]]:
+def _plan_fan_out(event_ids: list[str], settings: WebhookSettings, database_url: str | None) -> Planned:
     # Claiming the events and creating their deliveries is one transaction: an event is either
     # still undispatched or has every delivery it needs, leased to this run.
     now = utcnow()

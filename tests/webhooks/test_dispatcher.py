@@ -1,12 +1,15 @@
 """The webhook dispatcher: its runs show in Prefect (and only for events some webhook wants), a second
-dispatcher sends nothing twice, and a secret or header changed through the API is used by the very
-next delivery (the dispatcher caches secrets per version of the webhook)."""
+dispatcher sends nothing twice (nor starts a run for what the first claimed), and a secret or header
+changed through the API is used by the very next delivery (the dispatcher caches secrets per version of the webhook)."""
 
 from __future__ import annotations
+
+import asyncio
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
 
+from flows.fan_out import Dispatcher
 from store.db import session_scope
 from store.models import Event
 from tests.support.polling import wait_until
@@ -46,6 +49,21 @@ def test_two_dispatchers_send_each_event_once(fan_out_worker, webhook_database_u
     finally:
         second.stop()
     assert sorted(delivered) == sorted(sent)
+
+    # Each event is in exactly one fan-out-events run: a dispatcher claims events before it starts a
+    # run, so the one that lost them starts none (a run is named after its first event, "+N" more).
+    def covered() -> int:
+        with get_client(sync_client=True) as prefect:
+            runs = prefect.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="fan-out-evt")))
+        counts = [
+            1 + int(run.name.partition(" +")[2] or 0)
+            for run in runs
+            if run.name.removeprefix("fan-out-").partition(" ")[0] in sent and run.state and run.state.is_final()
+        ]
+        return sum(counts)
+
+    wait_until(lambda: covered() >= len(sent), what="the fan-out-events runs of every event in Prefect")
+    assert covered() == len(sent), "a run started for events another dispatcher had claimed"
 
 
 def test_rotated_secret_and_changed_headers_are_used_by_the_next_delivery(
@@ -101,3 +119,25 @@ def test_an_event_nobody_subscribes_to_is_settled_without_a_run(fan_out_worker, 
 def _dispatched_at(event_id: str):
     with session_scope() as session:
         return session.get(Event, event_id).dispatched_at
+
+
+def test_a_dispatcher_that_lost_the_claim_starts_no_run(create_webhook, publish):
+    """Two dispatchers read the same new events before either claims them (as two woken by one commit
+    do): only the one whose claim wins starts a fan-out-events run."""
+    with Receiver() as receiver:
+        create_webhook(receiver.url)
+        sent = [publish() for _ in range(3)]
+
+        async def race() -> None:
+            first, second = Dispatcher(0.05, 1000, 50), Dispatcher(0.05, 1000, 50)
+            assert await first.dispatch_new_events()
+            assert await second.dispatch_new_events(), "both found the events: neither had claimed them yet"
+            await asyncio.gather(*first.runs, *second.runs)
+
+        asyncio.run(race())
+        wait_until(lambda: len(receiver.received) >= len(sent), what="the deliveries")
+    runs = wait_until(
+        lambda: [r for r in _fan_out_runs(sent[0]) if r.state and r.state.is_final()], what="the run in Prefect"
+    )
+    assert [run.name for run in runs] == [f"fan-out-{sent[0]} +2"]
+    assert sorted(r.headers["webhook-id"] for r in receiver.received) == sorted(sent)
