@@ -69,7 +69,9 @@ OUTBOX_RETRY_SECONDS = 1.0
 # and the Prefect server ~15-30 ms whatever it carries (bench/RESULTS.md, "Capacity"), and the webhook
 # latency goals (p50 < 250 ms, p99 < 1 s from acceptance to first attempt) leave room for this.
 BATCH_WINDOW_SECONDS = 0.1
-# How long the Prefect event publisher waits after failing to emit (Prefect or the database down).
+# The Prefect event publisher reads the outbox at most this often, and waits this long after failing to
+# emit (Prefect or the database down).
+PUBLISH_INTERVAL_SECONDS = 0.25
 PUBLISH_RETRY_SECONDS = 2.0
 
 
@@ -180,6 +182,9 @@ class Dispatcher:
                         if failing_since is not None:
                             log.info("emitting events to Prefect again after %.0f s", time.monotonic() - failing_since)
                             failing_since = None
+                        # At most a few reads a second however busy the outbox is: Prefect events feed
+                        # automations, which need no millisecond latency, and every commit rings.
+                        await _wait(stop, PUBLISH_INTERVAL_SECONDS)
                         if not emitted:
                             await _until_rung(stop, bell, seen)
             except Exception as error:  # noqa: BLE001 - Prefect or the database is down: try again shortly
