@@ -153,13 +153,11 @@ class Dispatcher:
                     last_tidy = time.monotonic()
                 seen = bell.generation
                 if not await self.dispatch_new_events():
-                    if self.outbox_down_since is not None:
-                        wait = OUTBOX_RETRY_SECONDS
-                    elif self.collect_until is not None:
-                        wait = max(0.0, self.collect_until - time.time())
+                    if self.collect_until is not None:  # new events gather: no read before they are due
+                        await _wait(stop, max(0.0, self.collect_until - time.time()))
                     else:
-                        wait = None
-                    await _until_rung(stop, bell, seen, wait)
+                        down = self.outbox_down_since is not None
+                        await _until_rung(stop, bell, seen, OUTBOX_RETRY_SECONDS if down else None)
             if self.runs:
                 log.info("waiting for %d fan-out run(s) to finish", len(self.runs))
                 await asyncio.gather(*self.runs, return_exceptions=True)
