@@ -86,7 +86,9 @@ def test_one_scrape_sums_two_api_workers_and_two_dispatchers(prefect_server, sql
             workers = set(re.findall(r"^<(\d+)>$", access_log.read_text(), re.MULTILINE))
             assert len(workers) == 2, f"both API workers served requests: {workers}"
             files = {path.name for path in metrics_dir.glob("*.db")}
-            assert {f"counter_{process.pid}.db" for process in dispatchers} <= files, files
+            # Whichever dispatcher won each claim counted its attempts (one may have won them all).
+            counting = [process for process in dispatchers if f"counter_{process.pid}.db" in files]
+            assert counting, files
 
             def settled() -> dict:
                 samples = scrape(api)
@@ -105,7 +107,7 @@ def test_one_scrape_sums_two_api_workers_and_two_dispatchers(prefect_server, sql
             assert value(samples, "modelpulse_webhook_deliveries_pending") == 0
 
             # A dispatcher ends: its counts stay in the totals, its files are folded away.
-            ended = dispatchers[0]
+            ended = counting[0]
             ended.send_signal(signal.SIGKILL)
             ended.wait(timeout=30)
             after = scrape(api)
