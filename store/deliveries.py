@@ -173,9 +173,32 @@ def delivery_with_context(session: Session, delivery_id: str) -> tuple[Delivery,
     return (row[0], row[1], row[2]) if row else None
 
 
-def add_attempt(session: Session, delivery_id: str, **fields: Any) -> None:
-    """Record one attempt (``attempted_at``, ``trigger``, ``request_headers``, ``response_*``...)."""
-    session.execute(insert(DeliveryAttempt).values(delivery_id=delivery_id, **fields))
+def add_attempts(session: Session, attempts: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Record attempts, each ``(delivery_id, fields)`` (``attempted_at``, ``trigger``, ``request_headers``,
+    ``response_*``...), in one statement."""
+    if attempts:
+        rows = [{"delivery_id": delivery_id, **fields} for delivery_id, fields in attempts]
+        session.execute(insert(DeliveryAttempt), rows)
+
+
+def settle_deliveries(session: Session, settlements: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """``settle_delivery`` for each ``(delivery_id, changes)``, one attempt each: one statement per set of
+    identical changes (every delivery that succeeded shares one). A delivery settled twice in the batch
+    (an inline retry) is settled in order, one statement each."""
+    ids = [delivery_id for delivery_id, _ in settlements]
+    if len(set(ids)) < len(ids):
+        for delivery_id, changes in settlements:
+            settle_delivery(session, delivery_id, **changes)
+        return
+    groups: dict[tuple[tuple[str, Any], ...], list[str]] = {}
+    for delivery_id, changes in settlements:
+        groups.setdefault(tuple(sorted(changes.items())), []).append(delivery_id)
+    for changes, delivery_ids in groups.items():
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(delivery_ids))
+            .values(attempt_count=Delivery.attempt_count + 1, **dict(changes))
+        )
 
 
 def settle_delivery(

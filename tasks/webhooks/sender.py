@@ -334,9 +334,11 @@ def record_attempts(
     now = utcnow()
     failing_webhooks = set()
     with session_scope(database_url) as session:
+        # One INSERT for the batch's attempts, one UPDATE per kind of settlement: a statement per attempt
+        # was a quarter of the dispatcher's CPU at 20 events/s x 5 webhooks.
+        store.add_attempts(session, [(result.delivery_id, result.record_fields()) for result, _ in batch])
+        store.settle_deliveries(session, [(result.delivery_id, settlement.changes) for result, settlement in batch])
         for result, settlement in batch:
-            store.add_attempt(session, result.delivery_id, **result.record_fields())
-            store.settle_delivery(session, result.delivery_id, **settlement.changes)
             if settlement.exhausted:
                 store.record_exhausted(session, result.delivery_id, result.error, now)
             if result.outcome == "gone":
