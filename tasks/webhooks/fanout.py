@@ -68,13 +68,18 @@ def _plan_fan_out(event_ids: list[str], settings: WebhookSettings, database_url:
     now = utcnow()
     with session_scope(database_url) as session:
         accepted = []
+        subscribers: dict[tuple[str, str | None, str, str | None], tuple[list[Webhook], str | None]] = {}
         for event_id in event_ids:
             event = store.claim_event(session, event_id, now)
             if event is not None:
                 # A webhook whose filter the event does not match gets no delivery; the filters come
                 # with the rows (compiled once per webhook version), so this adds no query.
                 payload = event_payload(event)
-                subscribed, silence_set = store.subscribed_webhooks(session, event)
+                # Events of one organization, project and type share their subscribers: one query each.
+                key = (event.organization_id, event.project_id, event.type, about_webhook(event.type, event.data))
+                if key not in subscribers:
+                    subscribers[key] = store.subscribed_webhooks(session, event)
+                subscribed, silence_set = subscribers[key]
                 webhooks = filters.accepting(subscribed, payload)
                 # An event a silence matches is recorded `silenced` for each of them and sent to none
                 # (the silences are loaded once per silence set version, with the rows).
