@@ -7,6 +7,9 @@
 2. Event accepted -> first attempt at the receiver, at R events/s (default 20) to 5 receivers each,
    through the real stack: gunicorn-served API, outbox, the webhook dispatcher (``python -m
    flows.fan_out``) and its ``fan-out-events`` Prefect task runs. Goal: p50 < 250 ms, p99 < 1 s.
+   The plain loop's events of part 1 (``--repeats`` + 1) are outbox rows nobody claimed: the
+   dispatcher fans them out to the N receivers as soon as it starts, before the warm-up event, so
+   this part measures a dispatcher that has just sent (repeats + 1) x N deliveries (issue 22).
 
 Everything runs on loopback: a Prefect server (SQLite), the API under gunicorn, the dispatcher (started
 after part 1, which fans out in this process) and a receiver process listening on N ports. Usage::

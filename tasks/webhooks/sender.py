@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 import traceback
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -88,33 +89,68 @@ class Sender:
     than the requests. Later deliveries to a receiver reuse its open connection. The dispatcher keeps
     one ``Sender`` for its whole life and closes clients left idle (``close_idle``); a one-off send (a
     retry sweep, a redelivery) opens its own and closes it at the end.
+
+    At most ``max_clients`` clients stay open (``WebhookSettings.max_idle_clients`` by default): once
+    a send finishes with more than that, the least recently used clients nothing is sending through
+    are closed at once. A fan-out to a thousand receivers would otherwise leave a thousand clients
+    and their kept-alive connections open for a minute or two; receivers with steady traffic are the
+    recently used ones and keep theirs.
     """
 
-    def __init__(self, settings: WebhookSettings) -> None:
+    def __init__(self, settings: WebhookSettings, max_clients: int | None = None) -> None:
         self.slots = asyncio.Semaphore(settings.concurrency)
         self._limits = httpx.Limits(
             max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
         )
-        self._clients: dict[str, _OriginClient] = {}
+        self.max_clients = settings.max_idle_clients if max_clients is None else max_clients
+        self._clients: OrderedDict[str, _OriginClient] = OrderedDict()  # least recently used first
+
+    @property
+    def open_origins(self) -> list[str]:
+        """The origins with an open client, least recently used first."""
+        return list(self._clients)
 
     @asynccontextmanager
     async def client_for(self, url: str) -> AsyncIterator[httpx.AsyncClient]:
         """A client for ``url``'s origin, once a slot is free; hold it for one request."""
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc.lower()}"
-        async with self.slots:
-            entry = self._clients.get(origin)
-            if entry is None:
-                transport = GuardedTransport(limits=self._limits, verify=_ssl_context())
-                entry = self._clients[origin] = _OriginClient(
-                    httpx.AsyncClient(transport=transport, trust_env=False)
-                )
-            entry.in_use += 1
-            try:
-                yield entry.client
-            finally:
-                entry.in_use -= 1
-                entry.last_used = time.monotonic()
+        try:
+            async with self.slots:
+                entry = self._clients.get(origin)
+                if entry is None:
+                    transport = GuardedTransport(limits=self._limits, verify=_ssl_context())
+                    entry = self._clients[origin] = _OriginClient(
+                        httpx.AsyncClient(transport=transport, trust_env=False)
+                    )
+                else:
+                    self._clients.move_to_end(origin)
+                entry.in_use += 1
+                try:
+                    yield entry.client
+                finally:
+                    entry.in_use -= 1
+                    entry.last_used = time.monotonic()
+                    if self._clients.get(origin) is entry:
+                        self._clients.move_to_end(origin)
+        finally:
+            if len(self._clients) > self.max_clients:
+                await self._close_least_recently_used()
+
+    async def _close_least_recently_used(self) -> None:
+        """Close idle clients, least recently used first, until at most ``max_clients`` are open
+        (clients a request is using stay, so more may remain while sends are in flight)."""
+        excess = len(self._clients) - self.max_clients
+        closing = []
+        for origin, entry in self._clients.items():
+            if len(closing) >= excess:
+                break
+            if not entry.in_use:
+                closing.append(origin)
+        # Out of the map before the first await: no request can pick up a client being closed.
+        entries = [self._clients.pop(origin) for origin in closing]
+        for entry in entries:
+            await entry.client.aclose()
 
     async def close_idle(self, idle_seconds: float) -> None:
         """Close the clients of origins nothing was sent to for ``idle_seconds``."""
@@ -128,7 +164,7 @@ class Sender:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        clients, self._clients = self._clients, {}
+        clients, self._clients = self._clients, OrderedDict()
         for entry in clients.values():
             await entry.client.aclose()
 

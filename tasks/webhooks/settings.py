@@ -27,6 +27,13 @@ class WebhookSettings(BaseSettings):
     concurrency: int = Field(
         default=100, description="Deliveries in flight at once (across all of the dispatcher's fan-outs)."
     )
+    max_idle_clients: int = Field(
+        default=200,
+        ge=1,
+        description="HTTP clients (one per receiver origin, with its kept-alive connections) a "
+        "dispatcher keeps open between sends; beyond this, the least recently used are closed as "
+        "soon as nothing is sent through them.",
+    )
     inline_retry_seconds: float = Field(
         default=10.0,
         description="A retry due within this many seconds is made by the same unit of work "

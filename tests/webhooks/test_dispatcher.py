@@ -1,10 +1,13 @@
 """The webhook dispatcher: its runs show in Prefect (and only for events some webhook wants), a second
 dispatcher sends nothing twice (nor starts a run for what the first claimed), and a secret or header
-changed through the API is used by the very next delivery (the dispatcher caches secrets per version of the webhook)."""
+changed through the API is used by the very next delivery (the dispatcher caches secrets per version of
+the webhook); its shared sender keeps at most ``max_idle_clients`` per-origin clients open, closing the
+least recently used."""
 
 from __future__ import annotations
 
 import asyncio
+from contextlib import ExitStack
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
@@ -12,6 +15,8 @@ from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
 from flows.fan_out import Dispatcher
 from store.db import session_scope
 from store.models import Event
+from tasks.webhooks.sender import Sender
+from tasks.webhooks.settings import get_webhook_settings
 from tests.support.polling import wait_until
 from tests.webhooks.conftest import FanOutWorker
 from tests.webhooks.receivers import Receiver
@@ -141,3 +146,48 @@ def test_a_dispatcher_that_lost_the_claim_starts_no_run(create_webhook, publish)
     )
     assert [run.name for run in runs] == [f"fan-out-{sent[0]} +2"]
     assert sorted(r.headers["webhook-id"] for r in receiver.received) == sorted(sent)
+
+
+def test_sender_closes_least_recently_used_clients_beyond_its_cap():
+    """A fan-out to many receivers leaves at most ``max_clients`` clients open (issue 22); the ones
+    kept are those used last, so a receiver with steady traffic keeps its client and connection, and
+    a client a request is using is never closed under it."""
+    with ExitStack() as stack:
+        receivers = [stack.enter_context(Receiver()) for _ in range(5)]
+        urls = [receiver.url for receiver in receivers]
+        origins = [url.removesuffix("/hook") for url in urls]
+
+        async def scenario() -> None:
+            async with Sender(get_webhook_settings(), max_clients=2) as sender:
+
+                async def post(url: str):
+                    async with sender.client_for(url) as client:
+                        assert (await client.post(url, content=b"{}")).status_code == 200
+                        return client
+
+                first = [await post(url) for url in urls[:4]]
+                assert sender.open_origins == origins[2:4]
+                assert [client.is_closed for client in first] == [True, True, False, False]
+
+                # Steady traffic: a recently used origin keeps its client (and its open connection)...
+                assert await post(urls[2]) is first[2]
+                assert sender.open_origins == [origins[3], origins[2]]
+                # ...and the least recently used one is closed for a new origin.
+                fifth = await post(urls[4])
+                assert first[3].is_closed and not first[2].is_closed
+                assert sender.open_origins == [origins[2], origins[4]]
+
+                # A client in use stays open beyond the cap until its request is done.
+                async with sender.client_for(urls[0]) as held:
+                    await post(urls[1])
+                    assert sender.open_origins == [origins[0], origins[1]]
+                    assert first[2].is_closed and fifth.is_closed
+                    assert (await held.post(urls[0], content=b"{}")).status_code == 200
+                assert not held.is_closed and sender.open_origins == [origins[1], origins[0]]
+
+                # Many origins at once, as a large fan-out sends them: the cap holds once they finish.
+                await asyncio.gather(*(post(url) for url in urls))
+                assert len(sender.open_origins) == 2
+
+        asyncio.run(scenario())
+    assert [len(receiver.received) for receiver in receivers] == [3, 3, 3, 2, 2]
