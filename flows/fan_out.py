@@ -128,6 +128,7 @@ class Dispatcher:
         # a Prefect task run costs the same for one event as for fifty.
         self.batch_window = batch_window
         self.collect_until: float | None = None  # the wall-clock time the events found are due by
+        self.gathering: tuple[str, float] | None = None  # the oldest event gathering others, and its due time
         self.in_flight: set[str] = set()
         self.paused: dict[str, float] = {}  # event id -> when it may be tried again
         self.runs: set[asyncio.Task[None]] = set()
@@ -227,7 +228,7 @@ class Dispatcher:
         self.collect_until = None
         if not new:
             return False
-        due = id_seconds(new[0]) + self.batch_window  # ids are time-ordered: the first is the oldest
+        due = self._due(new[0])
         if len(new) < self.batch_size and due > time.time():
             self.collect_until = due
             return False
@@ -238,6 +239,14 @@ class Dispatcher:
         for start in range(0, len(new), self.batch_size):
             self._start(new[start : start + self.batch_size])
         return True
+
+    def _due(self, oldest: str) -> float:
+        """When the events gathering behind ``oldest`` (ids are time-ordered) are to start their run: the
+        window after its acceptance, by the clock of the machine that accepted it, or after this dispatcher
+        first saw it, whichever is sooner (a clock running ahead must not hold events back)."""
+        if self.gathering is None or self.gathering[0] != oldest:
+            self.gathering = (oldest, min(id_seconds(oldest), time.time()) + self.batch_window)
+        return self.gathering[1]
 
     def _start(self, event_ids: list[str]) -> None:
         self.in_flight.update(event_ids)
@@ -252,7 +261,7 @@ class Dispatcher:
             if planned:
                 _planned.set(planned)  # this asyncio task's own context: read by the run below
                 await fan_out_events(event_ids)
-        except Exception as error:  # noqa: BLE001 - the run's own retries are spent; pause, not drop
+        except Exception as error:  # noqa: BLE001 - planning failed (our database), or the run's retries are spent: pause, not drop
             log.error("fan-out of %s failed (%s: %s)", event_ids, type(error).__name__, error)
             until = time.monotonic() + FAILED_EVENT_PAUSE_SECONDS
             self.paused.update(dict.fromkeys(event_ids, until))

@@ -7,14 +7,17 @@ least recently used."""
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import ExitStack
+from datetime import timedelta
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
 
 from flows.fan_out import Dispatcher
 from store.db import session_scope
-from store.models import Event
+from store.ids import new_id
+from store.models import Event, utcnow
 from tasks.webhooks.sender import Sender
 from tasks.webhooks.settings import get_webhook_settings
 from tests.support.polling import wait_until
@@ -191,3 +194,16 @@ def test_sender_closes_least_recently_used_clients_beyond_its_cap():
 
         asyncio.run(scenario())
     assert [len(receiver.received) for receiver in receivers] == [3, 3, 3, 2, 2]
+
+
+def test_new_events_gather_for_the_window_at_most_whatever_the_accepting_clock_says():
+    dispatcher = Dispatcher(0.05, 1000, 50, batch_window=0.1)
+    past = new_id("evt", utcnow() - timedelta(seconds=1))
+    assert dispatcher._due(past) < time.time(), "accepted a second ago: due already"
+    # Accepted on a machine whose clock runs 30 s ahead: due a window after this dispatcher first saw it,
+    # and it stays due then (not a window after each look).
+    ahead = new_id("evt", utcnow() + timedelta(seconds=30))
+    due = dispatcher._due(ahead)
+    assert 0 < due - time.time() <= 0.1
+    time.sleep(0.05)
+    assert dispatcher._due(ahead) == due
