@@ -240,30 +240,10 @@ def latency(args: argparse.Namespace) -> dict[str, dict]:
     results: dict[str, dict] = {name: {"latencies_ms": [], "rounds": [], "events": 0, "cpu_s": 0.0, "elapsed_s": 0.0}
                                 for name in organizations}
     try:
-        stack.start(
-            "prefect-server",
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-             "--port", env["PREFECT_SERVER_API_PORT"]],
-            ready_url=env["PREFECT_API_URL"] + "/health",
-        )
         import httpx
 
-        from blocks.connections import register_block_types
-        from store.db import session_scope
-        from store.migrate import upgrade
-        from store.organizations import create_api_key
-
-        upgrade()
-        register_block_types()
-        with session_scope() as session:
-            keys = {name: create_api_key(session, organization) for name, organization in organizations.items()}
-        api = f"http://127.0.0.1:{env['MODELPULSE_API_PORT']}"
-        stack.start(
-            "api",
-            [sys.executable, "-m", "gunicorn", "--no-control-socket", "api.wsgi:app", "--bind",
-             api.removeprefix("http://"), "--workers", "2", "--threads", "4"],
-            ready_url=f"{api}/health",
-        )
+        api, made = stack.start_prefect_and_api(*organizations.values())
+        keys = dict(zip(organizations, made, strict=True))
         measured, spare = receivers.urls[:MEASURED], receivers.urls[MEASURED]
         _create_webhooks(api, keys["none"], organizations["none"], [(url, None) for url in measured])
         rules = [(url, _passing_filter(n)) for n, url in enumerate(measured)]

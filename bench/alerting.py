@@ -30,7 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from webhook_fanout import ROOT, Stack, _cpu_by_process, _environment, _percentile  # noqa: E402
+from webhook_fanout import ROOT, Stack, _cpu_by_process, _environment  # noqa: E402
+from webhook_load import percentile  # noqa: E402
 
 EVENT_ID = re.compile(rb"evt_[0-9a-z]+")
 ORGANIZATION = "bench-alerting"
@@ -208,9 +209,9 @@ def _summary(latencies: list[float], sent: int, refused: list[str]) -> dict[str,
         "sent": sent,
         "delivered": len(latencies),
         "refused": refused[:5],
-        "p50_ms": _percentile(latencies, 0.50),
-        "p90_ms": _percentile(latencies, 0.90),
-        "p99_ms": _percentile(latencies, 0.99),
+        "p50_ms": percentile(latencies, 0.50),
+        "p90_ms": percentile(latencies, 0.90),
+        "p99_ms": percentile(latencies, 0.99),
         "max_ms": max(latencies),
     }
 
@@ -235,28 +236,7 @@ def main() -> None:
     try:
         port = json.loads(receiver.stdout.readline())  # type: ignore[union-attr]
         slack_url = f"http://127.0.0.1:{port}/services/T0BENCH/B0BENCH/benchsecret"
-        stack.start(
-            "prefect-server",
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-             "--port", env["PREFECT_SERVER_API_PORT"]],
-            ready_url=env["PREFECT_API_URL"] + "/health",
-        )
-        from blocks.connections import register_block_types
-        from store.db import session_scope
-        from store.migrate import upgrade
-        from store.organizations import create_api_key
-
-        upgrade()
-        register_block_types()
-        with session_scope() as session:
-            key = create_api_key(session, ORGANIZATION)
-        api = f"http://127.0.0.1:{env['MODELPULSE_API_PORT']}"
-        stack.start(
-            "api",
-            [sys.executable, "-m", "gunicorn", "--no-control-socket", "api.wsgi:app",
-             "--bind", api.removeprefix("http://"), "--workers", "2", "--threads", "4"],
-            ready_url=f"{api}/health",
-        )
+        api, (key,) = stack.start_prefect_and_api(ORGANIZATION)
         stack.start("webhook-dispatcher", [sys.executable, "-m", "flows.fan_out"])
         plain = bench_plain(slack_url, args.rate, args.seconds)
         ours = bench_slack(api, key, slack_url, args.rate, args.seconds, stack)

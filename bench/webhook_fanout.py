@@ -78,6 +78,33 @@ class Stack:
             wait_until_ready(ready_url, process, timeout=300)
         return process
 
+    def start_prefect_and_api(self, *organizations: str) -> tuple[str, list[str]]:
+        """A Prefect server, the database migrated and the block types registered, an API key per
+        organization, then the API under gunicorn (2 workers, as ``up``); returns its URL and the keys."""
+        self.start(
+            "prefect-server",
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+             "--port", self.env["PREFECT_SERVER_API_PORT"]],
+            ready_url=self.env["PREFECT_API_URL"] + "/health",
+        )
+        from blocks.connections import register_block_types
+        from store.db import session_scope
+        from store.migrate import upgrade
+        from store.organizations import create_api_key
+
+        upgrade()
+        register_block_types()
+        with session_scope() as session:
+            keys = [create_api_key(session, organization) for organization in organizations]
+        api = f"http://127.0.0.1:{self.env['MODELPULSE_API_PORT']}"
+        self.start(
+            "api",
+            [sys.executable, "-m", "gunicorn", "--no-control-socket", "api.wsgi:app",
+             "--bind", api.removeprefix("http://"), "--workers", "2", "--threads", "4"],
+            ready_url=f"{api}/health",
+        )
+        return api, keys
+
     def cpu_seconds(self) -> dict[str, float]:
         return {name: tree_cpu_seconds(process.pid) for name, process in self.processes.items()}
 
@@ -216,29 +243,7 @@ def main() -> None:
     receivers = Receivers.start(args.receivers, env)
     try:
         urls = receivers.urls
-        stack.start(
-            "prefect-server",
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-             "--port", env["PREFECT_SERVER_API_PORT"]],
-            ready_url=env["PREFECT_API_URL"] + "/health",
-        )
-        from blocks.connections import register_block_types
-        from store.db import session_scope
-        from store.migrate import upgrade
-        from store.organizations import create_api_key
-
-        upgrade()
-        register_block_types()
-        with session_scope() as session:
-            key = create_api_key(session, "bench-fanout")
-            latency_key = create_api_key(session, "bench-latency")
-        api = f"http://127.0.0.1:{env['MODELPULSE_API_PORT']}"
-        stack.start(
-            "api",
-            [sys.executable, "-m", "gunicorn", "--no-control-socket", "api.wsgi:app", "--bind", api.removeprefix("http://"),
-             "--workers", "2", "--threads", "4"],
-            ready_url=f"{api}/health",
-        )
+        api, (key, latency_key) = stack.start_prefect_and_api("bench-fanout", "bench-latency")
         fan_out = bench_fan_out(api, key, urls, args.repeats)
         for index in range(args.dispatchers):
             stack.start(f"webhook-dispatcher-{index + 1}", [sys.executable, "-m", "flows.fan_out"])
