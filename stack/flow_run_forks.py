@@ -28,16 +28,15 @@ import runpy
 import selectors
 import signal
 import socket
-import ssl
 import sys
 import threading
 import traceback
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 from prefect.logging import get_logger
 
 from stack.flow_run_client import HEADER, address
+from stack.prefect_warmup import warm_up
 from stack.topology import ROOT
 from store.settings import get_settings
 
@@ -72,44 +71,22 @@ class Child:
 
 
 def entrypoint_modules() -> list[str]:
-    """``flows/export.py:export`` -> ``flows.export``, for every deployment of ``prefect.yaml``."""
+    """``flows.export:export`` (or ``flows/export.py:export``) -> ``flows.export``, for every deployment of
+    ``prefect.yaml``."""
     import yaml
 
     text = (ROOT / "prefect.yaml").read_text()
     modules = []
     for deployment in (yaml.safe_load(text) or {}).get("deployments") or []:
-        path = str(deployment.get("entrypoint", "")).split(":", 1)[0]
-        if path.endswith(".py"):
-            modules.append(path[: -len(".py")].replace("/", "."))
+        module = str(deployment.get("entrypoint", "")).split(":", 1)[0].removesuffix(".py").replace("/", ".")
+        if module:
+            modules.append(module)
     return sorted(set(modules))
 
 
 def preload() -> None:
     for name in (*PRELOAD, *entrypoint_modules()):
         importlib.import_module(name)
-
-
-def share_prefect_tls_contexts() -> None:
-    """Prefect's client builds a new TLS context, parsing certifi's ~150 CA certificates (~30 ms of CPU),
-    each time a client is created, whether its API is https or not: six times in a small flow run, ~180 ms
-    of the run's CPU. The forked runs share one per CA file, parsed here once. Only Prefect's client module
-    sees the shared contexts (it never changes the one it verifies with; the unverified context it changes,
-    ``PREFECT_API_TLS_INSECURE_SKIP_VERIFY``, is made without a CA file and is not shared)."""
-    import certifi
-    import prefect.client.orchestration as orchestration
-
-    contexts: dict[tuple[object, str], ssl.SSLContext] = {}
-
-    def create_default_context(purpose=ssl.Purpose.SERVER_AUTH, *, cafile=None, capath=None, cadata=None):
-        if cafile is None or capath is not None or cadata is not None:
-            return ssl.create_default_context(purpose, cafile=cafile, capath=capath, cadata=cadata)
-        key = (purpose, os.fspath(cafile))
-        if key not in contexts:
-            contexts[key] = ssl.create_default_context(purpose, cafile=cafile)
-        return contexts[key]
-
-    orchestration.ssl = SimpleNamespace(**{**vars(ssl), "create_default_context": create_default_context})
-    create_default_context(cafile=certifi.where())
 
 
 def source_mtimes() -> dict[str, float]:
@@ -372,8 +349,9 @@ def main() -> None:
 
     setup_logging()  # as Prefect's CLI does: its console handler, at PREFECT_LOGGING_LEVEL
     preload()
-    share_prefect_tls_contexts()
-    server = ForkServer(str(get_settings().home))
+    settings = get_settings()
+    warm_up(settings.resolved_database_url)  # what each run would otherwise compute for itself
+    server = ForkServer(str(settings.home))
     for signum in ADMIN_SIGNALS:
         signal.signal(signum, server.stop)
     server.serve()

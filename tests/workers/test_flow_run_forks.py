@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -20,6 +21,7 @@ from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 from stack.cli import FLOW_RUN_COMMAND, ensure_work_pool
 from stack.flow_run_client import HEADER, connect
+from stack.flow_run_forks import OWN_PACKAGES
 from tests.conftest import ROOT, WORKER_DIR
 from tests.support.polling import wait_until
 from tests.support.servers import start_process, stop_process
@@ -44,13 +46,17 @@ def home(tmp_path) -> Path:
 
 @pytest.fixture
 def fork_server(home):
-    """``start()``: the fork server of ``home``, ready to fork; stopped after the test."""
+    """``start(root=ROOT)``: the fork server of ``home`` running the code under ``root``, ready to fork;
+    stopped after the test."""
     started = []
 
-    def start():
+    def start(root: Path = ROOT):
+        env = environment(home)
+        if root != ROOT:
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
         process = start_process(
             [sys.executable, "-m", "stack.flow_run_forks"], WORKER_DIR / f"forks-{home.parent.name}.log",
-            env=environment(home), cwd=ROOT,
+            env=env, cwd=root,
         )
         started.append(process)
         wait_until(lambda: (sock := connect(str(home))) and (sock.close() or True), 120, "the fork server")
@@ -190,23 +196,31 @@ def test_without_a_fork_server_runs_start_a_fresh_interpreter(forking_worker, tm
     assert ran["flow_run_id"] == flow_run_id
 
 
+def copy_of_the_code(destination: Path) -> Path:
+    """ModelPulse's packages and prefect.yaml copied (with their compiled files and times) under
+    ``destination``: a change there is seen by a fork server started on the copy, and by no other
+    (tests running beside this one keep their servers)."""
+    for package in OWN_PACKAGES:
+        shutil.copytree(ROOT / package, destination / package, ignore=shutil.ignore_patterns("static"))
+    shutil.copy2(ROOT / "prefect.yaml", destination / "prefect.yaml")
+    return destination
+
+
 def test_a_code_change_on_disk_means_a_fresh_interpreter_then_a_fresh_server(fork_server, forking_worker, tmp_path):
-    server = fork_server()
-    watched = ROOT / "stack" / "flow_run_client.py"
+    code = copy_of_the_code(tmp_path / "code")
+    server = fork_server(root=code)
+    watched = code / "stack" / "flow_run_client.py"
     stat = watched.stat()
     os.utime(watched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-    try:
-        marker = tmp_path / "changed.json"
-        flow_run_id = forking_worker.run(marker=str(marker))
-        assert final_state(flow_run_id) == "COMPLETED"
-        assert json.loads(marker.read_text())["ppid"] == forking_worker.process.pid  # not the stale server's
-        # The server started itself again on the code now on disk (same process): forked once more.
-        marker = tmp_path / "after.json"
-        flow_run_id = forking_worker.run(marker=str(marker))
-        assert final_state(flow_run_id) == "COMPLETED"
-        assert json.loads(marker.read_text())["ppid"] == server.pid
-    finally:
-        os.utime(watched, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    marker = tmp_path / "changed.json"
+    flow_run_id = forking_worker.run(marker=str(marker))
+    assert final_state(flow_run_id) == "COMPLETED"
+    assert json.loads(marker.read_text())["ppid"] == forking_worker.process.pid  # not the stale server's
+    # The server started itself again on the code now on disk (same process): forked once more.
+    marker = tmp_path / "after.json"
+    flow_run_id = forking_worker.run(marker=str(marker))
+    assert final_state(flow_run_id) == "COMPLETED"
+    assert json.loads(marker.read_text())["ppid"] == server.pid
 
 
 def open_fds(pid: int) -> int:
