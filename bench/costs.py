@@ -156,7 +156,7 @@ def flow_run_processes(shape: Shape) -> list[int]:
     found = []
     for pid in children.get(shape.machine.process.pid, []):  # type: ignore[union-attr]
         command = table[pid].command
-        if "prefect worker start" in command or "stack.flow_run_forks" in command:
+        if "stack.prefect_worker start" in command or "stack.flow_run_forks" in command:
             found += children.get(pid, [])
     return found
 

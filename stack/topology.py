@@ -193,7 +193,7 @@ def role_commands(settings: Settings) -> dict[str, list[str]]:
         "prefect-server": prefect_server,
         "prefect-services": [python, "-m", "stack.prefect_services"],
         "flow-run-forks": [python, "-m", "stack.flow_run_forks"],
-        "worker": [python, "-m", "prefect", "worker", "start", "--pool", settings.work_pool, "--type", "process",
+        "worker": [python, "-m", "stack.prefect_worker", "start", "--pool", settings.work_pool, "--type", "process",
                    "--limit", str(settings.worker_runs)],
         "dispatcher": [python, "-m", "flows.fan_out"],
         "api": [

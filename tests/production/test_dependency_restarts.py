@@ -180,7 +180,7 @@ def test_prefect_server_restart_loses_nothing(cluster):
 
 def test_postgres_restart_loses_no_accepted_event(cluster):
     a = cluster.api(cluster.a)
-    kinds = ("flows.fan_out", "prefect worker start", "gunicorn", "server start", "stack.prefect_services")
+    kinds = ("flows.fan_out", "stack.prefect_worker start", "gunicorn", "server start", "stack.prefect_services")
     with Receiver() as receiver:
         hook = a.post(
             "/organizations/default/webhooks",

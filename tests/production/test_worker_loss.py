@@ -30,7 +30,7 @@ RECORDS = 200_000
 PAGE = 5_000
 INDEX = "modelpulse-inference-logs"
 ORG = "default"  # the organization whose key `up` printed
-WORKER = "prefect worker start"
+WORKER = "stack.prefect_worker start"
 
 
 def seed_inference_logs(database_url: str, count: int, chunk: int = 20_000) -> None:
