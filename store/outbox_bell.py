@@ -9,8 +9,8 @@ nothing waits on a missed ring):
 - **PostgreSQL**: ``record_event`` sends ``NOTIFY modelpulse_outbox`` in the event's own transaction,
   delivered to every listener when (and only if) it commits; the bell holds a ``LISTEN`` connection
   of its own. A dispatcher on any machine hears a commit on any other within a round trip, and rings
-  after a random delay of up to ``check_seconds``, so that several dispatchers do not all read (and
-  start a run for) the same events at once.
+  after a random delay of up to ``check_seconds`` (once for all the commits heard meanwhile), so that
+  several dispatchers do not all read (and start a run for) the same events at once.
 - **SQLite** (one machine): every commit writes the database's files; the bell compares their size
   and modification time every ``check_seconds`` (a ``stat`` each: microseconds, no query).
 
@@ -87,6 +87,10 @@ class OutboxBell:
             self.generation += 1
             self._changed.notify_all()
 
+    async def _ring_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        await self._ring()
+
     async def _watch_files(self, database: Path) -> None:
         files = (database, database.with_name(database.name + "-wal"))
         last = _signature(files)
@@ -110,11 +114,14 @@ class OutboxBell:
                         log.info("listening for outbox commits again")
                         down = False
                     await self._ring()  # whatever was committed while not listening
+                    ringing: asyncio.Task[None] | None = None
                     async for _ in connection.notifies():
                         # Every dispatcher hears a commit at the same instant; waking them all at once
-                        # would have each start a run for the same events (one wins the claim).
-                        await asyncio.sleep(random.uniform(0, self.check_seconds))
-                        await self._ring()
+                        # would have each start a run for the same events (one wins the claim). So each
+                        # rings after a random delay, once for every commit heard meanwhile: a delay per
+                        # notification would let a busy outbox (40 commits/s x 25 ms) outrun the bell.
+                        if ringing is None or ringing.done():
+                            ringing = asyncio.create_task(self._ring_after(random.uniform(0, self.check_seconds)))
             except (OSError, psycopg.Error) as error:
                 if not down:  # once per outage; the fallback reads the outbox meanwhile
                     log.warning("cannot listen for outbox commits (%s); reading it every %g s",
