@@ -28,14 +28,25 @@ RECOVERABLE_STATUSES = ("retrying", "failed")
 RECOVER_STATUS_CHOICES = ("retrying", "failed", "silenced")
 
 
-def claim_event(session: Session, event_id: str, now: datetime) -> Event | None:
-    """Mark an outbox event dispatched; return it if this caller won it, else ``None``."""
-    claimed = session.execute(
+def claim_events(session: Session, event_ids: Sequence[str], now: datetime) -> list[Event]:
+    """Mark outbox events dispatched; return those this caller won (in the order of ``event_ids``).
+
+    One ``UPDATE ... RETURNING`` and one read for the batch: an event is won by the one transaction whose
+    update finds it still undispatched (PostgreSQL re-checks the condition on a row another transaction
+    claimed meanwhile, SQLite has one writer), whichever dispatcher asks.
+    """
+    if not event_ids:
+        return []
+    won = set(session.scalars(
         update(Event)
-        .where(Event.id == event_id, Event.dispatched_at.is_(None))
+        .where(Event.id.in_(event_ids), Event.dispatched_at.is_(None))
         .values(dispatched_at=now)
-    ).rowcount
-    return session.get(Event, event_id) if claimed else None
+        .returning(Event.id)
+    ))
+    if not won:
+        return []
+    events = {event.id: event for event in session.scalars(select(Event).where(Event.id.in_(won)))}
+    return [events[event_id] for event_id in dict.fromkeys(event_ids) if event_id in won]
 
 
 def mark_dispatched(session: Session, event_ids: Sequence[str], now: datetime) -> None:

@@ -69,25 +69,23 @@ def _plan_fan_out(event_ids: list[str], settings: WebhookSettings, database_url:
     with session_scope(database_url) as session:
         accepted = []
         subscribers: dict[tuple[str, str | None, str, str | None], tuple[list[Webhook], str | None]] = {}
-        for event_id in event_ids:
-            event = store.claim_event(session, event_id, now)
-            if event is not None:
-                # A webhook whose filter the event does not match gets no delivery; the filters come
-                # with the rows (compiled once per webhook version), so this adds no query.
-                payload = event_payload(event)
-                # Events of one organization, project and type share their subscribers: one query each.
-                key = (event.organization_id, event.project_id, event.type, about_webhook(event.type, event.data))
-                if key not in subscribers:
-                    subscribers[key] = store.subscribed_webhooks(session, event)
-                subscribed, silence_set = subscribers[key]
-                webhooks = filters.accepting(subscribed, payload)
-                # An event a silence matches is recorded `silenced` for each of them and sent to none
-                # (the silences are loaded once per silence set version, with the rows).
-                silence_id = silences.silencing(session, event, payload, silence_set) if webhooks else None
-                if silence_id is not None:
-                    store.create_silenced_deliveries(session, event, [webhook.id for webhook in webhooks], silence_id)
-                    continue
-                accepted.append((event, payload, webhooks))
+        for event in store.claim_events(session, event_ids, now):
+            # A webhook whose filter the event does not match gets no delivery; the filters come
+            # with the rows (compiled once per webhook version), so this adds no query.
+            payload = event_payload(event)
+            # Events of one organization, project and type share their subscribers: one query each.
+            key = (event.organization_id, event.project_id, event.type, about_webhook(event.type, event.data))
+            if key not in subscribers:
+                subscribers[key] = store.subscribed_webhooks(session, event)
+            subscribed, silence_set = subscribers[key]
+            webhooks = filters.accepting(subscribed, payload)
+            # An event a silence matches is recorded `silenced` for each of them and sent to none
+            # (the silences are loaded once per silence set version, with the rows).
+            silence_id = silences.silencing(session, event, payload, silence_set) if webhooks else None
+            if silence_id is not None:
+                store.create_silenced_deliveries(session, event, [webhook.id for webhook in webhooks], silence_id)
+                continue
+            accepted.append((event, payload, webhooks))
         # A throttled webhook sends the first event of a type and group and holds back its repeats
         # within the cooldown (a claim in the database, in event order). The batch's throttled webhooks
         # are locked first, all at once and in the order every dispatcher uses: two batches claiming
