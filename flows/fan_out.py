@@ -2,12 +2,11 @@
 
 ``python -m flows.fan_out`` (the ``make up`` stack runs one) reads the outbox when the outbox bell rings
 (``store/outbox_bell.py``: a PostgreSQL ``NOTIFY`` from the event's transaction, or a change of the
-SQLite files; at least once a second) and hands
-whatever new events some webhook subscribes to to a ``fan-out-events`` task run in this process
-(events nobody subscribes to are marked dispatched on the spot: no empty runs). Each run shows in the
-Prefect UI with its logs, state and retries; it claims its events, creates their deliveries and sends
-them concurrently through the dispatcher's shared sender (a client per receiver, one bound on requests
-in flight).
+SQLite files; at least once a second), claims the new events and creates their deliveries in one
+transaction, then hands those with something to send to a ``fan-out-events`` task run in this process
+(events nobody subscribes to are claimed with the rest and in no run: no empty runs). Each run shows in
+the Prefect UI with its logs, state and retries; it sends the deliveries concurrently through the
+dispatcher's shared sender (a client per receiver, one bound on requests in flight).
 
 Why a relay and not a run per event: a process worker starts a deployment run 3-12 s late, and a
 background task (``.delay()``) costs a Prefect API write, result storage and a task-worker hop per
@@ -232,10 +231,6 @@ class Dispatcher:
         if len(new) < self.batch_size and due > time.time():
             self.collect_until = due
             return False
-        try:
-            new = await asyncio.to_thread(fanout.settle_unsubscribed, new)
-        except Exception as error:  # noqa: BLE001 - let the runs sort them out
-            log.warning("could not match events to webhooks (%s: %s)", type(error).__name__, error)
         for start in range(0, len(new), self.batch_size):
             self._start(new[start : start + self.batch_size])
         return True
@@ -256,11 +251,13 @@ class Dispatcher:
 
     async def _fan_out(self, event_ids: list[str]) -> None:
         try:
-            # Claimed before the run starts: when another dispatcher won these events, no run at all.
+            # Claimed before the run starts: the events another dispatcher won, and those nobody
+            # subscribes to (or whose subscribers' filters all turn them down: claimed, nothing to send),
+            # are in no run; when nothing is left, there is no run at all.
             planned = await fanout.plan_fan_out(event_ids)
             if planned:
                 _planned.set(planned)  # this asyncio task's own context: read by the run below
-                await fan_out_events(event_ids)
+                await fan_out_events(list(dict.fromkeys(target.message_id for target, _ in planned)))
         except Exception as error:  # noqa: BLE001 - planning failed (our database), or the run's retries are spent: pause, not drop
             log.error("fan-out of %s failed (%s: %s)", event_ids, type(error).__name__, error)
             until = time.monotonic() + FAILED_EVENT_PAUSE_SECONDS

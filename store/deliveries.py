@@ -49,13 +49,6 @@ def claim_events(session: Session, event_ids: Sequence[str], now: datetime) -> l
     return [events[event_id] for event_id in dict.fromkeys(event_ids) if event_id in won]
 
 
-def mark_dispatched(session: Session, event_ids: Sequence[str], now: datetime) -> None:
-    """Mark outbox events dispatched without a fan-out (nobody subscribes to them)."""
-    session.execute(
-        update(Event).where(Event.id.in_(event_ids), Event.dispatched_at.is_(None)).values(dispatched_at=now)
-    )
-
-
 def events_by_id(session: Session, event_ids: Sequence[str]) -> list[Event]:
     """The events with these ids, in id order."""
     return list(session.scalars(select(Event).where(Event.id.in_(event_ids)).order_by(Event.id)))

@@ -115,33 +115,6 @@ def undispatched_event_ids(limit: int, database_url: str | None = None) -> list[
         return store.undispatched_event_ids(session, limit)
 
 
-def settle_unsubscribed(event_ids: Sequence[str], database_url: str | None = None) -> list[str]:
-    """Mark events no webhook subscribes to (or whose subscribers' filters all turn down) as dispatched;
-    return the others, which need a fan-out.
-
-    Most events of an organization without webhooks would otherwise each make an empty Prefect run.
-    """
-    subscribed, unsubscribed = [], []
-    with session_scope(database_url) as session:
-        subscribers: dict[tuple[str, str | None, str, str | None], list[Webhook]] = {}
-        for event in store.events_by_id(session, event_ids):
-            if event.dispatched_at is not None:
-                continue
-            # An operational event's subscribers depend on the webhook it is about (never itself).
-            key = (event.organization_id, event.project_id, event.type, about_webhook(event.type, event.data))
-            if key not in subscribers:
-                subscribers[key] = store.matching_webhooks(session, event)
-            candidates = subscribers[key]
-            wanted = bool(candidates) and filters.accepted_by_any(candidates, event_payload(event))
-            (subscribed if wanted else unsubscribed).append(event.id)
-    if unsubscribed:
-        # A transaction of its own that starts with the write: SQLite cannot turn a read into a write
-        # once another writer has committed meanwhile.
-        with session_scope(database_url) as session:
-            store.mark_dispatched(session, unsubscribed, utcnow())
-    return subscribed
-
-
 async def retry_due_deliveries(
     now: datetime | None = None, limit: int = 1000, database_url: str | None = None
 ) -> SendSummary:

@@ -121,10 +121,12 @@ def test_events_every_filter_turns_down_need_no_fan_out(create_webhook, publish,
         hook = create_webhook(receiver.url, ["threshold.breached"], filter={"data.model": "fraud-eu"})
         wanted = publish("threshold.breached", breach("fraud-eu"))
         unwanted = publish("threshold.breached", breach("churn"))
-        # What the dispatcher does with new outbox events before it starts any task run.
-        assert fanout.settle_unsubscribed([wanted, unwanted], database_url) == [wanted]
-        assert fanout.undispatched_event_ids(10, database_url) == [wanted]
-        fan_out(database_url, wanted, unwanted)
+        # What the dispatcher does with new outbox events before it starts any task run: both are
+        # claimed, and only the wanted one has something to send (the run carries that one alone).
+        planned = asyncio.run(fanout.plan_fan_out([wanted, unwanted], database_url))
+        assert [target.message_id for target, _ in planned] == [wanted]
+        assert fanout.undispatched_event_ids(10, database_url) == []
+        asyncio.run(fanout.send_planned(planned, database_url=database_url))
         assert delivered(history, hook) == [wanted] and len(receiver.received) == 1
 
 
