@@ -13,89 +13,24 @@ Timeouts: MLflow's defaults (120 s per request, 7 retries with exponential backo
 API request hanging for minutes on an unreachable server. Unless the operator set them, this module
 defaults them to 10 s and 1 retry (``MLFLOW_HTTP_REQUEST_TIMEOUT``,
 ``MLFLOW_HTTP_REQUEST_MAX_RETRIES``); our tasks add their own retries on top.
+
+The client side (the credential scope, the egress guard, the timeouts) is ``blocks.mlflow_client``,
+imported by ``get_client()``: ``import mlflow`` costs ~1.3 s of CPU and ~100 MB (scipy, pandas,
+pyarrow), and the API and the flows import this block class without calling MLflow.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
-import inspect
-import os
-from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlflow import MlflowClient
-from mlflow.tracking.request_header.abstract_request_header_provider import RequestHeaderProvider
-from mlflow.tracking.request_header.registry import _request_header_provider_registry
-from mlflow.utils import request_utils
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
 from blocks.cache import cached_client
-from blocks.egress.urllib3_pools import guard_requests_session
 
-for _name, _default in (
-    ("MLFLOW_HTTP_REQUEST_TIMEOUT", "10"),
-    ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1"),
-    ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
-):
-    os.environ.setdefault(_name, _default)
-
-
-def _guarded_sessions(make_session: Any) -> Any:
-    @functools.wraps(make_session)
-    def make(*args: Any, **kwargs: Any) -> Any:
-        return guard_requests_session(make_session(*args, **kwargs))
-
-    make.guarded = True
-    return make
-
-
-# Every MLflow request goes through a requests session MLflow builds and caches (per retry policy and
-# process); guarding each one it hands out puts every tracking-server connection under the egress policy.
-if not getattr(request_utils._cached_get_request_session, "guarded", False):
-    request_utils._cached_get_request_session = _guarded_sessions(request_utils._cached_get_request_session)
-
-_authorization: ContextVar[SecretStr | None] = ContextVar("modelpulse_mlflow_authorization", default=None)
-
-
-class ScopedAuthorizationHeaderProvider(RequestHeaderProvider):
-    """Adds the ``Authorization`` header of the credential scope the current call runs in."""
-
-    def in_context(self) -> bool:
-        return _authorization.get() is not None
-
-    def request_headers(self) -> dict[str, str]:
-        value = _authorization.get()
-        return {"Authorization": value.get_secret_value()} if value is not None else {}
-
-
-_request_header_provider_registry.register(ScopedAuthorizationHeaderProvider)
-
-
-class CredentialScopedMlflowClient(MlflowClient):
-    """An ``MlflowClient`` whose every call carries one block's credentials (see the module doc)."""
-
-    def __init__(self, tracking_uri: str, authorization: SecretStr | None) -> None:
-        self._authorization = authorization
-        super().__init__(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-
-
-def _in_credential_scope(method: Any) -> Any:
-    @functools.wraps(method)
-    def call(self: CredentialScopedMlflowClient, *args: Any, **kwargs: Any) -> Any:
-        token = _authorization.set(self._authorization)
-        try:
-            return method(self, *args, **kwargs)
-        finally:
-            _authorization.reset(token)
-
-    return call
-
-
-for _name, _member in vars(MlflowClient).items():
-    if inspect.isfunction(_member) and not _name.startswith("__"):
-        setattr(CredentialScopedMlflowClient, _name, _in_credential_scope(_member))
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 
 class MlflowConnection(Block):
@@ -152,6 +87,8 @@ class MlflowConnection(Block):
 
     def get_client(self) -> MlflowClient:
         """An ``MlflowClient`` for this server whose calls carry this block's credentials only."""
+        from blocks.mlflow_client import CredentialScopedMlflowClient
+
         return cached_client(
             self, {}, lambda _options: CredentialScopedMlflowClient(self.tracking_uri, self.authorization())
         )

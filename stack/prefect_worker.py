@@ -1,10 +1,18 @@
 """``python -m stack.prefect_worker start --pool NAME ...``: Prefect's process worker, as ``prefect worker
-start ...`` runs it, with one difference: the Prefect clients it creates share one TLS context.
+start ...`` runs it, with two differences:
 
-The worker creates a client for each poll, each run it submits and each cancellation check, and each
-builds a TLS context from the CA file (~30 ms of CPU) whether the API is https or not: in a py-spy
-profile of an idle worker, 40 % of its samples. ``stack.prefect_warmup.share_tls_contexts`` builds it
-once; everything else is Prefect's CLI, arguments and all.
+- **the Prefect clients it creates share one TLS context.** The worker creates a client for each poll,
+  each run it submits and each cancellation check, and each builds a TLS context from the CA file
+  (~30 ms of CPU) whether the API is https or not: in a py-spy profile of an idle worker, 40 % of its
+  samples. ``stack.prefect_warmup.share_tls_contexts`` builds it once;
+- **it loads no Prefect collection.** Prefect's worker imports every installed package of the
+  ``prefect.collections`` entry point group to look its worker type up (and to list them in its
+  heartbeat): here ``prefect_aws`` (boto3) and ``prefect_gcp`` (the Google Cloud SDKs, grpc, pandas,
+  pyarrow), ~250 MB of a worker's ~420 MB at rest and ~2 CPU-s at its start, for a worker whose type,
+  ``process``, is Prefect's own. Its flow runs, which do use those packages' blocks, import them as
+  they always did.
+
+Everything else is Prefect's CLI, arguments and all.
 """
 
 from __future__ import annotations
@@ -12,9 +20,23 @@ from __future__ import annotations
 import sys
 
 
+def without_collections() -> None:
+    """Have Prefect find no collection to load in this process, with its own worker types registered.
+
+    Prefect keeps what ``load_prefect_collections()`` loaded in a module global and returns it on every
+    later call: seeded empty, no entry point is imported. ``tests/workers/test_prefect_worker.py`` holds
+    this against the pinned Prefect.
+    """
+    import prefect._internal.plugins.collections as collections
+    import prefect.workers.process  # noqa: F401 - registers the ``process`` worker type
+
+    collections._collections = {}
+
+
 def main() -> None:
     from stack.prefect_warmup import share_tls_contexts
 
+    without_collections()
     share_tls_contexts()
     from prefect.cli import app
 

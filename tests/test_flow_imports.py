@@ -117,3 +117,10 @@ def test_deleting_a_record_imports_no_block_class(fresh_interpreter):
 @pytest.mark.parametrize("entry", [*_CONNECTIONS.values(), *_LEGACY_BLOCK_TYPES.values()], ids=lambda e: e.class_name)
 def test_the_table_holds_each_block_classs_own_slug(entry):
     assert entry.slug == getattr(import_module(entry.module), entry.class_name).get_block_type_slug()
+
+
+def test_an_api_worker_imports_no_registry_or_sink_sdk(fresh_interpreter):
+    """Every gunicorn worker imports ``api.wsgi``; the MLflow webhook check and the block classes it names
+    must not bring ``mlflow`` (~1.3 s of CPU and ~100 MB with scipy, pandas and pyarrow) into a worker
+    that serves no MLflow call. numpy stays: the drift and threshold schemas check their methods."""
+    assert fresh_interpreter("import api.wsgi", tuple(m for m in NOT_AT_START if m != "numpy")) == []

@@ -1,6 +1,11 @@
 """MLflow model registry: registered models, versions and aliases through ``MlflowClient``.
 
 Stages are deprecated in MLflow 3, so versions carry aliases only. MLflow serves no endpoints.
+
+``mlflow`` is imported where a client is used, not by this module: the API imports ``version_uri`` and
+``platform_errors`` (through ``tasks.registries.mlflow_webhooks``) in every gunicorn worker, and ``import
+mlflow`` is ~1.3 s of CPU and ~100 MB (scipy, pandas, pyarrow) that a worker serving no MLflow call
+never needs.
 """
 
 from __future__ import annotations
@@ -8,15 +13,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
-
-from blocks.mlflow import MlflowConnection
 from tasks.registries.base import EndpointInfo, ModelVersionInfo, RegistryTimeout, platform_error
 from tasks.upstream_errors import mlflow_error, mlflow_status
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+
+    from blocks.mlflow import MlflowConnection
 
 REGISTRATION_TAG = "modelpulse.registration_id"
 PAGE_SIZE = 200
@@ -26,6 +31,8 @@ PAGE_SIZE = 200
 def platform_errors() -> Iterator[None]:
     """Turn the client's exceptions into ``RegistryError`` carrying MLflow's documented error fields
     (never a body MLflow's client quotes)."""
+    from mlflow.exceptions import MlflowException
+
     try:
         yield
     except MlflowException as error:
@@ -114,6 +121,9 @@ class MlflowRegistry:
     def register_model(self, request: dict[str, Any]) -> ModelVersionInfo:
         name = request["name"]
         tags = {**(request.get("tags") or {}), REGISTRATION_TAG: request["registration_id"]}
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+
         with platform_errors():
             try:
                 self._client.create_registered_model(name, description=request.get("description"))

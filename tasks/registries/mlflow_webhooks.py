@@ -21,13 +21,13 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
-
-from blocks.mlflow import MlflowConnection
 from tasks.registries.mlflow import platform_errors
 from tasks.upstream_errors import answer_summary, bounded
+
+if TYPE_CHECKING:
+    from blocks.mlflow import MlflowConnection
 
 # What ModelPulse acts on. ``registered_model.created`` is left out: a new model is not monitored
 # until a version of it is recorded (registered through ModelPulse), so there is nothing to do.
@@ -75,8 +75,13 @@ def webhook_name(integration_id: str) -> str:
     return f"modelpulse-{integration_id}"
 
 
-def _missing(error: MlflowException) -> bool:
-    return error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
+def _missing(error: Exception) -> bool:
+    """Whether ``error`` is MLflow's answer for a webhook it does not have (``mlflow`` is imported here,
+    not by this module: the API checks deliveries with ``verify_delivery`` in every worker)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+    return isinstance(error, MlflowException) and error.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST)
 
 
 class MlflowWebhooks:
@@ -107,7 +112,7 @@ class MlflowWebhooks:
                 webhook = self._client.update_webhook(
                     webhook_id, name=name, url=url, events=list(PUSH_EVENTS), description=description, status="ACTIVE"
                 )
-            except MlflowException as error:
+            except Exception as error:
                 if _missing(error):
                     return None
                 raise
@@ -117,7 +122,7 @@ class MlflowWebhooks:
         with platform_errors():
             try:
                 return _state(self._client.get_webhook(webhook_id))
-            except MlflowException as error:
+            except Exception as error:
                 if _missing(error):
                     return None
                 raise
@@ -127,7 +132,7 @@ class MlflowWebhooks:
         with platform_errors():
             try:
                 self._client.delete_webhook(webhook_id)
-            except MlflowException as error:
+            except Exception as error:
                 if _missing(error):
                     return False
                 raise

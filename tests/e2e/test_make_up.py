@@ -30,6 +30,15 @@ def _read_until(process: subprocess.Popen, pattern: str, timeout: float) -> tupl
     return match, output
 
 
+def heavy_libraries(pid: int) -> list[str]:
+    """Which of pandas, grpc and scipy have a shared library mapped in process ``pid``."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return []
+    return [name for name in ("pandas", "grpc", "scipy") if f"site-packages/{name}/" in maps]
+
+
 def _port_closed(port: int) -> bool:
     try:
         httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
@@ -107,6 +116,14 @@ def test_make_up_serves_everything_and_stops_on_ctrl_c(tmp_path):
             return 'modelpulse_webhook_attempts_total{organization="default",outcome="delivered"} 1.0' in metrics
 
         wait_until(delivered, 30, "the dispatcher's attempt in the API's /metrics")
+
+        # No process of the stack holds libraries none of its work needs (issue 22): the Prefect server
+        # and the worker load no Prefect collection (prefect_gcp: grpc, pandas, ~300 MB), the API no
+        # mlflow (pandas, scipy). Flow runs that use them import them in their own fork.
+        holding = {
+            (pid, command[:80]): found for pid, command in descendants(process.pid) if (found := heavy_libraries(pid))
+        }
+        assert holding == {}
     finally:
         stack = [pid for pid, _ in descendants(process.pid)]
         if process.poll() is None:

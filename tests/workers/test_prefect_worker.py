@@ -1,0 +1,73 @@
+"""The worker ``up`` starts (``python -m stack.prefect_worker start ...``) loads no Prefect collection:
+Prefect's own worker CLI imports ``prefect_aws`` (boto3) and ``prefect_gcp`` (the Google Cloud SDKs,
+pandas, pyarrow) to look up a worker type that is Prefect's own, ~250 MB of an idle worker (issue 22).
+
+Each test polls a real Prefect server once (``--run-once``) and reads what the worker imported from
+Python's own import trace (``PYTHONPROFILEIMPORTTIME``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+COLLECTION_PACKAGES = ("prefect_aws", "prefect_gcp", "boto3", "botocore", "google.cloud", "pandas", "pyarrow")
+
+
+@pytest.fixture
+def work_pool(prefect_server) -> str:
+    name = f"import-probe-{uuid.uuid4().hex[:8]}"
+    answer = httpx.post(f"{prefect_server}/work_pools/", json={"name": name, "type": "process"}, timeout=30)
+    answer.raise_for_status()
+    return name
+
+
+def imported_by_one_poll(command: list[str], pool: str) -> set[str]:
+    """The top-level packages a worker started with ``command`` imported while polling ``pool`` once."""
+    env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1", PYTHONPATH=str(ROOT))
+    result = subprocess.run(
+        [*command, "start", "--pool", pool, "--type", "process", "--run-once", "--name", pool],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    modules = set()
+    for line in result.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            modules.add(line.rsplit("|", 1)[1].strip())
+    assert "prefect.workers.process" in modules, "the import trace did not come through"
+    return modules
+
+
+@pytest.fixture
+def prefect_worker():
+    """``imported_by_one_poll`` (its own fixture, so that tests/conftest.py counts these tests slow: each
+    starts a worker that imports Prefect)."""
+    return imported_by_one_poll
+
+
+def loaded(modules: set[str]) -> list[str]:
+    return [p for p in COLLECTION_PACKAGES if any(m == p or m.startswith(p + ".") for m in modules)]
+
+
+def test_the_worker_up_starts_polls_without_loading_prefect_collections(work_pool, prefect_worker):
+    assert loaded(prefect_worker([sys.executable, "-m", "stack.prefect_worker"], work_pool)) == []
+
+
+def test_prefects_own_worker_cli_loads_them(work_pool, prefect_worker):
+    """What the test above guards against: without ``without_collections`` they are loaded (if a Prefect
+    upgrade stops loading them, this fails and the seeding in stack/prefect_worker.py can go)."""
+    assert {"prefect_aws", "prefect_gcp"} <= set(
+        loaded(prefect_worker([sys.executable, "-m", "prefect", "worker"], work_pool))
+    )
