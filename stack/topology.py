@@ -100,6 +100,12 @@ def redis_environment(redis_url: str) -> dict[str, str]:
         "PREFECT_SERVER_DOCKET_URL": redis_url,
         "PREFECT_REDIS_MESSAGING_URL": redis_url,
         "PREFECT_REDIS_WORKER_CLEANUP_QUEUE_URL": redis_url,
+        # The Prefect server publishes what a client sends over its events websocket to Redis in
+        # batches of 5, or every 10 s (prefect_redis's defaults): the three state events of a
+        # `fan-out-events` task run waited up to 10 s before the task-run recorder could see them, and
+        # the run showed in the UI that much later. Every second keeps the batching of a busy
+        # connection and bounds the wait of a quiet one.
+        "PREFECT_REDIS_MESSAGING_PUBLISHER_PUBLISH_EVERY": "1",
     }
 
 
