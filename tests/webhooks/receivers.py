@@ -39,6 +39,14 @@ class Received:
         return StandardWebhook(secret).verify(self.body, self.headers)
 
 
+class _BurstServer(ThreadingHTTPServer):
+    """Accepts bursts as a real receiver does: socketserver's listen backlog is 5, and a dispatcher sends
+    an event's deliveries at once (a burst of 36 connections on a busy machine overflowed it, and the
+    kernel reset the connections it could not queue); nginx's default is 511."""
+
+    request_queue_size = 512
+
+
 class Receiver:
     """A threaded HTTP server on 127.0.0.1; replies follow ``script``, then the last reply repeats."""
 
@@ -73,7 +81,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = _BurstServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS}, daemon=True
