@@ -10,7 +10,7 @@ duration of the call, only in the calling thread/context, never in ``os.environ`
 line (the value stays a ``SecretStr`` until the provider renders it for the request).
 
 Timeouts: MLflow's defaults (120 s per request, 7 retries with exponential backoff) would keep an
-API request hanging for minutes on an unreachable server. Unless the operator set them, this module
+API request hanging for minutes on an unreachable server. Unless the operator set them, the client side
 defaults them to 10 s and 1 retry (``MLFLOW_HTTP_REQUEST_TIMEOUT``,
 ``MLFLOW_HTTP_REQUEST_MAX_RETRIES``); our tasks add their own retries on top.
 
