@@ -119,11 +119,11 @@ class MlflowRegistry:
         return self._search_versions(f"name = {_quoted(name)}")
 
     def register_model(self, request: dict[str, Any]) -> ModelVersionInfo:
-        name = request["name"]
-        tags = {**(request.get("tags") or {}), REGISTRATION_TAG: request["registration_id"]}
         from mlflow.exceptions import MlflowException
         from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
+        name = request["name"]
+        tags = {**(request.get("tags") or {}), REGISTRATION_TAG: request["registration_id"]}
         with platform_errors():
             try:
                 self._client.create_registered_model(name, description=request.get("description"))

@@ -30,7 +30,7 @@ def work_pool(prefect_server) -> str:
 
 
 def imported_by_one_poll(command: list[str], pool: str) -> set[str]:
-    """The top-level packages a worker started with ``command`` imported while polling ``pool`` once."""
+    """Every module a worker started with ``command`` imported while polling ``pool`` once."""
     env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1", PYTHONPATH=str(ROOT))
     result = subprocess.run(
         [*command, "start", "--pool", pool, "--type", "process", "--run-once", "--name", pool],
