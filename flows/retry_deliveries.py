@@ -9,8 +9,6 @@ the history retention.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from prefect import flow, get_run_logger, task
 from prefect.events.clients import get_events_client
 
@@ -43,7 +41,7 @@ def prune_delivery_history() -> int:
 @task(name="publish-stranded-events", retries=1, retry_delay_seconds=5)
 async def publish_stranded_events() -> int:
     """Emit into Prefect's event stream the events no dispatcher emitted well after they were written."""
-    written_before = utcnow() - timedelta(seconds=get_webhook_settings().stranded_after_seconds)
+    written_before = get_webhook_settings().stranded_before(utcnow())
     async with get_events_client(checkpoint_every=1) as client:
         return await prefect_events.publish_events(client, written_before=written_before)
 

@@ -5,7 +5,7 @@ whatever a push missed is found here, and nothing a push recorded is recorded tw
 run also forgets inbound delivery ids old enough that no retry or replay can still bring them.
 
 Run with an ``integration_id`` it syncs that integration now (``POST .../sync``); run without (the
-scheduled deployment, every minute) it syncs each integration whose ``config.sync_interval_seconds``
+deployment, started by the sweep gate when one is due) it syncs each integration whose ``config.sync_interval_seconds``
 has elapsed, so every integration keeps its own schedule without a deployment of its own.
 """
 

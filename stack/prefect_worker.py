@@ -12,7 +12,8 @@ start ...`` runs it, with two differences:
   ``process``, is Prefect's own. Its flow runs, which do use those packages' blocks, import them as
   they always did.
 
-Everything else is Prefect's CLI, arguments and all.
+It also runs the sweep gate (``stack/sweep_gate.py``) on a thread: the sweeps' deployments run when they
+have work. Everything else is Prefect's CLI, arguments and all.
 """
 
 from __future__ import annotations
@@ -35,9 +36,13 @@ def without_collections() -> None:
 
 def main() -> None:
     from stack.prefect_warmup import share_tls_contexts
+    from stack.sweep_gate import start_sweep_gate
+    from store.settings import get_settings
 
     without_collections()
     share_tls_contexts()
+    if get_settings().sweep_check_seconds > 0:
+        start_sweep_gate(get_settings().sweep_check_seconds)
     from prefect.cli import app
 
     sys.argv = [sys.argv[0], "worker", *sys.argv[1:]]

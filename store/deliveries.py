@@ -378,8 +378,8 @@ def undispatched_event_ids(
     return list(session.scalars(query.order_by(Event.id).limit(limit)))
 
 
-def prune_settled_deliveries(session: Session, created_before: datetime, limit: int) -> int:
-    """Delete up to ``limit`` settled deliveries made before ``created_before``, with their attempts.
+def settled_delivery_ids_before(session: Session, created_before: datetime, limit: int) -> list[str]:
+    """Up to ``limit`` settled deliveries made before ``created_before``, oldest first.
 
     Delivery ids sort by creation time, so the oldest are found on the primary key alone.
     """
@@ -389,7 +389,12 @@ def prune_settled_deliveries(session: Session, created_before: datetime, limit: 
         .order_by(Delivery.id)
         .limit(limit)
     )
-    ids = list(session.scalars(oldest))
+    return list(session.scalars(oldest))
+
+
+def prune_settled_deliveries(session: Session, created_before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` settled deliveries made before ``created_before``, with their attempts."""
+    ids = settled_delivery_ids_before(session, created_before, limit)
     if not ids:
         return 0
     # Attempts go first: their foreign key cascades, but not every SQLite connection enforces keys.

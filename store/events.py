@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event as orm_events
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store.event_catalog import SUBSCRIBABLE_TYPES
@@ -70,6 +71,14 @@ def _forget_accepted(session: Session) -> None:
 
 def new_event_id() -> str:
     return new_id("evt")
+
+
+def unpublished(session: Session, limit: int, written_before: datetime | None = None) -> list[Event]:
+    """The oldest events not yet emitted to Prefect's event stream (optionally only those written before)."""
+    query = select(Event).where(Event.published_at.is_(None))
+    if written_before is not None:
+        query = query.where(Event.timestamp <= written_before)
+    return list(session.scalars(query.order_by(Event.id).limit(limit)))
 
 
 def event_payload(event: Event) -> dict[str, Any]:

@@ -245,6 +245,12 @@ def prune_inbound_receipts(session: Session, received_before: datetime) -> int:
     return result.rowcount or 0
 
 
+def any_inbound_receipt_before(session: Session, received_before: datetime) -> bool:
+    """Whether ``prune_inbound_receipts`` would forget anything."""
+    query = select(InboundReceipt.receipt_id).where(InboundReceipt.received_at < received_before)
+    return session.execute(query.limit(1)).first() is not None
+
+
 def last_endpoint_status(session: Session, integration_id: str, endpoint_id: str) -> EndpointStatusChange | None:
     return session.scalar(
         select(EndpointStatusChange)

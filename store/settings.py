@@ -49,6 +49,15 @@ class Settings(BaseSettings):
         le=1000,
         description="Flow runs one worker runs at once (`prefect worker start --limit`); the rest wait their turn.",
     )
+    sweep_check_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=3600,
+        description="How often each worker checks whether a sweep (`retry-due-deliveries`, `registry-sync`, "
+        "`run-monitors`) has work and starts its deployment if so (at most once a minute per sweep); a "
+        "sweep with nothing to do is not run. Each sweep's Prefect schedule (every 10 minutes) is the "
+        "backstop. 0 turns the checks off: the sweeps then run on their schedules alone.",
+    )
     dispatchers: int = Field(default=1, ge=0, le=64, description="Webhook dispatchers `up` runs here.")
     api_workers: int = Field(default=2, ge=1, le=64, description="gunicorn worker processes of the API.")
     api_keepalive_seconds: int = Field(

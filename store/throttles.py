@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -247,20 +247,26 @@ def clear_cooldowns(session: Session, webhook_id: str) -> None:
     session.execute(delete(WebhookCooldown).where(WebhookCooldown.webhook_id == webhook_id))
 
 
+def _ended_cooldowns(now: datetime, limit: int) -> Select:
+    return (
+        select(WebhookCooldown.webhook_id, WebhookCooldown.event_type, WebhookCooldown.group_key)
+        .where(WebhookCooldown.until < now)
+        .limit(limit)
+    )
+
+
+def any_ended_cooldown(session: Session, now: datetime) -> bool:
+    """Whether some cooldown ended before ``now`` (what ``prune_ended_cooldowns`` deletes)."""
+    return session.execute(_ended_cooldowns(now, 1)).first() is not None
+
+
 def prune_ended_cooldowns(session: Session, now: datetime, limit: int) -> int:
     """Delete up to ``limit`` cooldowns that ended before ``now``.
 
     The rows are locked as they are chosen, skipping any a dispatcher holds (it is claiming that group
     again): the deletes then never wait, so the sweep cannot deadlock with a claimer.
     """
-    ended = list(
-        session.execute(
-            select(WebhookCooldown.webhook_id, WebhookCooldown.event_type, WebhookCooldown.group_key)
-            .where(WebhookCooldown.until < now)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
-    )
+    ended = list(session.execute(_ended_cooldowns(now, limit).with_for_update(skip_locked=True)).all())
     for webhook_id, event_type, key in ended:
         session.execute(
             delete(WebhookCooldown).where(

@@ -38,11 +38,11 @@ from typing import Any
 
 from prefect.events import Event as PrefectEvent
 from prefect.events.clients import EventsClient
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from store.db import session_scope
 from store.event_filters import Filter, compile_filter
-from store.events import event_payload
+from store.events import event_payload, unpublished
 from store.models import Event, Remediation, utcnow
 from store.remediations import remediations_of
 
@@ -163,10 +163,7 @@ def unpublished_events(
 ) -> list[tuple[str, PrefectEvent]]:
     """The oldest events not yet emitted to Prefect, each with its Prefect event (remediations matched)."""
     with session_scope(database_url) as session:
-        query = select(Event).where(Event.published_at.is_(None))
-        if written_before is not None:
-            query = query.where(Event.timestamp <= written_before)
-        events = list(session.scalars(query.order_by(Event.id).limit(limit)))
+        events = unpublished(session, limit, written_before)
         if not events:
             return []
         by_organization: dict[str, list[Remediation]] = {}

@@ -10,6 +10,7 @@ No duplicate: while an open recommendation of the same kind and model exists, th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +25,7 @@ from store.events import record_event
 from store.inference_logs import models_logging_since
 from store.models import DriftCheck, Organization, utcnow
 from store.monitors import monitored_models_without_monitor, registry_monitored_models
-from store.recommendations import create_recommendation
+from store.recommendations import create_recommendation, open_recommendation_exists
 
 CONSECUTIVE_DRIFTS = 3
 CONSECUTIVE_LATENCY_BREACHES = 3
@@ -95,11 +96,25 @@ def recommend_monitors(now: datetime | None = None) -> list[str]:
     now = now or utcnow()
     created: list[str] = []
     with session_scope() as session:
-        for organization_id in session.scalars(select(Organization.id).order_by(Organization.id)):
-            models = monitored_models(session, organization_id, now)
-            for model in monitored_models_without_monitor(session, organization_id, models):
-                reason = f"{model} is monitored but has no drift monitor"
-                recommendation_id = recommend(session, organization_id, model, "add_monitor", reason, {})
-                if recommendation_id:
-                    created.append(recommendation_id)
+        for organization_id, model in models_without_monitor(session, now):
+            reason = f"{model} is monitored but has no drift monitor"
+            recommendation_id = recommend(session, organization_id, model, "add_monitor", reason, {})
+            if recommendation_id:
+                created.append(recommendation_id)
     return created
+
+
+def models_without_monitor(session: Session, now: datetime) -> Iterator[tuple[str, str]]:
+    """(organization, model) of every monitored model without a drift monitor, organization by organization."""
+    for organization_id in list(session.scalars(select(Organization.id).order_by(Organization.id))):
+        models = monitored_models(session, organization_id, now)
+        for model in monitored_models_without_monitor(session, organization_id, models):
+            yield organization_id, model
+
+
+def add_monitor_due(session: Session, now: datetime) -> bool:
+    """Whether ``recommend_monitors`` would open a recommendation (one without an open one of its kind)."""
+    return any(
+        not open_recommendation_exists(session, organization_id, model, "add_monitor")
+        for organization_id, model in models_without_monitor(session, now)
+    )

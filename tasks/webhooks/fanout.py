@@ -158,8 +158,7 @@ def _plan_retries(
 
 def stranded_event_ids(limit: int = 1000, database_url: str | None = None) -> list[str]:
     """Outbox events still undispatched long after they were written (no dispatcher was running)."""
-    settings = get_webhook_settings()
-    older_than = utcnow() - timedelta(seconds=settings.stranded_after_seconds)
+    older_than = get_webhook_settings().stranded_before(utcnow())
     with session_scope(database_url) as session:
         return store.undispatched_event_ids(session, limit, written_before=older_than)
 

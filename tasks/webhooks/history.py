@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from store import deliveries as store
 from store import throttles
 from store.db import session_scope
@@ -17,7 +15,7 @@ PRUNE_BATCH = 5000
 def prune_delivery_history(max_batches: int = 20, database_url: str | None = None) -> int:
     """Delete settled deliveries past the retention window (at most ``max_batches`` batches a call), and
     cooldowns that have ended; return how many deliveries were deleted."""
-    created_before = utcnow() - timedelta(days=get_webhook_settings().history_days)
+    created_before = get_webhook_settings().history_before(utcnow())
     deleted = 0
     for _ in range(max_batches):
         with session_scope(database_url) as session:

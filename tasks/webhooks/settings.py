@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from pydantic import Field
@@ -56,6 +57,14 @@ class WebhookSettings(BaseSettings):
         "this many days old; open ones are kept until they settle.",
     )
     user_agent: str = Field(default="ModelPulse-Webhooks/1.0")
+
+    def stranded_before(self, now: datetime) -> datetime:
+        """An event written before this and still undispatched (or not emitted to Prefect) is the sweep's."""
+        return now - timedelta(seconds=self.stranded_after_seconds)
+
+    def history_before(self, now: datetime) -> datetime:
+        """Settled deliveries created before this are deleted."""
+        return now - timedelta(days=self.history_days)
 
 
 @lru_cache

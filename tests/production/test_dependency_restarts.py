@@ -22,6 +22,7 @@ from tests.production.traffic import (
     fan_out_records_report,
     log_text,
     prefect_runs_since,
+    start_sweep,
     stored_event_ids,
 )
 from tests.support.polling import wait_until
@@ -196,7 +197,9 @@ def test_postgres_restart_loses_no_accepted_event(cluster):
             wait_until(lambda: len(poster.accepted_ids) >= 10, 60, "events accepted before the outage", 0.1)
             # The hard moment: a retry sweep's flow run on its way (its state changes need the Prefect
             # server, whose database this is; a run stuck Pending would hold the sweep's slot for minutes).
+            # Nothing is due for the sweep here, so the test starts one as the sweep gate would.
             recently = (datetime.now(UTC) - timedelta(seconds=30)).isoformat()
+            assert start_sweep(cluster.prefect_api_url)
             wait_until(
                 lambda: prefect_runs_since(
                     cluster.prefect_api_url, "flow_runs", None, flow="retry-due-deliveries",
@@ -238,7 +241,8 @@ def test_postgres_restart_loses_no_accepted_event(cluster):
             lambda: delivered_ids(receiver, secret) >= accepted, 240, "every accepted event delivered", every=1.0
         )
 
-    # The workers run scheduled flows again: a retry sweep started after the restart completes.
+    # The workers run flows again: a retry sweep started after the restart completes.
+    wait_until(lambda: start_sweep(cluster.prefect_api_url), 120, "a retry sweep created after the restart", 2.0)
     wait_until(
         lambda: prefect_runs_since(
             cluster.prefect_api_url, "flow_runs", back, flow="retry-due-deliveries", state={"type": {"any_": ["COMPLETED"]}}

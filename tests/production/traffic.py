@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 from sqlalchemy import create_engine, func, select
 
 from store.models import Delivery, DeliveryAttempt, Event
-from tests.support.cluster import ROOT, Cluster
+from store.settings import Settings
+from tests.support.cluster import Cluster
 
 # A hang shows as no answer within this long (the API's own bounds are seconds).
 CLIENT_TIMEOUT = 30.0
@@ -123,10 +123,24 @@ class EventPoster(threading.Thread):
 
 
 def sweep_interval_seconds() -> float:
-    """How often the ``retry-due-deliveries`` sweep is scheduled (``prefect.yaml``)."""
-    deployments = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
-    (sweep,) = [d for d in deployments if d["name"] == "retry-due-deliveries"]
-    return float(sweep["schedules"][0]["interval"])
+    """How long work due for the ``retry-due-deliveries`` sweep can wait for a run: the sweep gate
+    (``stack/sweep_gate.py``) checks every ``MODELPULSE_SWEEP_CHECK_SECONDS`` and starts each sweep at
+    most once a minute."""
+    return 60.0 + Settings.model_fields["sweep_check_seconds"].default
+
+
+def start_sweep(prefect_api_url: str, deployment: str = "retry-due-deliveries/retry-due-deliveries") -> str | None:
+    """Create a run of a sweep's deployment now, as the sweep gate does when the sweep has work; its id, or
+    ``None`` while Prefect cannot answer."""
+    try:
+        with httpx.Client(base_url=prefect_api_url, timeout=CLIENT_TIMEOUT) as prefect:
+            found = prefect.get(f"/deployments/name/{deployment}")
+            found.raise_for_status()
+            run = prefect.post(f"/deployments/{found.json()['id']}/create_flow_run", json={})
+            run.raise_for_status()
+            return run.json()["id"]
+    except httpx.HTTPError:
+        return None
 
 
 @dataclass

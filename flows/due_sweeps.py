@@ -1,0 +1,75 @@
+"""Is a scheduled sweep due? One check per sweep deployment, each exactly the selection its flow works on.
+
+The sweep gate (``stack/sweep_gate.py``, in every worker) runs these every few seconds and starts a
+sweep's deployment only when its check finds work; the deployments' own Prefect schedules are the
+slower backstop. A check reads and never claims, and answers with what it found (for the gate's log)
+or ``None``: a sweep that would do nothing is not run.
+
+Each check calls the store functions its sweep selects with, with the same cut-offs, so work is never
+left to the backstop because a check and its sweep disagree (``tests/flows/test_due_sweeps.py`` runs
+each sweep after its check and asserts that the check is then quiet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from store import deliveries, registry, throttles
+from store.events import unpublished
+from store.monitors import due_monitors
+from store.thresholds import enabled_thresholds
+from tasks.monitoring.recommendations import add_monitor_due
+from tasks.monitoring.thresholds import LOG_METRIC_PREFIXES
+from tasks.registry_tasks import DEFAULT_SYNC_INTERVAL_SECONDS, INBOUND_RECEIPT_RETENTION_SECONDS
+from tasks.webhooks.settings import get_webhook_settings
+
+Check = Callable[[Session, datetime], str | None]
+
+
+def retry_sweep_due(session: Session, now: datetime) -> str | None:
+    """``retry-due-deliveries``: a due retry or expired lease, a stranded or unemitted event, history to prune."""
+    settings = get_webhook_settings()
+    stranded_before = settings.stranded_before(now)
+    if deliveries.due_delivery_ids(session, now, 1):
+        return "a delivery's retry or expired lease is due"
+    if deliveries.undispatched_event_ids(session, 1, written_before=stranded_before):
+        return "an event no dispatcher fanned out"
+    if unpublished(session, 1, stranded_before):
+        return "an event not emitted to Prefect"
+    if deliveries.settled_delivery_ids_before(session, settings.history_before(now), 1):
+        return "settled deliveries past the history retention"
+    if throttles.any_ended_cooldown(session, now):
+        return "ended cooldowns"
+    return None
+
+
+def registry_sync_due(session: Session, now: datetime) -> str | None:
+    """``registry-sync``: an integration whose sync interval has elapsed, or inbound receipts to forget."""
+    due = registry.integrations_due_for_sync(session, now, DEFAULT_SYNC_INTERVAL_SECONDS)
+    if due:
+        return f"{len(due)} integration(s) due for a sync"
+    if registry.any_inbound_receipt_before(session, now - timedelta(seconds=INBOUND_RECEIPT_RETENTION_SECONDS)):
+        return "inbound receipts past their retention"
+    return None
+
+
+def run_monitors_due(session: Session, now: datetime) -> str | None:
+    """``run-monitors``: a due monitor, a log-metric threshold (evaluated every run), an add-monitor rule to fire."""
+    if due_monitors(session, now):
+        return "a monitor's check is due"
+    if enabled_thresholds(session, LOG_METRIC_PREFIXES):
+        return "log-metric thresholds to evaluate"
+    if add_monitor_due(session, now):
+        return "a monitored model without a drift monitor"
+    return None
+
+
+# Deployment (``flow/deployment``, as in prefect.yaml) -> its check.
+SWEEPS: dict[str, Check] = {
+    "retry-due-deliveries/retry-due-deliveries": retry_sweep_due,
+    "sync-registry/registry-sync": registry_sync_due,
+    "run-monitors/run-monitors": run_monitors_due,
+}
