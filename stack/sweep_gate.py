@@ -40,7 +40,6 @@ class SweepGate:
         self.database_url = database_url
         self._started_in: dict[str, str] = {}  # sweep -> the minute this gate last started it in
         self._failing: set[str] = set()
-        self._deployment_ids: dict[str, UUID] = {}
 
     def check(self, now: datetime | None = None) -> dict[str, UUID]:
         """Check every sweep not started this minute yet; start the due ones. Returns their runs' ids."""
@@ -53,11 +52,11 @@ class SweepGate:
             try:
                 with session_scope(self.database_url) as session:
                     reason = due(session, now)
-                if reason:
-                    started[name] = self._start(name, minute, reason)
+                run_id = self._start(name, minute, reason) if reason else None
+                if run_id is not None:
+                    started[name] = run_id
                     self._started_in[name] = minute
             except Exception as error:  # noqa: BLE001 - the database or Prefect is down: the next round tries again
-                self._deployment_ids.pop(name, None)
                 if name not in self._failing:
                     logger.warning("cannot check or start %s (checking again every round): %s: %s",
                                    name, type(error).__name__, error)
@@ -68,15 +67,17 @@ class SweepGate:
                 self._failing.discard(name)
         return started
 
-    def _start(self, name: str, minute: str, reason: str) -> UUID:
+    def _start(self, name: str, minute: str, reason: str) -> UUID | None:
+        """A run of the sweep's deployment for this minute (the one another gate made, if it did); ``None``
+        while an operator has the deployment paused (in the UI: pausing a sweep stops it, as it stopped
+        its schedule)."""
         from prefect.client.orchestration import get_client
 
         with get_client(sync_client=True) as client:
-            if name not in self._deployment_ids:
-                self._deployment_ids[name] = client.read_deployment_by_name(name).id
-            run = client.create_flow_run_from_deployment(
-                self._deployment_ids[name], idempotency_key=f"sweep-gate/{minute}"
-            )
+            deployment = client.read_deployment_by_name(name)
+            if deployment.paused:
+                return None
+            run = client.create_flow_run_from_deployment(deployment.id, idempotency_key=f"sweep-gate/{minute}")
         logger.info("%s has work (%s): flow run %s", name, reason, run.name)
         return run.id
 

@@ -264,6 +264,12 @@ def test_gates_start_a_due_sweep_once_a_minute_and_nothing_else(sweep_database, 
     assert all(run.state.is_scheduled() for run in runs)
     assert _gate_runs(monitors_id) == []  # nothing for run-monitors to do
 
+    # An operator paused the sweep in the UI: no gate starts it, due or not.
+    with get_client(sync_client=True) as client:
+        client.pause_deployment(retry_id)
+    assert machines[0].check(minute + timedelta(minutes=2)) == {}
+    assert len(_gate_runs(retry_id)) == 2
+
 
 def test_a_gate_whose_database_is_gone_starts_nothing_and_carries_on(tmp_path, prefect_server, caplog):  # noqa: ARG001
     gate = SweepGate(database_url=f"sqlite:///{tmp_path}/missing/modelpulse.db")
