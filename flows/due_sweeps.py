@@ -1,4 +1,4 @@
-"""Is a scheduled sweep due? One check per sweep deployment, each exactly the selection its flow works on.
+"""Is a sweep due? Checks of each sweep deployment's work, each exactly the selection its flow works on.
 
 The sweep gate (``stack/sweep_gate.py``, in every worker) runs these every few seconds and starts a
 sweep's deployment only when its check finds work; the deployments' own Prefect schedules are the
@@ -6,13 +6,14 @@ slower backstop. A check reads and never claims, and answers with what it found 
 or ``None``: a sweep that would do nothing is not run.
 
 Each check calls the store functions its sweep selects with, with the same cut-offs, so work is never
-left to the backstop because a check and its sweep disagree (``tests/flows/test_due_sweeps.py`` runs
+left to the backstop because a check and its sweep disagree (``tests/workers/test_sweep_gate.py`` runs
 each sweep after its check and asserts that the check is then quiet).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -57,19 +58,39 @@ def registry_sync_due(session: Session, now: datetime) -> str | None:
 
 
 def run_monitors_due(session: Session, now: datetime) -> str | None:
-    """``run-monitors``: a due monitor, a log-metric threshold (evaluated every run), an add-monitor rule to fire."""
+    """``run-monitors``: a due monitor, or a log-metric threshold (evaluated every run: its window moves)."""
     if due_monitors(session, now):
         return "a monitor's check is due"
     if enabled_thresholds(session, LOG_METRIC_PREFIXES):
         return "log-metric thresholds to evaluate"
-    if add_monitor_due(session, now):
-        return "a monitored model without a drift monitor"
     return None
 
 
-# Deployment (``flow/deployment``, as in prefect.yaml) -> its check.
-SWEEPS: dict[str, Check] = {
-    "retry-due-deliveries/retry-due-deliveries": retry_sweep_due,
-    "sync-registry/registry-sync": registry_sync_due,
-    "run-monitors/run-monitors": run_monitors_due,
-}
+def add_monitor_rule_due(session: Session, now: datetime) -> str | None:
+    """``run-monitors``' add-monitor rule: a monitored model without a monitor or an open recommendation.
+
+    Two index probes per model of every organization: the one check worth running once a minute only.
+    """
+    return "a monitored model without a drift monitor" if add_monitor_due(session, now) else None
+
+
+@dataclass(frozen=True)
+class SweepCheck:
+    """What starts ``sweep`` (its deployment, ``flow/deployment`` as in prefect.yaml): ``finds`` answering
+    with its work; ``every``: at most this often per gate (``None``: every round)."""
+
+    sweep: str
+    finds: Check
+    every: float | None = None
+
+
+RETRY_SWEEP = "retry-due-deliveries/retry-due-deliveries"
+REGISTRY_SWEEP = "sync-registry/registry-sync"
+MONITORS_SWEEP = "run-monitors/run-monitors"
+
+CHECKS: tuple[SweepCheck, ...] = (
+    SweepCheck(RETRY_SWEEP, retry_sweep_due),
+    SweepCheck(REGISTRY_SWEEP, registry_sync_due),
+    SweepCheck(MONITORS_SWEEP, run_monitors_due),
+    SweepCheck(MONITORS_SWEEP, add_monitor_rule_due, every=60),
+)

@@ -18,8 +18,9 @@ dispatcher runs, and a sweep needs a worker to run at all.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from prefect.logging import get_logger
@@ -27,18 +28,22 @@ from prefect.logging import get_logger
 from store.db import session_scope
 from store.models import utcnow
 
+if TYPE_CHECKING:
+    from flows.due_sweeps import SweepCheck
+
 logger = get_logger("sweep-gate")
 
 
 class SweepGate:
     """Checks each sweep and starts the due ones; ``check`` is one round (what the thread repeats)."""
 
-    def __init__(self, sweeps: Mapping | None = None, database_url: str | None = None) -> None:
-        if sweeps is None:
-            from flows.due_sweeps import SWEEPS as sweeps
-        self.sweeps = dict(sweeps)
+    def __init__(self, checks: Sequence[SweepCheck] | None = None, database_url: str | None = None) -> None:
+        if checks is None:
+            from flows.due_sweeps import CHECKS as checks
+        self.checks = tuple(checks)
         self.database_url = database_url
         self._started_in: dict[str, str] = {}  # sweep -> the minute this gate last started it in
+        self._checked_at: dict[SweepCheck, datetime] = {}
         self._failing: set[str] = set()
 
     def check(self, now: datetime | None = None) -> dict[str, UUID]:
@@ -46,12 +51,17 @@ class SweepGate:
         now = now or utcnow()
         minute = now.strftime("%Y-%m-%dT%H:%M")
         started = {}
-        for name, due in self.sweeps.items():
+        for check in self.checks:
+            name = check.sweep
             if self._started_in.get(name) == minute:
                 continue  # one run a minute; the next round after it is soon enough
+            last = self._checked_at.get(check)
+            if check.every is not None and last is not None and (now - last).total_seconds() < check.every:
+                continue
+            self._checked_at[check] = now
             try:
                 with session_scope(self.database_url) as session:
-                    reason = due(session, now)
+                    reason = check.finds(session, now)
                 run_id = self._start(name, minute, reason) if reason else None
                 if run_id is not None:
                     started[name] = run_id

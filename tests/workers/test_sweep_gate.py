@@ -18,7 +18,14 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter
 from sqlalchemy import update
 
-from flows.due_sweeps import SWEEPS, registry_sync_due, retry_sweep_due, run_monitors_due
+from flows.due_sweeps import (
+    CHECKS,
+    SweepCheck,
+    add_monitor_rule_due,
+    registry_sync_due,
+    retry_sweep_due,
+    run_monitors_due,
+)
 from flows.retry_deliveries import retry_due_deliveries
 from flows.run_monitors import run_monitors
 from flows.sync_registry import sync_registry
@@ -70,7 +77,7 @@ def due(check, database_url: str) -> str | None:
 
 
 def test_no_sweep_is_due_on_a_new_database(sweep_database):
-    assert {name: due(check, sweep_database) for name, check in SWEEPS.items()} == dict.fromkeys(SWEEPS)
+    assert [due(check.finds, sweep_database) for check in CHECKS] == [None] * len(CHECKS)
 
 
 # --- retry-due-deliveries ---------------------------------------------------------------------------
@@ -192,11 +199,12 @@ def _log(session, model: str) -> None:
 def test_run_monitors_is_due_for_a_model_without_a_monitor_until_it_is_recommended(sweep_database, org):  # noqa: ARG001
     with session_scope(sweep_database) as session:
         _log(session, "churn")
-    assert due(run_monitors_due, sweep_database) == "a monitored model without a drift monitor"
+    assert due(add_monitor_rule_due, sweep_database) == "a monitored model without a drift monitor"
+    assert due(run_monitors_due, sweep_database) is None  # the rule has a check of its own, once a minute
     asyncio.run(run_monitors())
     with session_scope(sweep_database) as session:
         assert [r.kind for r in session.query(Recommendation).filter_by(model="churn")] == ["add_monitor"]
-    assert due(run_monitors_due, sweep_database) is None
+    assert due(add_monitor_rule_due, sweep_database) is None
 
 
 def test_run_monitors_is_due_for_a_due_monitor_and_every_round_while_log_thresholds_exist(
@@ -241,7 +249,7 @@ def test_gates_start_a_due_sweep_once_a_minute_and_nothing_else(sweep_database, 
     retry, monitors = f"retry-due-deliveries/gate-{suffix}", f"run-monitors/gate-{suffix}"
     retry_id = retry_due_deliveries.to_deployment(name=f"gate-{suffix}").apply()
     monitors_id = run_monitors.to_deployment(name=f"gate-{suffix}").apply()
-    checks = {retry: retry_sweep_due, monitors: run_monitors_due}
+    checks = [SweepCheck(retry, retry_sweep_due), SweepCheck(monitors, run_monitors_due)]
     with session_scope(sweep_database) as session:
         _stranded_event(session, ORG, "")
     minute = utcnow().replace(second=5, microsecond=0)
@@ -277,4 +285,19 @@ def test_a_gate_whose_database_is_gone_starts_nothing_and_carries_on(tmp_path, p
         assert gate.check() == {}
         assert gate.check(utcnow() + timedelta(minutes=1)) == {}
     warnings = [record.getMessage() for record in caplog.records if record.name == "prefect.sweep-gate"]
-    assert len(warnings) == len(SWEEPS), warnings  # once per sweep, not once per round
+    assert len(warnings) == len({check.sweep for check in CHECKS}), warnings  # once per sweep, not per round
+
+
+def test_a_check_with_a_period_runs_at_most_that_often_in_one_gate(sweep_database):
+    """The add-monitor rule's check (two index probes per model of every organization) runs once a minute."""
+    asked = []
+
+    def finds_nothing(session, now):  # noqa: ARG001
+        asked.append(now)
+
+    gate = SweepGate([SweepCheck("run-monitors/run-monitors", finds_nothing, every=60)], database_url=sweep_database)
+    start = utcnow()
+    for seconds in (0, 10, 50, 60, 65, 119, 130):
+        gate.check(start + timedelta(seconds=seconds))
+    assert [(moment - start).total_seconds() for moment in asked] == [0, 60, 130]
+    assert next(check for check in CHECKS if check.finds is add_monitor_rule_due).every == 60
