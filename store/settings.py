@@ -56,7 +56,7 @@ class Settings(BaseSettings):
         description="How often each worker checks whether a sweep (`retry-due-deliveries`, `registry-sync`, "
         "`run-monitors`) has work and starts its deployment if so (at most once a minute per sweep); a "
         "sweep with nothing to do is not run. Each sweep's Prefect schedule (every 10 minutes) is the "
-        "backstop. 0 turns the checks off: the sweeps then run on their schedules alone.",
+        "backstop. 0 turns the checks off: the sweeps then run on their schedules alone; otherwise at least 1.",
     )
     dispatchers: int = Field(default=1, ge=0, le=64, description="Webhook dispatchers `up` runs here.")
     api_workers: int = Field(default=2, ge=1, le=64, description="gunicorn worker processes of the API.")
@@ -153,6 +153,13 @@ class Settings(BaseSettings):
         description="Exports ship an event once its id is this old: an event id is made before its "
         "transaction commits, so a younger one could still be followed by an older one.",
     )
+
+    @field_validator("sweep_check_seconds")
+    @classmethod
+    def _check_sweeps_off_or_at_least_a_second(cls, value: float) -> float:
+        if 0 < value < 1:
+            raise ValueError("0 (off) or at least 1 second: each check reads the database")
+        return value
 
     @field_validator(
         "database_url", "prefect_api_url", "prefect_database_url", "redis_url", "public_url", mode="before"

@@ -16,6 +16,7 @@ from datetime import timedelta
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter
+from pydantic import ValidationError
 from sqlalchemy import update
 
 from flows.due_sweeps import (
@@ -46,7 +47,7 @@ from store.models import (
     Webhook,
     utcnow,
 )
-from store.settings import get_settings
+from store.settings import Settings, get_settings
 from tasks.registry_tasks import record_sync_outcome
 from tasks.webhooks.settings import get_webhook_settings
 from tests.webhooks.receivers import Receiver
@@ -301,3 +302,12 @@ def test_a_check_with_a_period_runs_at_most_that_often_in_one_gate(sweep_databas
         gate.check(start + timedelta(seconds=seconds))
     assert [(moment - start).total_seconds() for moment in asked] == [0, 60, 130]
     assert next(check for check in CHECKS if check.finds is add_monitor_rule_due).every == 60
+
+
+@pytest.mark.parametrize("value", ["0.001", "0.5", "-1", "nan", "inf", "3601"])
+def test_the_check_interval_is_off_or_one_second_to_an_hour(value, monkeypatch):
+    monkeypatch.setenv("MODELPULSE_SWEEP_CHECK_SECONDS", value)
+    with pytest.raises(ValidationError, match="sweep_check_seconds"):
+        Settings()
+    monkeypatch.setenv("MODELPULSE_SWEEP_CHECK_SECONDS", "0")
+    assert Settings().sweep_check_seconds == 0
