@@ -6,7 +6,7 @@ nothing to do 0.037 of its 0.09 cores (``bench/RESULTS.md``, "What is left, and 
 process ``up`` starts (``stack/prefect_worker.py``) runs this gate on a thread of its own: every
 ``MODELPULSE_SWEEP_CHECK_SECONDS`` it asks each sweep's check (``flows/due_sweeps.py``: a few indexed
 reads, the selections the sweep itself makes) and, when one finds work, creates a flow run of the
-sweep's deployment with the idempotency key ``sweep-gate/<UTC minute>``. However many workers on however
+sweep's deployment with the idempotency key ``sweep-gate/<deployment>/<UTC minute>``. However many workers on however
 many machines find a sweep due, Prefect's database keeps one such run per sweep and minute: never more
 runs than the old schedules made. Each deployment keeps a Prefect schedule (every 10 minutes) as the
 backstop: a worker started without this gate, a check that fails.
@@ -87,7 +87,9 @@ class SweepGate:
             deployment = client.read_deployment_by_name(name)
             if deployment.paused:
                 return None
-            run = client.create_flow_run_from_deployment(deployment.id, idempotency_key=f"sweep-gate/{minute}")
+            # Prefect keys runs per flow: the deployment's name in the key keeps two deployments of one flow
+            # (a sweep deployed to a second work pool) from sharing a run.
+            run = client.create_flow_run_from_deployment(deployment.id, idempotency_key=f"sweep-gate/{name}/{minute}")
         logger.info("%s has work (%s): flow run %s", name, reason, run.name)
         return run.id
 

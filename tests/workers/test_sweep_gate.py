@@ -250,7 +250,12 @@ def test_gates_start_a_due_sweep_once_a_minute_and_nothing_else(sweep_database, 
     retry, monitors = f"retry-due-deliveries/gate-{suffix}", f"run-monitors/gate-{suffix}"
     retry_id = retry_due_deliveries.to_deployment(name=f"gate-{suffix}").apply()
     monitors_id = run_monitors.to_deployment(name=f"gate-{suffix}").apply()
-    checks = [SweepCheck(retry, retry_sweep_due), SweepCheck(monitors, run_monitors_due)]
+    # The same sweep deployed twice (to a second work pool, say): Prefect keys runs per flow, not per
+    # deployment, and each deployment must still get its own run.
+    second = f"retry-due-deliveries/gate-{suffix}-second"
+    second_id = retry_due_deliveries.to_deployment(name=f"gate-{suffix}-second").apply()
+    checks = [SweepCheck(retry, retry_sweep_due), SweepCheck(second, retry_sweep_due),
+              SweepCheck(monitors, run_monitors_due)]
     with session_scope(sweep_database) as session:
         _stranded_event(session, ORG, "")
     minute = utcnow().replace(second=5, microsecond=0)
@@ -258,8 +263,9 @@ def test_gates_start_a_due_sweep_once_a_minute_and_nothing_else(sweep_database, 
 
     first = machines[0].check(minute)
     again = machines[1].check(minute + timedelta(seconds=40))  # another machine's gate, the same minute
-    assert set(first) == set(again) == {retry}
+    assert set(first) == set(again) == {retry, second}
     assert first == again
+    assert first[retry] != first[second]
     assert machines[0].check(minute + timedelta(seconds=10)) == {}  # started this minute already
     next_minute = machines[1].check(minute + timedelta(minutes=1))
     assert next_minute[retry] != first[retry]
@@ -267,16 +273,17 @@ def test_gates_start_a_due_sweep_once_a_minute_and_nothing_else(sweep_database, 
     runs = _gate_runs(retry_id)
     assert sorted(run.id for run in runs) == sorted([first[retry], next_minute[retry]])
     assert {run.idempotency_key for run in runs} == {
-        f"sweep-gate/{minute:%Y-%m-%dT%H:%M}",
-        f"sweep-gate/{minute + timedelta(minutes=1):%Y-%m-%dT%H:%M}",
+        f"sweep-gate/{retry}/{minute:%Y-%m-%dT%H:%M}",
+        f"sweep-gate/{retry}/{minute + timedelta(minutes=1):%Y-%m-%dT%H:%M}",
     }
     assert all(run.state.is_scheduled() for run in runs)
     assert _gate_runs(monitors_id) == []  # nothing for run-monitors to do
+    assert sorted(run.id for run in _gate_runs(second_id)) == sorted([first[second], next_minute[second]])
 
     # An operator paused the sweep in the UI: no gate starts it, due or not.
     with get_client(sync_client=True) as client:
         client.pause_deployment(retry_id)
-    assert machines[0].check(minute + timedelta(minutes=2)) == {}
+    assert set(machines[0].check(minute + timedelta(minutes=2))) == {second}
     assert len(_gate_runs(retry_id)) == 2
 
 
