@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -24,7 +24,7 @@ from store.monitors import due_monitors
 from store.thresholds import enabled_thresholds
 from tasks.monitoring.recommendations import add_monitor_due
 from tasks.monitoring.thresholds import LOG_METRIC_PREFIXES
-from tasks.registry_tasks import DEFAULT_SYNC_INTERVAL_SECONDS, INBOUND_RECEIPT_RETENTION_SECONDS
+from tasks.registry_tasks import DEFAULT_SYNC_INTERVAL_SECONDS, receipts_forgotten_before
 from tasks.webhooks.settings import get_webhook_settings
 
 Check = Callable[[Session, datetime], str | None]
@@ -52,7 +52,7 @@ def registry_sync_due(session: Session, now: datetime) -> str | None:
     due = registry.integrations_due_for_sync(session, now, DEFAULT_SYNC_INTERVAL_SECONDS)
     if due:
         return f"{len(due)} integration(s) due for a sync"
-    if registry.any_inbound_receipt_before(session, now - timedelta(seconds=INBOUND_RECEIPT_RETENTION_SECONDS)):
+    if registry.any_inbound_receipt_before(session, receipts_forgotten_before(now)):
         return "inbound receipts past their retention"
     return None
 

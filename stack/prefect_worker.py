@@ -41,8 +41,9 @@ def main() -> None:
 
     without_collections()
     share_tls_contexts()
-    if get_settings().sweep_check_seconds > 0:
-        start_sweep_gate(get_settings().sweep_check_seconds)
+    check_every = get_settings().sweep_check_seconds
+    if check_every > 0:
+        start_sweep_gate(check_every)
     from prefect.cli import app
 
     sys.argv = [sys.argv[0], "worker", *sys.argv[1:]]

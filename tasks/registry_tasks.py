@@ -153,11 +153,16 @@ def sync_versions(integration_id: str) -> int:
     return recorded
 
 
+def receipts_forgotten_before(now: datetime) -> datetime:
+    """Inbound receipts older than this are forgotten by the scheduled sync."""
+    return now - timedelta(seconds=INBOUND_RECEIPT_RETENTION_SECONDS)
+
+
 @task(name="prune-inbound-receipts")
 def prune_inbound_receipts() -> int:
     """Forget inbound delivery ids older than any retry or replay can be (EventBridge retries for 24 h)."""
     with session_scope() as session:
-        older_than = utcnow() - timedelta(seconds=INBOUND_RECEIPT_RETENTION_SECONDS)
+        older_than = receipts_forgotten_before(utcnow())
         return registry_store.prune_inbound_receipts(session, older_than)
 
 
