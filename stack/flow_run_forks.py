@@ -302,6 +302,9 @@ def run_child(conn: socket.socket, request: dict, fds: list[int]) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update({str(k): str(v) for k, v in request["env"].items() if v is not None})
+        # The worker that started this run checked the server's version when it started; each client the
+        # run creates would ask again (two or three requests a run). Prefect's setting is meant for this.
+        os.environ.setdefault("PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED", "false")
         sys.argv = ["prefect.engine", *map(str, request["argv"])]
         from prefect.context import refresh_global_settings_context
 

@@ -20,6 +20,7 @@ def probe(marker: str, sleep_seconds: float = 0.0) -> int:
                 "ppid": os.getppid(),
                 "flow_run_id": os.environ.get("PREFECT__FLOW_RUN_ID"),
                 "cwd": os.getcwd(),
+                "version_check": os.environ.get("PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED"),
             }
         )
     )

@@ -137,6 +137,7 @@ def test_a_run_is_a_child_of_the_fork_server(fork_server, forking_worker, tmp_pa
     assert ran["ppid"] == server.pid, "the run was not forked from the warm server"
     assert ran["flow_run_id"] == flow_run_id
     assert ran["cwd"] == str(ROOT)  # the deployment's pull step ran in the child
+    assert ran["version_check"] == "false"  # the worker checked the server's version; its runs do not again
     wait_until(lambda: any("probe ran" in log.message for log in logs_of(flow_run_id)), 30, "the run's log in Prefect")
 
 

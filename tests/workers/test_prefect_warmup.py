@@ -19,6 +19,8 @@ from stack.prefect_warmup import FIRST_USE_MODULES, TLS_CLIENT_MODULES, incomple
 
 preload()
 incomplete_before = len(incomplete_client_models())
+from store.models import Export
+mapped_before = Export.__mapper__.configured
 warm_up("sqlite:////tmp/warmup-probe.db")
 
 import certifi
@@ -36,6 +38,7 @@ print(json.dumps({
     "unverified_not_shared": unverified is not contexts[0],
     "first_use_imported": [name for name in FIRST_USE_MODULES if name not in sys.modules],
     "driver": "sqlite3" in sys.modules,
+    "mappers": [mapped_before, Export.__mapper__.configured],
 }))
 """
 
@@ -64,3 +67,4 @@ def test_warm_up_builds_once_what_each_run_would(fresh_interpreter):
     assert found["unverified_not_shared"] is True
     assert found["first_use_imported"] == []
     assert found["driver"] is True
+    assert found["mappers"] == [False, True]  # configured here, not by each run's first query

@@ -71,3 +71,38 @@ def test_prefects_own_worker_cli_loads_them(work_pool, prefect_worker):
     assert {"prefect_aws", "prefect_gcp"} <= set(
         loaded(prefect_worker([sys.executable, "-m", "prefect", "worker"], work_pool))
     )
+
+
+def test_each_runs_environment_starts_from_one_dump_of_the_workers_settings(monkeypatch):
+    """``settings_environment_once``: the same environment Prefect would build, computed once per
+    settings object, a copy for each run, and computed again when the settings change."""
+    from prefect.settings import PREFECT_API_URL, Settings, get_current_settings, temporary_settings
+    from prefect.workers.process import ProcessJobConfiguration
+
+    from stack.prefect_worker import settings_environment_once
+    from prefect.workers.base import BaseJobConfiguration
+
+    # Restored after the test: the patch is process-wide.
+    monkeypatch.setattr(BaseJobConfiguration, "_base_environment", BaseJobConfiguration.__dict__["_base_environment"])
+    dumps = []
+    original_dump = Settings.to_environment_variables
+
+    def counted(self, *args, **kwargs):
+        dumps.append(self)
+        return original_dump(self, *args, **kwargs)
+
+    monkeypatch.setattr(Settings, "to_environment_variables", counted)
+    expected = ProcessJobConfiguration._base_environment()
+    assert expected == get_current_settings().to_environment_variables(exclude_unset=True)  # what is kept
+    dumps.clear()
+
+    settings_environment_once()
+    first = ProcessJobConfiguration._base_environment()
+    assert first == expected
+    first["PREFECT_API_URL"] = "http://changed-by-one-run"
+    assert ProcessJobConfiguration._base_environment() == expected  # each run gets its own copy
+    assert len(dumps) == 1
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:1/api"}):
+        assert ProcessJobConfiguration._base_environment()["PREFECT_API_URL"] == "http://127.0.0.1:1/api"
+    assert ProcessJobConfiguration._base_environment() == expected
+    assert len(dumps) == 3
