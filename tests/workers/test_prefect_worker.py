@@ -77,10 +77,10 @@ def test_each_runs_environment_starts_from_one_dump_of_the_workers_settings(monk
     """``settings_environment_once``: the same environment Prefect would build, computed once per
     settings object, a copy for each run, and computed again when the settings change."""
     from prefect.settings import PREFECT_API_URL, Settings, get_current_settings, temporary_settings
+    from prefect.workers.base import BaseJobConfiguration
     from prefect.workers.process import ProcessJobConfiguration
 
     from stack.prefect_worker import settings_environment_once
-    from prefect.workers.base import BaseJobConfiguration
 
     # Restored after the test: the patch is process-wide.
     monkeypatch.setattr(BaseJobConfiguration, "_base_environment", BaseJobConfiguration.__dict__["_base_environment"])
@@ -106,3 +106,51 @@ def test_each_runs_environment_starts_from_one_dump_of_the_workers_settings(monk
         assert ProcessJobConfiguration._base_environment()["PREFECT_API_URL"] == "http://127.0.0.1:1/api"
     assert ProcessJobConfiguration._base_environment() == expected
     assert len(dumps) == 3
+
+
+def test_the_workers_labels_reach_a_run_beside_its_start(monkeypatch, caplog):
+    """``labels_beside_the_start``: Prefect's own labelling request, on a task of its own. The start goes
+    on while the server has not answered; the labels still arrive; a request that fails for good is
+    logged and the run goes on."""
+    import anyio
+    from prefect.workers.base import BaseWorker
+
+    from stack.prefect_worker import labels_beside_the_start
+
+    monkeypatch.setattr(BaseWorker, "_give_worker_labels_to_flow_run", BaseWorker._give_worker_labels_to_flow_run)
+    labels_beside_the_start()
+
+    class SlowServer:
+        def __init__(self, fail: bool):
+            self.fail, self.answer, self.labelled = fail, anyio.Event(), {}
+
+        async def update_flow_run_labels(self, flow_run_id, labels):
+            await self.answer.wait()
+            if self.fail:
+                raise RuntimeError("503 after every retry")
+            self.labelled[flow_run_id] = labels
+
+    class Worker:  # what Prefect's method reads of its worker
+        name, type, _work_pool = "vm-1", "process", None
+
+        def __init__(self, client, group):
+            self._client, self._runs_task_group = client, group
+            self._logger = __import__("logging").getLogger("test.worker")
+
+    async def main():
+        run_id = uuid.uuid4()
+        for fail in (False, True):
+            server = SlowServer(fail)
+            async with anyio.create_task_group() as group:
+                worker = Worker(server, group)
+                with anyio.fail_after(1):  # the start does not wait for the server's answer
+                    await BaseWorker._give_worker_labels_to_flow_run(worker, run_id)
+                assert server.labelled == {}
+                server.answer.set()
+            if not fail:
+                assert server.labelled == {run_id: {"prefect.worker.name": "vm-1", "prefect.worker.type": "process"}}
+
+    with caplog.at_level("WARNING", logger="test.worker"):
+        anyio.run(main)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "test.worker"]
+    assert len(warnings) == 1 and warnings[0].startswith("could not label flow run"), warnings
