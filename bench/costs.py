@@ -212,11 +212,13 @@ def scheduled_exports(shape: Shape, api: httpx.Client, organization: str, sink_u
         body = {"name": f"every-minute-{n}", "type": "elasticsearch", "streams": ["inference_logs"],
                 "config": {"url": sink_url}, "credentials": SECRETS["elasticsearch"],
                 "schedule": {"interval_seconds": 60}}
-        for attempt in range(6):  # 503: Prefect (busy running the exports made so far) did not answer in time
+        # 503: Prefect did not answer in time, busy running the exports made so far (on SQLite, Prefect's
+        # writes fail at once when another committed meanwhile, and its client backs off up to 32 s).
+        for attempt in range(10):
             created = api.post(f"/organizations/{organization}/exports", json=body)
             if created.status_code != 503:
                 break
-            time.sleep(2**attempt)
+            time.sleep(min(2**attempt, 30))
         created.raise_for_status()
     start = time.time()
     mark = shape.mark()
