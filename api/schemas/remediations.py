@@ -27,7 +27,7 @@ DeploymentName = Annotated[
         min_length=3,
         max_length=400,
         # Prefect's names never hold / % & < > (nor control characters); "." and ".." would be path steps.
-        pattern=r"^[^/%&<>\x00-\x1f]+/[^/%&<>\x00-\x1f]+$",
+        pattern=r"^[^/%&<>\x00-\x1f\x7f]+/[^/%&<>\x00-\x1f\x7f]+$",
         description='The Prefect deployment to run, "<flow name>/<deployment name>"; it must exist (422 otherwise).',
         examples=["retrain/retrain-on-drift"],
     ),

@@ -66,6 +66,8 @@ def test_invalid_bodies_are_422_naming_the_field(client, organization, deploymen
     ]
     assert fields(post(deployment="no-such-flow/no-such-deployment")) == ["deployment"]
     assert fields(post(deployment="not a flow and deployment")) == ["deployment"]
+    for control in ("\x00", "\x1f", "\x7f"):  # no URL can carry them to Prefect's lookup by name
+        assert fields(post(deployment=f"retrain/on{control}drift")) == ["deployment"]
     assert fields(post(parameters=TEMPLATED | {"out_dir": "/x", "epochs": 3})) == ["parameters.epochs"]
     assert fields(post(parameters={"model": "fraud"})) == ["parameters.organization", "parameters.out_dir"]
     assert fields(post(parameters=TEMPLATED | {"out_dir": "{{ event.payload.data.model "})) == ["parameters.out_dir"]
