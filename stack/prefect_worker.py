@@ -20,8 +20,8 @@ start ...`` runs it, with four differences:
   worker's labels onto each flow run between proposing Pending and starting the process. On SQLite,
   Prefect's server reads the run and then writes it in one transaction, which fails at once ("database
   is locked", a 503) when another write committed in between (WAL cannot upgrade a stale read), and the
-  client retries after 2, 4, 8, 16 and 32 s: with 60 runs a minute, 303 of 303 failed requests in a
-  measured run were this one, and runs waited 20-60 s to start while holding one of the worker's slots.
+  client retries after 2, 4, 8, 16 and 32 s: at 60 runs a minute, 303 of the 312 requests the server
+  failed in a measured run were this one, and runs waited 20-60 s to start holding a worker slot.
   ``labels_beside_the_start`` sends the same request, with the same retries, on a task of its own.
 
 It also runs the sweep gate (``stack/sweep_gate.py``) on a thread: the sweeps' deployments run when they
