@@ -170,9 +170,10 @@ def stack_environment(settings: Settings) -> dict[str, str]:
             **PREFECT_SERVER_TUNING,
         }
     )
-    # How often a worker asks for runs due (unless set): a triggered export waited 5 s on average at
-    # Prefect's default of 10, longer than the run itself now takes (a fork, not a new interpreter).
-    env.setdefault("PREFECT_WORKER_QUERY_SECONDS", "2")
+    # How often a worker asks for runs due (unless set): Prefect's default. A run scheduled now (a
+    # triggered export) wakes the worker through Prefect's event stream instead (stack/prefect_worker.py),
+    # and a schedule's runs are fetched this far ahead of their time (PREFECT_WORKER_PREFETCH_SECONDS, 10).
+    env.setdefault("PREFECT_WORKER_QUERY_SECONDS", "10")
     if settings.redis_url:
         env.update(redis_environment(settings.redis_url))
     return env

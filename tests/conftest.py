@@ -229,6 +229,41 @@ def prefect_server() -> Iterator[str]:
         _stop_prefect_server()
 
 
+@pytest.fixture(scope="module")
+def prefect_services_server() -> Iterator[str]:
+    """A Prefect server of its own with everything on (triggers, event persister, stream out), for the tests of
+    one module; its API URL.
+
+    Its event persister writes every half second (the default, 5 s, is what reading an event back waited).
+    """
+    port = free_port()
+    folder = WORKER_DIR / f"prefect-services-{port}"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_migrated_prefect_database(), folder / "prefect.db")
+    url = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        **PREFECT_SERVER_TUNING,
+        "PREFECT_HOME": str(folder / "home"),
+        "PREFECT_API_URL": url,
+        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{folder / 'prefect.db'}",
+        "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false",
+        "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "0.5",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
+    }
+    process = start_process(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        folder / "prefect-server.log",
+        env=env,
+    )
+    try:
+        wait_until_ready(f"{url}/health", process, timeout=120)
+        yield url
+    finally:
+        stop_process(process)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_flow_heartbeats_in_process():
     """Flows called in this process send no heartbeats: a flow's end waits for its heartbeat thread's

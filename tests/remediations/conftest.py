@@ -1,10 +1,9 @@
-"""Fixtures of the remediation tests: a Prefect deployment to run, and a Prefect server with its event
-services on (the session's server turns off the triggers, the event persister and the stream out)."""
+"""Fixtures of the remediation tests: a Prefect deployment to run, and one served on the Prefect server
+with its event services on (``prefect_services_server``, tests/conftest.py)."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import uuid
 from collections.abc import Iterator
@@ -12,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from stack.topology import PREFECT_SERVER_TUNING
-from tests.conftest import ROOT, WORKER_DIR, _migrated_prefect_database
+from tests.conftest import ROOT
 from tests.remediations.served_flow import DEPLOYMENT_NAME, FLOW_NAME
-from tests.support.servers import free_port, start_process, stop_process, wait_until_ready
+from tests.support.servers import start_process, stop_process
 
 
 @pytest.fixture
@@ -32,40 +30,6 @@ def deployment(prefect_server) -> str:
             flow_id, name, parameter_openapi_schema=retrain.parameters.model_dump(mode="json", by_alias=True)
         )
     return f"{FLOW_NAME}/{name}"
-
-
-@pytest.fixture(scope="module")
-def prefect_services_server() -> Iterator[str]:
-    """A Prefect server of its own with everything on (triggers, event persister, stream out); its API URL.
-
-    Its event persister writes every half second (the default, 5 s, is what reading an event back waited).
-    """
-    port = free_port()
-    folder = WORKER_DIR / f"prefect-services-{port}"
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(_migrated_prefect_database(), folder / "prefect.db")
-    url = f"http://127.0.0.1:{port}/api"
-    env = {
-        **os.environ,
-        **PREFECT_SERVER_TUNING,
-        "PREFECT_HOME": str(folder / "home"),
-        "PREFECT_API_URL": url,
-        "PREFECT_SERVER_API_PORT": str(port),
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{folder / 'prefect.db'}",
-        "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false",
-        "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "0.5",
-        "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
-    }
-    process = start_process(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        folder / "prefect-server.log",
-        env=env,
-    )
-    try:
-        wait_until_ready(f"{url}/health", process, timeout=120)
-        yield url
-    finally:
-        stop_process(process)
 
 
 @pytest.fixture

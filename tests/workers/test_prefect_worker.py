@@ -17,6 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import WORKER_DIR
+from tests.support.polling import wait_until
+from tests.support.servers import start_process, stop_process
+
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTION_PACKAGES = ("prefect_aws", "prefect_gcp", "boto3", "botocore", "google.cloud", "pandas", "pyarrow")
 
@@ -157,3 +161,45 @@ def test_the_workers_labels_reach_a_run_beside_its_start(monkeypatch):
 
     anyio.run(main)
     assert len(warnings) == 1 and warnings[0].startswith("could not label flow run"), warnings
+
+
+def test_a_run_scheduled_now_wakes_the_worker_before_its_next_poll(prefect_services_server, prefect_worker, tmp_path):
+    """``wake_on_scheduled_runs``: a worker polling every 5 minutes starts a run created after its first
+    poll within seconds, woken by the run's ``prefect.flow-run.Scheduled`` event on Prefect's event stream
+    (Prefect's own worker, or this one without the wake, waits for its next poll: minutes)."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from stack.cli import ensure_work_pool
+
+    pool = f"wake-{uuid.uuid4().hex[:8]}"
+    log = WORKER_DIR / f"{pool}.log"
+    with temporary_settings(updates={PREFECT_API_URL: prefect_services_server}), get_client(sync_client=True) as client:
+        ensure_work_pool(client, pool)
+        deployment_id = client.create_deployment(
+            flow_id=client.create_flow_from_name("flow-run-probe"),
+            name=pool,
+            entrypoint="tests/support/flow_run_probe.py:probe",
+            work_pool_name=pool,
+            pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}],
+        )
+        env = dict(os.environ, PYTHONPATH=str(ROOT), PREFECT_API_URL=prefect_services_server,
+                   PREFECT_WORKER_QUERY_SECONDS="300", MODELPULSE_HOME=str(tmp_path / "home"),
+                   MODELPULSE_SWEEP_CHECK_SECONDS="0",
+                   PATH=os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))))
+        worker = start_process(
+            [sys.executable, "-m", "stack.prefect_worker", "start", "--pool", pool, "--type", "process",
+             "--name", pool],
+            log, env=env, cwd=ROOT,
+        )
+        try:
+            wait_until(lambda: any(q.last_polled for q in client.read_work_queues(work_pool_name=pool)), 120,
+                       "the worker's first poll")
+            marker = tmp_path / "ran.json"
+            flow_run_id = client.create_flow_run_from_deployment(deployment_id, parameters={"marker": str(marker)}).id
+            started = wait_until(lambda: marker.exists() or ("Traceback" in log.read_text() and "failed"), 60,
+                                 "the run to start before the worker's next poll")
+            assert started is True, log.read_text()[-5000:]
+            assert client.read_flow_run(flow_run_id).state.type.value in ("RUNNING", "COMPLETED")
+        finally:
+            stop_process(worker)
