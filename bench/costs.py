@@ -314,9 +314,10 @@ def main() -> None:
         _, sink_url = start_es_fake(dict(os.environ, PYTHONPATH=str(ROOT)), stack)
         for name in args.shapes:
             with ExitStack() as shape_stack:
-                # As `up` runs by default: workers ask for due runs every 2 s (the test clusters: 1 s).
+                # As `up` runs by default: workers poll for due runs every 10 s and are woken by a run
+                # scheduled now (the test clusters poll every second).
                 shape = start_shape(name, Path(workdir) / name, name == "production", shape_stack,
-                                    PREFECT_WORKER_QUERY_SECONDS="2")
+                                    PREFECT_WORKER_QUERY_SECONDS="10")
                 results[name] = measure(shape, args, sink_url)
     report(results)
 
