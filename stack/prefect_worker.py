@@ -23,14 +23,15 @@ start ...`` runs it, with five differences:
   client retries after 2, 4, 8, 16 and 32 s: at 60 runs a minute, 303 of the 312 requests the server
   failed in a measured run were this one, and runs waited 20-60 s to start holding a worker slot.
   ``labels_beside_the_start`` sends the same request, with the same retries, on a task of its own;
-- **a run scheduled in its pool wakes it.** Prefect's worker learns of new runs by polling, and a poll
-  costs the Prefect server a query and two background tasks of its own (~18 ms of CPU for the stack): at
-  a poll every 2 s, a quarter of what an idle ``make up`` stack spent; at Prefect's 10 s, a triggered
-  export waited 5 s on average. ``wake_on_scheduled_runs`` subscribes to Prefect's event stream for
-  ``prefect.flow-run.Scheduled`` and polls when one is for this worker's pool (a triggered export, a
-  sync, a registration), so the polls go back to Prefect's 10 s: runs of the schedules are fetched that
-  far ahead (``PREFECT_WORKER_PREFETCH_SECONDS``) and start on time, and Prefect's scheduler emits no
-  such event for them. With the stream down, the worker polls as before.
+- **it polls when there may be a run for it, not only every few seconds.** Prefect's worker learns of
+  new runs by polling, and a poll costs the Prefect server a query and two background tasks of its own
+  (~18 ms of CPU for the stack): at a poll every 2 s, a quarter of what an idle ``make up`` stack spent;
+  at Prefect's 10 s, a triggered export waited 5 s on average. ``wake_the_worker`` subscribes to
+  Prefect's event stream for ``prefect.flow-run.Scheduled`` and polls when one is for this worker's pool
+  (a triggered export, a sync, a registration); and when a run ends while every slot was taken, it polls
+  for the runs the last poll had to leave. So the polls go back to Prefect's 10 s: a schedule's runs are
+  fetched that far ahead (``PREFECT_WORKER_PREFETCH_SECONDS``; Prefect's scheduler emits no event for
+  them). With the stream down, the worker polls as before.
 
 It also runs the sweep gate (``stack/sweep_gate.py``) on a thread: the sweeps' deployments run when they
 have work. Everything else is Prefect's CLI, arguments and all.
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import weakref
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -54,6 +56,8 @@ WAKE_GAP_SECONDS = 0.25
 # After the event stream fails (Prefect restarting), it is opened again after this long, doubled up to
 # the cap; the worker's own polls go on meanwhile.
 RESUBSCRIBE_SECONDS = (1.0, 30.0)
+# What wakes each running worker's extra polls (``wake_the_worker``).
+_WAKE: weakref.WeakKeyDictionary[BaseWorker, asyncio.Event] = weakref.WeakKeyDictionary()
 
 
 def without_collections() -> None:
@@ -110,31 +114,41 @@ def labels_beside_the_start() -> None:
     BaseWorker._give_worker_labels_to_flow_run = give_beside  # type: ignore[method-assign]
 
 
-def wake_on_scheduled_runs() -> None:
-    """Have the worker poll for runs due whenever a flow run of its pool is scheduled, beside its own
-    polls (``_poll_when_scheduled``), for as long as it runs."""
+def wake_the_worker() -> None:
+    """Have the worker poll for runs due, beside its own polls (``_poll_when_woken``), as soon as there may
+    be one it can start: when a flow run of its pool is scheduled, and when one of its runs ends while
+    every slot was taken (the runs its last poll had to leave are then started now, not at the next)."""
     import anyio
     from prefect.workers.base import BaseWorker
 
     start = BaseWorker.start
+    release = BaseWorker._release_limit_slot
 
     async def start_awake(self: BaseWorker, *args: Any, **kwargs: Any) -> None:
         async with anyio.create_task_group() as beside:
-            beside.start_soon(_poll_when_scheduled, self)
+            beside.start_soon(_poll_when_woken, self)
             try:
                 await start(self, *args, **kwargs)
             finally:
                 beside.cancel_scope.cancel()
 
+    def release_and_wake(self: BaseWorker, flow_run_id: UUID) -> None:
+        limiter = self._limiter
+        was_full = limiter is not None and limiter.borrowed_tokens >= limiter.total_tokens
+        release(self, flow_run_id)
+        if was_full and (woken := _WAKE.get(self)) is not None:
+            woken.set()
+
     BaseWorker.start = start_awake  # type: ignore[method-assign]
+    BaseWorker._release_limit_slot = release_and_wake  # type: ignore[method-assign]
 
 
-async def _poll_when_scheduled(worker: BaseWorker) -> None:
-    """Poll (``get_and_submit_flow_runs``, what the worker's loop calls) after each ``Scheduled`` event of
-    ``worker``'s pool, at most every ``WAKE_GAP_SECONDS``. Never raises: a failure here must not stop
-    the worker, whose own loop polls anyway. A run both polls find is submitted once (the worker skips
-    the runs it is submitting, and Prefect's server lets one worker move a run to Pending)."""
-    woken = asyncio.Event()
+async def _poll_when_woken(worker: BaseWorker) -> None:
+    """Poll (``get_and_submit_flow_runs``, what the worker's loop calls) each time ``worker`` is woken, at
+    most every ``WAKE_GAP_SECONDS``. Never raises: a failure here must not stop the worker, whose own
+    loop polls anyway. A run both polls find is submitted once (the worker skips the runs it is
+    submitting, and Prefect's server lets one worker move a run to Pending)."""
+    woken = _WAKE[worker] = asyncio.Event()
     listening = asyncio.create_task(_listen_for_scheduled_runs(worker, woken))
     try:
         while True:
@@ -144,10 +158,11 @@ async def _poll_when_scheduled(worker: BaseWorker) -> None:
                 try:
                     await worker.get_and_submit_flow_runs()
                 except Exception:  # noqa: BLE001 - the worker's own loop polls again
-                    worker._logger.warning("a poll woken by a scheduled run failed", exc_info=True)
+                    worker._logger.warning("a poll for runs due failed", exc_info=True)
             await asyncio.sleep(WAKE_GAP_SECONDS)
     finally:
         listening.cancel()
+        _WAKE.pop(worker, None)
 
 
 async def _listen_for_scheduled_runs(worker: BaseWorker, woken: asyncio.Event) -> None:
@@ -187,7 +202,7 @@ def main() -> None:
     share_tls_contexts()
     settings_environment_once()
     labels_beside_the_start()
-    wake_on_scheduled_runs()
+    wake_the_worker()
     check_every = get_settings().sweep_check_seconds
     if check_every > 0:
         start_sweep_gate(check_every)

@@ -163,10 +163,12 @@ def test_the_workers_labels_reach_a_run_beside_its_start(monkeypatch):
     assert len(warnings) == 1 and warnings[0].startswith("could not label flow run"), warnings
 
 
-def test_a_run_scheduled_now_wakes_the_worker_before_its_next_poll(prefect_services_server, prefect_worker, tmp_path):
-    """``wake_on_scheduled_runs``: a worker polling every 5 minutes starts a run created after its first
-    poll within seconds, woken by the run's ``prefect.flow-run.Scheduled`` event on Prefect's event stream
-    (Prefect's own worker, or this one without the wake, waits for its next poll: minutes)."""
+def test_the_worker_polls_when_a_run_is_scheduled_and_when_a_slot_frees(prefect_services_server, prefect_worker,
+                                                                         tmp_path):
+    """``wake_the_worker``: a worker polling every 5 minutes, one run at a time. Two runs created after its
+    first poll: the first starts within seconds, woken by its ``prefect.flow-run.Scheduled`` event on
+    Prefect's event stream; the second, which that poll had to leave (no slot), starts when the first
+    ends. Prefect's own worker (or this one without the wake) waits for its next poll for each: minutes."""
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -189,17 +191,23 @@ def test_a_run_scheduled_now_wakes_the_worker_before_its_next_poll(prefect_servi
                    PATH=os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))))
         worker = start_process(
             [sys.executable, "-m", "stack.prefect_worker", "start", "--pool", pool, "--type", "process",
-             "--name", pool],
+             "--name", pool, "--limit", "1"],
             log, env=env, cwd=ROOT,
         )
+
+        def wait_for_start(marker: Path, what: str) -> None:
+            ended = wait_until(lambda: marker.exists() or ("Traceback" in log.read_text() and "failed"), 60, what)
+            assert ended is True, log.read_text()[-5000:]
+
         try:
             wait_until(lambda: any(q.last_polled for q in client.read_work_queues(work_pool_name=pool)), 120,
                        "the worker's first poll")
-            marker = tmp_path / "ran.json"
-            flow_run_id = client.create_flow_run_from_deployment(deployment_id, parameters={"marker": str(marker)}).id
-            started = wait_until(lambda: marker.exists() or ("Traceback" in log.read_text() and "failed"), 60,
-                                 "the run to start before the worker's next poll")
-            assert started is True, log.read_text()[-5000:]
-            assert client.read_flow_run(flow_run_id).state.type.value in ("RUNNING", "COMPLETED")
+            markers = [tmp_path / "first.json", tmp_path / "second.json"]
+            for marker in markers:
+                parameters = {"marker": str(marker), "sleep_seconds": 2}
+                client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
+            wait_for_start(markers[0], "the first run to start")
+            assert not markers[1].exists()  # one slot
+            wait_for_start(markers[1], "the second run to start")
         finally:
             stop_process(worker)
