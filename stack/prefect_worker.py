@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 import weakref
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -53,8 +54,8 @@ SCHEDULED = "prefect.flow-run.Scheduled"
 # Polls a wake-up may cause: at most one per this many seconds however many runs are scheduled at once
 # (each poll fetches every run due).
 WAKE_GAP_SECONDS = 0.25
-# After the event stream fails (Prefect restarting), it is opened again after this long, doubled up to
-# the cap; the worker's own polls go on meanwhile.
+# After the event stream fails or closes (Prefect restarting, or serving no stream), it is opened again
+# after this long, doubled up to the cap while it keeps failing; the worker's own polls go on meanwhile.
 RESUBSCRIBE_SECONDS = (1.0, 30.0)
 # What wakes each running worker's extra polls (``wake_the_worker``).
 _WAKE: weakref.WeakKeyDictionary[BaseWorker, asyncio.Event] = weakref.WeakKeyDictionary()
@@ -173,16 +174,21 @@ async def _listen_for_scheduled_runs(worker: BaseWorker, woken: asyncio.Event) -
         event=EventNameFilter(name=[SCHEDULED]),  # type: ignore[call-arg]
         resource=EventResourceFilter(id_prefix=["prefect.flow-run."]),  # type: ignore[call-arg]
     )
-    pause, longest = RESUBSCRIBE_SECONDS
+    first, longest = RESUBSCRIBE_SECONDS
+    pause = first
     while True:
+        opened = time.monotonic()
         try:
             async with get_events_subscriber(filter=scheduled, reconnection_attempts=2) as subscriber:
-                pause = RESUBSCRIBE_SECONDS[0]
                 async for event in subscriber:
                     if in_pool(event, worker._work_pool_name):
                         woken.set()
+            why = "it was closed"
         except Exception as error:  # noqa: BLE001 - Prefect unreachable or restarting: its polls go on
-            worker._logger.info("Prefect's event stream is unavailable (%s); opening it again in %g s", error, pause)
+            why = f"{type(error).__name__}: {error}"
+        if time.monotonic() - opened > longest:  # it had been open a while: a new outage
+            pause = first
+        worker._logger.info("Prefect's event stream is unavailable (%s); opening it again in %g s", why, pause)
         await asyncio.sleep(pause)
         pause = min(longest, 2 * pause)
 

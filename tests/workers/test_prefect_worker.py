@@ -211,3 +211,75 @@ def test_the_worker_polls_when_a_run_is_scheduled_and_when_a_slot_frees(prefect_
             wait_for_start(markers[1], "the second run to start")
         finally:
             stop_process(worker)
+
+
+def test_the_event_stream_wakes_for_its_pool_only_and_is_reopened_with_backoff(monkeypatch):
+    """``_listen_for_scheduled_runs`` against a stand-in for Prefect's subscriber: a ``Scheduled`` event of
+    another pool does not wake the worker, one of its own does; a stream that closes at once (a server
+    serving none) is opened again after 1, 2, 4... s up to 30 s, not in a tight loop."""
+    import asyncio
+
+    import prefect.events.clients
+    from prefect.events import Event
+
+    from stack import prefect_worker
+
+    def scheduled(pool: str) -> Event:
+        return Event(
+            event="prefect.flow-run.Scheduled",
+            resource={"prefect.resource.id": f"prefect.flow-run.{uuid.uuid4()}"},
+            related=[{"prefect.resource.id": f"prefect.work-pool.{uuid.uuid4()}", "prefect.resource.role": "work-pool",
+                      "prefect.resource.name": pool}],
+        )
+
+    streams = [[scheduled("other-pool")], [scheduled("modelpulse")]] + [[] for _ in range(7)]
+    opened, pauses = [], []
+
+    class Subscriber:
+        def __init__(self, events):
+            self.events = events
+
+        async def __aenter__(self):
+            return self
+
+        async def __aexit__(self, *exc_info):
+            return None
+
+        def __aiter__(self):
+            return self
+
+        async def __anext__(self):
+            if not self.events:
+                raise StopAsyncIteration
+            return self.events.pop(0)
+
+    def subscriber(filter, reconnection_attempts):  # noqa: A002 - Prefect's parameter name
+        assert filter.event.name == ["prefect.flow-run.Scheduled"]
+        opened.append(woken.is_set())
+        return Subscriber(streams.pop(0))
+
+    async def sleep(seconds):
+        pauses.append(seconds)
+        if not streams:
+            raise asyncio.CancelledError
+
+    class Worker:
+        _work_pool_name = "modelpulse"
+
+        class _logger:  # noqa: N801
+            @staticmethod
+            def info(*_args):
+                pass
+
+    monkeypatch.setattr(prefect.events.clients, "get_events_subscriber", subscriber)
+    monkeypatch.setattr(prefect_worker.asyncio, "sleep", sleep)
+    woken = asyncio.Event()
+
+    async def main():
+        with pytest.raises(asyncio.CancelledError):
+            await prefect_worker._listen_for_scheduled_runs(Worker(), woken)
+
+    asyncio.run(main())
+    assert opened[:2] == [False, False]  # the other pool's event woke nothing
+    assert opened[2] is True  # its own pool's did
+    assert pauses == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0, 30.0]
