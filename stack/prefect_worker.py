@@ -31,7 +31,7 @@ start ...`` runs it, with five differences:
   (a triggered export, a sync, a registration); and when a run ends while every slot was taken, it polls
   for the runs the last poll had to leave. So the polls go back to Prefect's 10 s: a schedule's runs are
   fetched that far ahead (``PREFECT_WORKER_PREFETCH_SECONDS``; Prefect's scheduler emits no event for
-  them). With the stream down, the worker polls as before.
+  them). With the stream down, the worker polls every 10 s only, as Prefect's worker does.
 
 It also runs the sweep gate (``stack/sweep_gate.py``) on a thread: the sweeps' deployments run when they
 have work. Everything else is Prefect's CLI, arguments and all.

@@ -1,5 +1,5 @@
-"""A flow that says where it ran: the flow-run fork server's tests deploy it (by path, as prefect.yaml's
-deployments are) and read what it wrote."""
+"""A flow that says where it ran: the flow-run fork server's and the worker's tests deploy it (by path, as
+prefect.yaml's deployments are, ``deploy``) and read what it wrote."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 from prefect import flow, get_run_logger
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @flow(name="flow-run-probe")
@@ -27,3 +29,18 @@ def probe(marker: str, sleep_seconds: float = 0.0) -> int:
     get_run_logger().info("probe ran in process %d", os.getpid())
     time.sleep(sleep_seconds)
     return os.getpid()
+
+
+def deploy(client, pool: str):
+    """The probe deployed (named like ``pool``) to ``pool``, created as ``up`` creates its pool; the
+    deployment's id. ``client``: a sync Prefect client."""
+    from stack.cli import ensure_work_pool
+
+    ensure_work_pool(client, pool)
+    return client.create_deployment(
+        flow_id=client.create_flow_from_name("flow-run-probe"),
+        name=pool,
+        entrypoint="tests/support/flow_run_probe.py:probe",
+        work_pool_name=pool,
+        pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}],
+    )

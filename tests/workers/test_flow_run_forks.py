@@ -19,10 +19,11 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
-from stack.cli import FLOW_RUN_COMMAND, ensure_work_pool
+from stack.cli import FLOW_RUN_COMMAND
 from stack.flow_run_client import HEADER, connect
 from stack.flow_run_forks import OWN_PACKAGES
 from tests.conftest import ROOT, WORKER_DIR
+from tests.support import flow_run_probe
 from tests.support.polling import wait_until
 from tests.support.servers import start_process, stop_process
 
@@ -74,16 +75,9 @@ class Worker:
     def __init__(self, home: Path):
         self.pool = f"forks-{uuid.uuid4().hex[:8]}"
         with get_client(sync_client=True) as client:
-            ensure_work_pool(client, self.pool)
+            self.deployment_id = flow_run_probe.deploy(client, self.pool)
             template = client.read_work_pool(self.pool).base_job_template
             assert template["variables"]["properties"]["command"]["default"] == FLOW_RUN_COMMAND
-            self.deployment_id = client.create_deployment(
-                flow_id=client.create_flow_from_name("flow-run-probe"),
-                name=self.pool,
-                entrypoint="tests/support/flow_run_probe.py:probe",
-                work_pool_name=self.pool,
-                pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}],
-            )
         self.process = start_process(
             [sys.executable, "-m", "prefect", "worker", "start", "--pool", self.pool, "--type", "process",
              "--name", self.pool],

@@ -171,19 +171,12 @@ def test_the_worker_polls_when_a_run_is_scheduled_and_when_a_slot_frees(prefect_
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from stack.cli import ensure_work_pool
+    from tests.support import flow_run_probe
 
     pool = f"wake-{uuid.uuid4().hex[:8]}"
     log = WORKER_DIR / f"{pool}.log"
     with temporary_settings(updates={PREFECT_API_URL: prefect_services_server}), get_client(sync_client=True) as client:
-        ensure_work_pool(client, pool)
-        deployment_id = client.create_deployment(
-            flow_id=client.create_flow_from_name("flow-run-probe"),
-            name=pool,
-            entrypoint="tests/support/flow_run_probe.py:probe",
-            work_pool_name=pool,
-            pull_steps=[{"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}],
-        )
+        deployment_id = flow_run_probe.deploy(client, pool)
         env = dict(os.environ, PYTHONPATH=str(ROOT), PREFECT_API_URL=prefect_services_server,
                    PREFECT_WORKER_QUERY_SECONDS="300", MODELPULSE_HOME=str(tmp_path / "home"),
                    MODELPULSE_SWEEP_CHECK_SECONDS="0",
