@@ -21,6 +21,7 @@ import httpx
 from httpcore import AsyncNetworkBackend, AsyncNetworkStream, NetworkBackend, NetworkStream
 from httpcore._backends.auto import AutoBackend
 from httpcore._backends.sync import SyncBackend
+from httpcore._utils import is_socket_readable
 
 from blocks.egress.policy import EgressPolicy, EgressRefused, addresses_of, egress_policy, ip
 
@@ -52,6 +53,41 @@ def _check_peer(policy: EgressPolicy | None, sock: socket.socket | None) -> None
     peer = ip(sock.getpeername()[0])
     if reason := (policy or egress_policy()).refusal(peer):
         raise TargetRefused(f"refused: connected to {peer}, {reason}")
+
+
+class PolledStream(AsyncNetworkStream):
+    """An httpcore stream that answers "is it readable?" with one poll of the socket it was opened on.
+
+    Before every request, httpcore asks each idle connection of the pool whether its socket is readable
+    (a server that closed it). anyio answers by building every attribute of the socket first, a
+    ``getpeername()`` among them: ~8 % of a dispatcher's CPU at 60 events/s, for a poll of microseconds.
+    """
+
+    def __init__(self, inner: AsyncNetworkStream, sock: socket.socket) -> None:
+        self._inner = inner
+        self._socket = sock
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> AsyncNetworkStream:
+        # TLS runs over the same socket: its readability is still the connection's.
+        return PolledStream(await self._inner.start_tls(ssl_context, server_hostname, timeout), self._socket)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        if info == "is_readable":
+            return is_socket_readable(self._socket)
+        if info == "socket":
+            return self._socket
+        return self._inner.get_extra_info(info)
 
 
 class GuardedNetworkBackend(AsyncNetworkBackend):
@@ -87,12 +123,13 @@ class GuardedNetworkBackend(AsyncNetworkBackend):
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as error:
                 failure = error  # a name with several addresses: try the next one
                 continue
+            sock = stream.get_extra_info("socket")
             try:
-                _check_peer(self._policy, stream.get_extra_info("socket"))
+                _check_peer(self._policy, sock)
             except TargetRefused:
                 await stream.aclose()
                 raise
-            return stream
+            return stream if sock is None else PolledStream(stream, sock)
         assert failure is not None
         raise failure
 
