@@ -2,7 +2,7 @@
 
 ``python -m flows.fan_out`` (the ``make up`` stack runs one) reads the outbox when the outbox bell rings
 (``store/outbox_bell.py``: a PostgreSQL ``NOTIFY`` from the event's transaction, or a change of the
-SQLite files; at least once a second), claims the new events and creates their deliveries in one
+SQLite files; without a ring, every 10 s), claims the new events and creates their deliveries in one
 transaction, then hands those with something to send to a ``fan-out-events`` task run in this process
 (events nobody subscribes to are claimed with the rest and in no run: no empty runs). Each run shows in
 the Prefect UI with its logs, state and retries; it sends the deliveries concurrently through the
@@ -132,6 +132,7 @@ class Dispatcher:
         self.paused: dict[str, float] = {}  # event id -> when it may be tried again
         self.runs: set[asyncio.Task[None]] = set()
         self.outbox_down_since: float | None = None  # when reading the outbox last started failing
+        self.bell: OutboxBell | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until ``stop`` is set, then let the runs in flight finish."""
@@ -141,7 +142,7 @@ class Dispatcher:
                 return
             sender = await resources.enter_async_context(Sender(get_webhook_settings()))
             _sender.set(sender)
-            bell = await resources.enter_async_context(
+            bell = self.bell = await resources.enter_async_context(
                 OutboxBell(get_settings().resolved_database_url, check_seconds=self.poll_seconds)
             )
             # Everything made so far (Prefect, SQLAlchemy, pydantic: ~200k objects) lives as long as
@@ -163,7 +164,9 @@ class Dispatcher:
                         await _wait(stop, max(0.0, self.collect_until - time.time()))
                     else:
                         down = self.outbox_down_since is not None
-                        await _until_rung(stop, bell, seen, OUTBOX_RETRY_SECONDS if down else None)
+                        await _until_rung(
+                            stop, bell, seen, OUTBOX_RETRY_SECONDS if down else self._until_a_pause_ends()
+                        )
             if self.runs:
                 log.info("waiting for %d fan-out run(s) to finish", len(self.runs))
                 await asyncio.gather(*self.runs, return_exceptions=True)
@@ -202,11 +205,11 @@ class Dispatcher:
 
     async def dispatch_new_events(self) -> bool:
         """Start runs for the events found now; whether there were any."""
-        room = self.max_events - len(self.in_flight)
-        if room <= 0:
-            return False
         now = time.monotonic()
         self.paused = {event_id: until for event_id, until in self.paused.items() if until > now}
+        room = self.max_events - len(self.in_flight)
+        if room <= 0:  # read again when a run ends (it rings the bell)
+            return False
         try:
             found = await asyncio.to_thread(
                 fanout.undispatched_event_ids, room + len(self.in_flight) + len(self.paused)
@@ -243,6 +246,12 @@ class Dispatcher:
             self.gathering = (oldest, min(id_seconds(oldest), time.time()) + self.batch_window)
         return self.gathering[1]
 
+    def _until_a_pause_ends(self) -> float | None:
+        """Seconds until the first paused event may be tried again; ``None`` when none is paused."""
+        if not self.paused:
+            return None
+        return max(0.0, min(self.paused.values()) - time.monotonic())
+
     def _start(self, event_ids: list[str]) -> None:
         self.in_flight.update(event_ids)
         run = asyncio.create_task(self._fan_out(event_ids))
@@ -263,7 +272,10 @@ class Dispatcher:
             until = time.monotonic() + FAILED_EVENT_PAUSE_SECONDS
             self.paused.update(dict.fromkeys(event_ids, until))
         finally:
+            full = len(self.in_flight) >= self.max_events
             self.in_flight.difference_update(event_ids)
+            if full and self.bell is not None:  # room again: what waited for it is read now, not in 10 s
+                await self.bell.ring()
 
 
 async def _open_prefect_client(resources: AsyncExitStack, stop: asyncio.Event) -> bool:

@@ -3,8 +3,9 @@ over and over.
 
 A dispatcher used to read the outbox every 50 ms whether or not anything had been written: ~20
 queries a second, 0.03-0.04 cores of an idle machine. The bell rings when the database may hold
-something new, and the dispatcher reads the outbox then (and at least every ``fallback_seconds``, so
-nothing waits on a missed ring):
+something new, and the dispatcher reads the outbox then; without a ring, every ``quiet_seconds`` (10)
+while the bell hears commits, and every ``fallback_seconds`` (1) while it cannot (the ``LISTEN``
+connection is down, or the database is neither of these):
 
 - **PostgreSQL**: ``record_event`` sends ``NOTIFY modelpulse_outbox`` in the event's own transaction,
   delivered to every listener when (and only if) it commits; the bell holds a ``LISTEN`` connection
@@ -15,7 +16,8 @@ nothing waits on a missed ring):
   and modification time every ``check_seconds`` (a ``stat`` each: microseconds, no query).
 
 ``generation`` counts rings. A waiter notes it *before* reading the outbox and then waits for it to
-change, so a commit that lands between the read and the wait still wakes it.
+change, so a commit that lands between the read and the wait still wakes it. ``ring()`` wakes this
+process's waiters for work it made itself (a dispatcher that was full has room again).
 """
 
 from __future__ import annotations
@@ -49,10 +51,14 @@ def ring_on_commit(session: Session) -> None:
 class OutboxBell:
     """Rings when the database behind ``database_url`` may hold new outbox events."""
 
-    def __init__(self, database_url: str, check_seconds: float = 0.05, fallback_seconds: float = 1.0) -> None:
+    def __init__(
+        self, database_url: str, check_seconds: float = 0.05, fallback_seconds: float = 1.0, quiet_seconds: float = 10.0
+    ) -> None:
         self.database_url = database_url
         self.check_seconds = check_seconds
         self.fallback_seconds = fallback_seconds
+        self.quiet_seconds = quiet_seconds
+        self.hearing = False  # whether a commit now would ring the bell
         self.generation = 0
         self._changed = asyncio.Condition()
         self._watcher: asyncio.Task[None] | None = None
@@ -72,9 +78,11 @@ class OutboxBell:
                 await self._watcher
 
     async def wait(self, seen: int, seconds: float | None = None) -> None:
-        """Until the bell has rung since generation ``seen``, or ``seconds`` (default: the fallback)
-        passed. Without a watcher (another database) it only waits out the time."""
-        timeout = self.fallback_seconds if seconds is None else seconds
+        """Until the bell has rung since generation ``seen``, or ``seconds`` passed (at most, and by
+        default, ``quiet_seconds`` while the bell hears commits, ``fallback_seconds`` while it cannot).
+        Without a watcher (another database) it only waits out the time."""
+        longest = self.quiet_seconds if self.hearing else self.fallback_seconds
+        timeout = longest if seconds is None else min(seconds, longest)
         if self._watcher is None:
             await asyncio.sleep(timeout)
             return
@@ -82,24 +90,25 @@ class OutboxBell:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait_for(lambda: self.generation != seen), timeout)
 
-    async def _ring(self) -> None:
+    async def ring(self) -> None:
         async with self._changed:
             self.generation += 1
             self._changed.notify_all()
 
     async def _ring_after(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
-        await self._ring()
+        await self.ring()
 
     async def _watch_files(self, database: Path) -> None:
         files = (database, database.with_name(database.name + "-wal"))
         last = _signature(files)
+        self.hearing = True  # every commit changes the files
         while True:
             await asyncio.sleep(self.check_seconds)
             now = _signature(files)
             if now != last:
                 last = now
-                await self._ring()
+                await self.ring()
 
     async def _listen(self, url: Any) -> None:
         import psycopg
@@ -110,10 +119,11 @@ class OutboxBell:
             try:
                 async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as connection:
                     await connection.execute(f"LISTEN {CHANNEL}")
+                    self.hearing = True
                     if down:
                         log.info("listening for outbox commits again")
                         down = False
-                    await self._ring()  # whatever was committed while not listening
+                    await self.ring()  # whatever was committed while not listening
                     ringing: asyncio.Task[None] | None = None
                     async for _ in connection.notifies():
                         # Every dispatcher hears a commit at the same instant; waking them all at once
@@ -123,7 +133,9 @@ class OutboxBell:
                         if ringing is None or ringing.done():
                             ringing = asyncio.create_task(self._ring_after(random.uniform(0, self.check_seconds)))
             except (OSError, psycopg.Error) as error:
-                if not down:  # once per outage; the fallback reads the outbox meanwhile
+                self.hearing = False
+                if not down:  # once per outage; the fallback reads the outbox meanwhile, from now on
+                    await self.ring()
                     log.warning("cannot listen for outbox commits (%s); reading it every %g s",
                                 type(error).__name__, self.fallback_seconds)
                     down = True

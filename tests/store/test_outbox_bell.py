@@ -1,5 +1,7 @@
 """The outbox bell rings when an event commits (PostgreSQL: the event's NOTIFY; SQLite: the files
-changed) and not while nothing is written; a waiter that noted the generation before a commit wakes."""
+changed) and not while nothing is written; a waiter that noted the generation before a commit wakes.
+Unrung, a wait lasts the quiet period while the bell hears commits, and the short fallback while it
+cannot."""
 
 from __future__ import annotations
 
@@ -71,6 +73,33 @@ def test_on_postgresql_a_rolled_back_event_rings_nothing(database_url):
 def test_without_a_watcher_the_wait_is_the_fallback(database_url):  # noqa: ARG001 (the autouse fixture's)
     async def scenario() -> float:
         async with OutboxBell("mysql://nobody@127.0.0.1/none", fallback_seconds=0.2) as bell:
+            started = time.monotonic()
+            await bell.wait(bell.generation)
+            return time.monotonic() - started
+
+    assert 0.19 < asyncio.run(scenario()) < 1.0
+
+
+def test_an_unrung_wait_lasts_the_quiet_period_while_the_bell_hears_commits(database_url):
+    async def scenario() -> float:
+        async with OutboxBell(database_url, check_seconds=0.02, fallback_seconds=0.1, quiet_seconds=0.8) as bell:
+            await asyncio.sleep(0.5)
+            assert bell.hearing
+            started = time.monotonic()
+            await bell.wait(bell.generation)
+            return time.monotonic() - started
+
+    assert 0.75 < asyncio.run(scenario()) < 2.0, "an idle dispatcher would read the outbox every fallback"
+
+
+def test_while_postgresql_cannot_be_listened_to_the_wait_is_the_fallback(database_url):  # noqa: ARG001
+    async def scenario() -> float:
+        # Nothing listens on port 1: every LISTEN connection is refused at once.
+        async with OutboxBell(
+            "postgresql+psycopg://nobody@127.0.0.1:1/none", fallback_seconds=0.2, quiet_seconds=30
+        ) as bell:
+            await asyncio.sleep(0.3)
+            assert not bell.hearing
             started = time.monotonic()
             await bell.wait(bell.generation)
             return time.monotonic() - started

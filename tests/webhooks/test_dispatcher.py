@@ -18,6 +18,7 @@ from flows.fan_out import Dispatcher
 from store.db import session_scope
 from store.ids import new_id
 from store.models import Event, utcnow
+from store.outbox_bell import OutboxBell
 from tasks.webhooks.sender import Sender
 from tasks.webhooks.settings import get_webhook_settings
 from tests.support.polling import wait_until
@@ -207,3 +208,22 @@ def test_new_events_gather_for_the_window_at_most_whatever_the_accepting_clock_s
     assert 0 < due - time.time() <= 0.1
     time.sleep(0.05)
     assert dispatcher._due(ahead) == due
+
+
+def test_a_dispatcher_that_was_full_rings_when_a_run_ends_and_one_with_room_does_not(webhook_database_url):
+    """Events beyond ``--max-events`` wait for room; a run that ends makes some, and rings the bell so
+    that they are read now, not at the bell's quiet-period read (10 s)."""
+
+    async def generation_after_a_run(max_events: int) -> int:
+        dispatcher = Dispatcher(0.05, max_events, 50)
+        async with OutboxBell(webhook_database_url, quiet_seconds=30) as bell:
+            dispatcher.bell = bell
+            event_id = new_id("evt")  # in no outbox: the run claims nothing and ends
+            dispatcher.in_flight.add(event_id)
+            before = bell.generation
+            await dispatcher._fan_out([event_id])
+            assert dispatcher.in_flight == set()
+            return bell.generation - before
+
+    assert asyncio.run(generation_after_a_run(max_events=1)) == 1
+    assert asyncio.run(generation_after_a_run(max_events=2)) == 0
