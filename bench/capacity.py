@@ -68,7 +68,7 @@ def kind_of(command: str) -> str | None:
     for fragment, kind in (
         ("flows.fan_out", "dispatcher"),
         ("stack.prefect_services", "prefect services"),
-        ("prefect server start", "prefect api"),
+        ("stack.prefect_server start", "prefect api"),
         ("stack.prefect_worker start", "worker"),
         ("stack.flow_run_forks", "worker"),  # the flow-run fork server: the worker's runs are its children
         ("gunicorn", "api"),

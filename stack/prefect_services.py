@@ -1,8 +1,9 @@
 """Prefect's background services in their own process, watched: ``python -m stack.prefect_services``.
 
 What ``prefect server services start`` runs (every enabled loop service and Docket's perpetual
-services), with one difference: when one service stops by itself, the process says which and why and
-exits with status 1, so ``up`` (or systemd, or Kubernetes) starts it again.
+services), with two differences: when one service stops by itself, the process says which and why and
+exits with status 1, so ``up`` (or systemd, or Kubernetes) starts it again; and its Docket worker asks
+Redis for work every second, not four times a second (``stack/prefect_server.py``).
 
 Why: Prefect (3.9) starts each service as an asyncio task and never looks at it again. Its task-run
 recorder, for one, re-raises a ``CancelledError`` from a failed flush (a database connection failure,
@@ -10,7 +11,8 @@ as asyncpg may surface it) through its Redis consumer, whose loop catches only `
 consumer task ends, the recorder's ``start()`` returns, and the process runs on without it. No task
 run (a fan-out, a ship-page) would be recorded again until someone restarted the process by hand.
 
-The combined ``prefect server start`` (the single-machine stack, no Redis) keeps Prefect's own runner.
+The combined server (``python -m stack.prefect_server start``: the single-machine stack, no Redis) keeps
+Prefect's own runner.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ async def run_services(stop: asyncio.Event) -> str | None:
     from prefect.server.services.base import Service
     from prefect.settings.context import get_current_settings
 
+    from stack.prefect_server import quiet_docket_worker
+
+    quiet_docket_worker()
     docket_url = get_current_settings().server.docket.url
     async with (
         Docket(name="prefect", url=docket_url, execution_ttl=timedelta(0)) as docket,

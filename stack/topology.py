@@ -200,7 +200,7 @@ def role_commands(settings: Settings) -> dict[str, list[str]]:
     ``modelpulse run NAME`` runs one of these with this machine's environment.
     """
     python = sys.executable
-    prefect_server = [python, "-m", "prefect", "server", "start", "--host", settings.bind_host,
+    prefect_server = [python, "-m", "stack.prefect_server", "start", "--host", settings.bind_host,
                       "--port", str(settings.prefect_port)]
     if settings.redis_url:
         prefect_server.append("--no-services")
