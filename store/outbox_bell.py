@@ -120,7 +120,12 @@ class OutboxBell:
         down = False
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as connection:
+                # TCP keepalives: a connection cut without a word (a network partition, a failover) fails
+                # within ~1 min instead of leaving the bell deaf, its waiters reading every quiet period.
+                async with await psycopg.AsyncConnection.connect(
+                    conninfo, autocommit=True, keepalives=1, keepalives_idle=30, keepalives_interval=10,
+                    keepalives_count=3,
+                ) as connection:
                     await connection.execute(f"LISTEN {CHANNEL}")
                     self.hearing = True
                     if down:
