@@ -183,8 +183,7 @@ def bench_drift(rows: int, workdir: Path) -> list[dict]:
     url = fresh_database(workdir, "drift.db")
     os.environ["MODELPULSE_DATABASE_URL"] = url
     get_settings.cache_clear()
-    store_db.get_engine.cache_clear()
-    store_db.get_sessionmaker.cache_clear()
+    store_db.forget_engines()
     with session_scope() as session:
         ensure_organization(session, "bench")
     half = rows // 2

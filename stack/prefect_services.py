@@ -1,9 +1,10 @@
 """Prefect's background services in their own process, watched: ``python -m stack.prefect_services``.
 
 What ``prefect server services start`` runs (every enabled loop service and Docket's perpetual
-services), with two differences: when one service stops by itself, the process says which and why and
-exits with status 1, so ``up`` (or systemd, or Kubernetes) starts it again; and its Docket worker asks
-Redis for work every second, not four times a second (``stack/prefect_server.py``).
+services), with three differences: when one service stops by itself, the process says which and why and
+exits with status 1, so ``up`` (or systemd, or Kubernetes) starts it again; its Docket worker asks
+Redis for work every second, not four times a second (``stack/prefect_server.py``); and it leaves out
+the services that serve a web server's websockets (``background_services``).
 
 Why: Prefect (3.9) starts each service as an asyncio task and never looks at it again. Its task-run
 recorder, for one, re-raises a ``CancelledError`` from a failed flush (a database connection failure,
@@ -39,7 +40,6 @@ async def run_services(stop: asyncio.Event) -> str | None:
     of the services ends (its name)."""
     from docket import Docket
     from prefect.server.api.background_workers import background_worker
-    from prefect.server.services.base import Service
     from prefect.settings.context import get_current_settings
 
     from stack.prefect_server import quiet_docket_worker
@@ -50,7 +50,17 @@ async def run_services(stop: asyncio.Event) -> str | None:
         Docket(name="prefect", url=docket_url, execution_ttl=timedelta(0)) as docket,
         background_worker(docket, ephemeral=False, webserver_only=False),
     ):
-        return await watch_services([service_class() for service_class in Service.enabled_services()], stop)
+        return await watch_services([service_class() for service_class in background_services()], stop)
+
+
+def background_services() -> list[type[Service]]:
+    """The enabled services, but for those that serve a web server's clients (the event and log
+    distributors behind its ``/events/out`` and ``/logs/out`` websockets): the Prefect API's process runs
+    those. Here they would read every event off Redis for no subscriber (Prefect's own ``services
+    start`` runs them too)."""
+    from prefect.server.services.base import RunInWebservers, Service
+
+    return [service for service in Service.enabled_services() if not issubclass(service, RunInWebservers)]
 
 
 async def watch_services(services: list[Service], stop: asyncio.Event) -> str | None:

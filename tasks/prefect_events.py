@@ -40,7 +40,7 @@ from prefect.events import Event as PrefectEvent
 from prefect.events.clients import EventsClient
 from sqlalchemy import update
 
-from store.db import session_scope
+from store.db import read_scope, session_scope
 from store.event_filters import Filter, compile_filter
 from store.events import event_payload, unpublished
 from store.models import Event, Remediation, utcnow
@@ -162,7 +162,7 @@ def unpublished_events(
     limit: int = BATCH_SIZE, written_before: datetime | None = None, database_url: str | None = None
 ) -> list[tuple[str, PrefectEvent]]:
     """The oldest events not yet emitted to Prefect, each with its Prefect event (remediations matched)."""
-    with session_scope(database_url) as session:
+    with read_scope(database_url) as session:
         events = unpublished(session, limit, written_before)
         if not events:
             return []

@@ -18,7 +18,7 @@ from typing import Any
 
 from blocks.webhook import WebhookSecrets
 from store import deliveries as store
-from store.db import session_scope
+from store.db import read_scope, session_scope
 from store.event_catalog import about_webhook
 from store.events import event_payload
 from store.models import Delivery, Event, Webhook, utcnow
@@ -111,7 +111,7 @@ def _plan_fan_out(event_ids: list[str], settings: WebhookSettings, database_url:
 
 def undispatched_event_ids(limit: int, database_url: str | None = None) -> list[str]:
     """The oldest outbox events nobody has fanned out yet (what the dispatcher polls for)."""
-    with session_scope(database_url) as session:
+    with read_scope(database_url) as session:
         return store.undispatched_event_ids(session, limit)
 
 

@@ -63,3 +63,13 @@ def test_a_stop_request_stops_every_service_and_names_none():
 
     assert asyncio.run(asyncio.wait_for(stop_soon(), 30)) is None
     assert events == ["Steady started", "Steady stopped"]
+
+
+def test_the_services_process_leaves_the_websocket_distributors_to_the_api_process():
+    from stack.prefect_services import background_services
+
+    prefects_own = {service.__name__ for service in Service.enabled_services()}
+    ours = {service.__name__ for service in background_services()}
+    assert "Distributor" in prefects_own  # what `prefect server services start` would run
+    assert prefects_own - ours == {"Distributor"} | ({"LogDistributor"} & prefects_own)
+    assert {"EventPersister", "ReactiveTriggers", "TaskRunRecorder"} <= ours

@@ -88,6 +88,18 @@ def test_redis_configures_prefects_multi_process_server(tmp_path):
     assert "--no-services" not in role_commands(Settings(home=tmp_path))["prefect-server"]
 
 
+def test_prefects_event_consumers_read_in_batches_on_redis(monkeypatch):
+    from prefect.settings import Settings as PrefectSettings
+
+    for name, value in redis_environment("redis://cache:6379/0").items():
+        monkeypatch.setenv(name, value)
+    services = PrefectSettings().server.services
+    # A misspelt name would be ignored by Prefect, leaving one message per read.
+    assert services.event_persister.read_batch_size == 50
+    assert services.triggers.read_batch_size == 50
+    assert services.task_run_recorder.read_batch_size == 50
+
+
 def test_a_machine_without_the_prefect_role_uses_the_given_prefect_api(tmp_path):
     settings = Settings(home=tmp_path, database_url=PG, prefect_api_url="http://prefect.internal:4200/api/")
     env = stack_environment(settings)

@@ -14,12 +14,11 @@ from tests.fakes.splunk import SplunkHecFake
 
 
 def _forget_cached_settings() -> None:
-    from store.db import get_engine, get_sessionmaker
+    from store.db import forget_engines
     from store.settings import get_settings
 
     get_settings.cache_clear()
-    get_sessionmaker.cache_clear()
-    get_engine.cache_clear()
+    forget_engines()
 
 
 @pytest.fixture(scope="session")

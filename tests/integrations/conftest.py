@@ -161,14 +161,13 @@ def service_account(vertex) -> dict[str, Any]:
 @pytest.fixture
 def app(sqlite_url, prefect_server, monkeypatch):
     from api import create_app
-    from store.db import get_engine, get_sessionmaker
+    from store.db import forget_engines
     from store.settings import get_settings
 
     def forget_default_database() -> None:
         # The default engine is cached for the process; flows run here must see this test's database.
         get_settings.cache_clear()
-        get_sessionmaker.cache_clear()
-        get_engine.cache_clear()
+        forget_engines()
 
     monkeypatch.setenv("MODELPULSE_DATABASE_URL", sqlite_url)
     forget_default_database()

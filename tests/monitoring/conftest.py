@@ -14,8 +14,7 @@ from store.settings import get_settings
 
 def _forget_cached_database() -> None:
     get_settings.cache_clear()
-    store_db.get_sessionmaker.cache_clear()
-    store_db.get_engine.cache_clear()
+    store_db.forget_engines()
 
 
 @pytest.fixture

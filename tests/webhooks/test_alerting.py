@@ -26,11 +26,9 @@ EPISODE_EVENTS = ["threshold.breached", "threshold.resolved"]
 @pytest.fixture
 def flows_on_webhook_database(webhook_env) -> Iterator[None]:
     """The in-process flows (drift checks, recoveries) open the directory's shared database."""
-    store_db.get_sessionmaker.cache_clear()
-    store_db.get_engine.cache_clear()
+    store_db.forget_engines()
     yield
-    store_db.get_sessionmaker.cache_clear()
-    store_db.get_engine.cache_clear()
+    store_db.forget_engines()
 
 
 @pytest.fixture

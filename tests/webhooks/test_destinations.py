@@ -42,11 +42,9 @@ def in_process(webhook_env, monkeypatch, database_url) -> Iterator[None]:
     monkeypatch.setenv("MODELPULSE_WEBHOOK_RETRY_SCHEDULE", "[0.2]")
     get_settings.cache_clear()
     get_webhook_settings.cache_clear()
-    store_db.get_sessionmaker.cache_clear()
-    store_db.get_engine.cache_clear()
+    store_db.forget_engines()
     yield
-    store_db.get_sessionmaker.cache_clear()
-    store_db.get_engine.cache_clear()
+    store_db.forget_engines()
 
 
 def fan_out(database_url: str, *event_ids: str) -> fanout.SendSummary:

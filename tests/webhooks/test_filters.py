@@ -41,11 +41,9 @@ def in_process_database(sqlite_url, webhook_env, monkeypatch) -> Iterator[str]:
     monkeypatch.setenv("MODELPULSE_DATABASE_URL", sqlite_url)
     get_settings.cache_clear()
     get_webhook_settings.cache_clear()
-    store_db.get_sessionmaker.cache_clear()
-    store_db.get_engine.cache_clear()
+    store_db.forget_engines()
     yield sqlite_url
-    store_db.get_sessionmaker.cache_clear()
-    store_db.get_engine.cache_clear()
+    store_db.forget_engines()
 
 
 @pytest.fixture

@@ -58,8 +58,7 @@ ORG = "acme"
 def _forget_cached_settings() -> None:
     get_settings.cache_clear()
     get_webhook_settings.cache_clear()
-    store_db.get_sessionmaker.cache_clear()
-    store_db.get_engine.cache_clear()
+    store_db.forget_engines()
 
 
 @pytest.fixture
