@@ -4,9 +4,12 @@
 (``store/outbox_bell.py``: a PostgreSQL ``NOTIFY`` from the event's transaction, or a change of the
 SQLite files; without a ring, every 10 s), claims the new events and creates their deliveries in one
 transaction, then hands those with something to send to a ``fan-out-events`` task run in this process
-(events nobody subscribes to are claimed with the rest and in no run: no empty runs). Each run shows in
-the Prefect UI with its logs, state and retries; it sends the deliveries concurrently through the
-dispatcher's shared sender (a client per receiver, one bound on requests in flight).
+(events nobody subscribes to are claimed with the rest and in no run: no empty runs). A run stays open
+for a second (``RUN_OPEN_SECONDS``): the batches planned meanwhile join it and are sent at once, where
+each would start a run of its own. Each run shows in the Prefect UI with its logs (a line per batch),
+state and retries, named after its first event and how many more it carried; it sends the deliveries
+concurrently through the dispatcher's shared sender (a client per receiver, one bound on requests in
+flight).
 
 Why a relay and not a run per event: a process worker starts a deployment run 3-12 s late, and a
 background task (``.delay()``) costs a Prefect API write, result storage and a task-worker hop per
@@ -36,7 +39,7 @@ from dataclasses import asdict
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.context import AsyncClientContext
+from prefect.context import AsyncClientContext, TaskRunContext
 from prefect.events.clients import get_events_client
 from prefect.logging import get_logger
 from prefect.runtime import task_run
@@ -55,9 +58,9 @@ log = get_logger("webhook-dispatcher")
 
 # The dispatcher's shared client; a run made elsewhere (the retry sweep) opens its own.
 _sender: ContextVar[Sender | None] = ContextVar("modelpulse_webhook_sender", default=None)
-# What the dispatcher claimed and planned before starting the run (so a run never starts for events
-# another dispatcher won); a run started elsewhere (the retry sweep) claims and plans itself.
-_planned: ContextVar[fanout.Planned | None] = ContextVar("modelpulse_planned_fan_out", default=None)
+# The batches the dispatcher claimed and planned, handed to the run it started (so a run never starts for
+# events another dispatcher won); a run started elsewhere (the retry sweep) claims and plans itself.
+_open_run: ContextVar[OpenRun | None] = ContextVar("modelpulse_open_fan_out_run", default=None)
 
 # An event whose run failed every retry before claiming it is polled again after this long.
 FAILED_EVENT_PAUSE_SECONDS = 30.0
@@ -69,6 +72,10 @@ OUTBOX_RETRY_SECONDS = 1.0
 # and the Prefect server ~15-30 ms whatever it carries (bench/RESULTS.md, "Capacity"), and the webhook
 # latency goals (p50 < 250 ms, p99 < 1 s from acceptance to first attempt) leave room for this.
 BATCH_WINDOW_SECONDS = 0.1
+# How long a fan-out-events run takes new batches after it starts; each is sent as soon as it joins. A run
+# costs the dispatcher and the Prefect server ~20-30 CPU-ms whatever it carries (its state events, its log
+# lines; bench/RESULTS.md, "Capacity"): at 20 events/s, ~0.4 runs per event became one run a second.
+RUN_OPEN_SECONDS = 1.0
 # The Prefect event publisher reads the outbox at most this often, and waits this long after failing to
 # emit (Prefect or the database down).
 PUBLISH_INTERVAL_SECONDS = 0.25
@@ -77,8 +84,11 @@ PUBLISH_RETRY_SECONDS = 2.0
 
 def _run_name() -> str:
     event_ids = task_run.parameters["event_ids"]
-    more = f" +{len(event_ids) - 1}" if len(event_ids) > 1 else ""
-    return f"fan-out-{event_ids[0]}{more}"
+    return _name(event_ids[0], len(event_ids))
+
+
+def _name(first_event_id: str, events: int) -> str:
+    return f"fan-out-{first_event_id}" + (f" +{events - 1}" if events > 1 else "")
 
 
 @task(
@@ -94,38 +104,141 @@ def _run_name() -> str:
     result_storage=PREFECT_LOCAL_STORAGE_PATH.value(),
 )
 async def fan_out_events(event_ids: list[str]) -> dict[str, int]:
-    """Send outbox events to every webhook subscribed to them (events already taken are skipped)."""
-    planned = _planned.get()
-    if planned is None:  # the retry sweep's stranded events: claimed and planned here
+    """Send outbox events to every webhook subscribed to them (events already taken are skipped); in the
+    dispatcher, also the batches that join the run while it is open."""
+    run = _open_run.get()
+    if run is None:  # the retry sweep's stranded events: claimed and planned here
         summary = await fanout.fan_out_events(event_ids, sender=_sender.get())
+        _log_batch(event_ids, summary)
     elif (task_run.run_count or 1) > 1:
         # Sending failed (our database went away): the deliveries are leased, and once the lease ends
         # the retry sweep sends them; sending them here too could only send some twice.
-        get_run_logger().warning("%d event(s): left to the retry sweep once their leases end", len(event_ids))
+        get_run_logger().warning("%d event(s): left to the retry sweep once their leases end", run.unsent)
         return asdict(SendSummary())
     else:
-        summary = await fanout.send_planned(planned, sender=_sender.get())
+        summary = await run.serve(_sender.get())
+        if run.events > len(event_ids):  # batches joined: the name says how many events the run carried
+            context = TaskRunContext.get()
+            if context is not None:  # its next state event carries the name to Prefect
+                context.task_run.name = _name(event_ids[0], run.events)
+    return asdict(summary)
+
+
+def _log_batch(event_ids: list[str], summary: SendSummary) -> None:
     get_run_logger().info(
-        "%d event(s): %d deliveries, %d succeeded, %d to retry, %d failed",
-        len(event_ids),
+        "%s: %d deliveries, %d succeeded, %d to retry, %d failed",
+        _batch_label(event_ids),
         summary.deliveries,
         summary.succeeded,
         summary.retrying,
         summary.failed,
     )
-    return asdict(summary)
+
+
+def _batch_label(event_ids: list[str]) -> str:
+    return event_ids[0] if len(event_ids) == 1 else f"{len(event_ids)} events ({', '.join(event_ids)})"
+
+
+class OpenRun:
+    """A ``fan-out-events`` run that takes planned batches while it is open, sending each as it joins.
+
+    The dispatcher starts a run with a first batch (``add``) and hands it the next ones (``join``) until
+    it has been open ``open_seconds``; each joiner waits for its own batch only. Once closed and every
+    batch sent, the run ends; if a batch failed (our database went away while recording attempts), the
+    run fails then, and its retry leaves that batch's leased deliveries to the retry sweep.
+    """
+
+    def __init__(self, open_seconds: float) -> None:
+        self.closes_at = time.monotonic() + open_seconds
+        self.open = True
+        self.events = 0  # how many events the batches sent so far carried
+        self.unsent = 0  # how many events were in batches whose sending failed
+        self._batches: asyncio.Queue[tuple[list[str], fanout.Planned, asyncio.Future[None]]] = asyncio.Queue()
+
+    def add(self, planned: fanout.Planned) -> asyncio.Future[None]:
+        """Hand ``planned`` to the run: the future is done once it is sent (or the run ended without it)."""
+        done = asyncio.get_running_loop().create_future()
+        self._batches.put_nowait((list(dict.fromkeys(target.message_id for target, _ in planned)), planned, done))
+        return done
+
+    def join(self, planned: fanout.Planned) -> asyncio.Future[None] | None:
+        """``add`` while the run is open; ``None`` once it takes no more."""
+        if not self.open or time.monotonic() >= self.closes_at:
+            return None
+        return self.add(planned)
+
+    async def serve(self, sender: Sender | None) -> SendSummary:
+        """Send every batch that joins until the run closes, each at once; the run's summary."""
+        summary = SendSummary()
+        failed: list[Exception] = []
+        sending: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                try:
+                    batch = await asyncio.wait_for(self._batches.get(), max(0.0, self.closes_at - time.monotonic()))
+                except TimeoutError:
+                    break
+                sending.add(asyncio.create_task(self._send(*batch, sender, summary, failed)))
+        finally:
+            self.open = False
+            while not self._batches.empty():  # joined as the run closed
+                sending.add(asyncio.create_task(self._send(*self._batches.get_nowait(), sender, summary, failed)))
+            await asyncio.gather(*sending)
+        if failed:
+            raise failed[0]
+        return summary
+
+    async def _send(
+        self,
+        event_ids: list[str],
+        planned: fanout.Planned,
+        done: asyncio.Future[None],
+        sender: Sender | None,
+        summary: SendSummary,
+        failed: list[Exception],
+    ) -> None:
+        try:
+            sent = await fanout.send_planned(planned, sender=sender)
+            summary.include(sent)
+            self.events += len(event_ids)
+            _log_batch(event_ids, sent)
+        except Exception as error:  # noqa: BLE001 - fails the run once every batch is sent
+            get_run_logger().error("%s: %s: %s", _batch_label(event_ids), type(error).__name__, error)
+            self.unsent += len(event_ids)
+            failed.append(error)
+        finally:
+            if not done.done():
+                done.set_result(None)
+
+    def abandon(self, why: BaseException | None) -> None:
+        """The run ended: batches it never took fail, so their joiners pause those events."""
+        self.open = False
+        while not self._batches.empty():
+            _, _, done = self._batches.get_nowait()
+            if not done.done():
+                done.set_exception(RuntimeError(f"the fan-out-events run ended before sending them ({why!r})"))
 
 
 class Dispatcher:
     """Polls the outbox and starts a ``fan-out-events`` run for every batch of new events."""
 
-    def __init__(self, poll_seconds: float, max_events: int, batch_size: int, batch_window: float = 0.0) -> None:
+    def __init__(
+        self,
+        poll_seconds: float,
+        max_events: int,
+        batch_size: int,
+        batch_window: float = 0.0,
+        run_open_seconds: float = 0.0,
+    ) -> None:
         self.poll_seconds = poll_seconds
         self.max_events = max_events
         self.batch_size = batch_size
         # New events wait until the oldest of them is this old (or a batch is full) before a run starts:
         # a Prefect task run costs the same for one event as for fifty.
         self.batch_window = batch_window
+        # A run takes new batches this long after it starts (0: a run per batch).
+        self.run_open_seconds = run_open_seconds
+        self.open_run: OpenRun | None = None
         self.collect_until: float | None = None  # the wall-clock time the events found are due by
         self.gathering: tuple[str, float] | None = None  # the oldest event gathering others, and its due time
         self.in_flight: set[str] = set()
@@ -169,7 +282,7 @@ class Dispatcher:
                         )
             if self.runs:
                 log.info("waiting for %d fan-out run(s) to finish", len(self.runs))
-                await asyncio.gather(*self.runs, return_exceptions=True)
+                await self.finish()
             await asyncio.gather(publisher, return_exceptions=True)
 
     async def publish_to_prefect(self, stop: asyncio.Event, bell: OutboxBell) -> None:
@@ -202,6 +315,11 @@ class Dispatcher:
                         type(error).__name__, error, PUBLISH_RETRY_SECONDS,
                     )
                 await _wait(stop, PUBLISH_RETRY_SECONDS)
+
+    async def finish(self) -> None:
+        """Until every fan-out started so far has ended, its run included."""
+        while self.runs:  # a batch being sent may have started a run meanwhile
+            await asyncio.gather(*self.runs, return_exceptions=True)
 
     async def dispatch_new_events(self) -> bool:
         """Start runs for the events found now; whether there were any."""
@@ -265,8 +383,7 @@ class Dispatcher:
             # are in no run; when nothing is left, there is no run at all.
             planned = await fanout.plan_fan_out(event_ids)
             if planned:
-                _planned.set(planned)  # this asyncio task's own context: read by the run below
-                await fan_out_events(list(dict.fromkeys(target.message_id for target, _ in planned)))
+                await self._send(planned)
         except Exception as error:  # noqa: BLE001 - planning failed (our database), or the run's retries are spent: pause, not drop
             log.error("fan-out of %s failed (%s: %s)", event_ids, type(error).__name__, error)
             until = time.monotonic() + FAILED_EVENT_PAUSE_SECONDS
@@ -276,6 +393,33 @@ class Dispatcher:
             self.in_flight.difference_update(event_ids)
             if full and self.bell is not None:  # room again: what waited for it is read now, not in 10 s
                 await self.bell.ring()
+
+
+    async def _send(self, planned: fanout.Planned) -> None:
+        """Hand ``planned`` to the open run, or start one with it; until it is sent."""
+        done = self.open_run.join(planned) if self.open_run is not None else None
+        if done is None:
+            run = self.open_run = OpenRun(self.run_open_seconds)
+            done = run.add(planned)
+            first = list(dict.fromkeys(target.message_id for target, _ in planned))
+            task = asyncio.create_task(self._run(run, first))
+            self.runs.add(task)
+            task.add_done_callback(self.runs.discard)
+        await done
+
+    @staticmethod
+    async def _run(run: OpenRun, first: list[str]) -> None:
+        _open_run.set(run)  # this asyncio task's own context: read by the run below
+        error: BaseException | None = None
+        try:
+            await fan_out_events(first)
+        except BaseException as failure:  # its batches' joiners say what failed
+            error = failure
+            if not isinstance(failure, Exception):
+                raise
+            log.error("the fan-out run of %s failed (%s: %s)", first[0], type(failure).__name__, failure)
+        finally:
+            run.abandon(error)
 
 
 async def _open_prefect_client(resources: AsyncExitStack, stop: asyncio.Event) -> bool:
@@ -330,8 +474,14 @@ def main(argv: list[str] | None = None) -> None:
         "--batch-window-seconds", type=float, default=BATCH_WINDOW_SECONDS,
         help="how long new events wait for others to share their fan-out-events run (unless a batch is full)",
     )
+    parser.add_argument(
+        "--run-open-seconds", type=float, default=RUN_OPEN_SECONDS,
+        help="how long a fan-out-events run takes new batches after it starts (0: a run per batch)",
+    )
     args = parser.parse_args(argv)
-    dispatcher = Dispatcher(args.poll_seconds, args.max_events, args.batch_size, args.batch_window_seconds)
+    dispatcher = Dispatcher(
+        args.poll_seconds, args.max_events, args.batch_size, args.batch_window_seconds, args.run_open_seconds
+    )
     asyncio.run(_serve(dispatcher))
 
 

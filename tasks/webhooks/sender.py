@@ -67,6 +67,14 @@ class SendSummary:
                 self.failed += 1
         return self
 
+    def include(self, other: SendSummary) -> SendSummary:
+        """Add another summary's counts to this one."""
+        self.deliveries += other.deliveries
+        self.succeeded += other.succeeded
+        self.retrying += other.retrying
+        self.failed += other.failed
+        return self
+
 
 @lru_cache
 def _ssl_context() -> Any:

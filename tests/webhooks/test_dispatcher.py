@@ -7,12 +7,19 @@ least recently used."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from contextlib import ExitStack
 from datetime import timedelta
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+from prefect.client.schemas.filters import (
+    LogFilter,
+    LogFilterTaskRunId,
+    LogFilterTextSearch,
+    TaskRunFilter,
+    TaskRunFilterId,
+)
 
 from flows.fan_out import Dispatcher
 from store.db import session_scope
@@ -25,10 +32,29 @@ from tests.support.polling import wait_until
 from tests.webhooks.conftest import FanOutWorker
 from tests.webhooks.receivers import Receiver
 
+EVENT_ID = re.compile(r"evt_[0-9a-z]+")
+
 
 def _fan_out_runs(event_id: str) -> list:
+    """The fan-out-events runs that sent the event: their logs name it (a line for each batch a run sent)."""
     with get_client(sync_client=True) as prefect:
-        return prefect.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=event_id)))
+        logs = prefect.read_logs(log_filter=LogFilter(text=LogFilterTextSearch(query=event_id)))
+        run_ids = list({log.task_run_id for log in logs if log.task_run_id is not None})
+        if not run_ids:
+            return []
+        return prefect.read_task_runs(task_run_filter=TaskRunFilter(id=TaskRunFilterId(any_=run_ids)))
+
+
+def _events_sent_by(run) -> set[str]:
+    with get_client(sync_client=True) as prefect:
+        logs = prefect.read_logs(log_filter=LogFilter(task_run_id=LogFilterTaskRunId(any_=[run.id])))
+    return {event_id for log in logs for event_id in EVENT_ID.findall(log.message)}
+
+
+def _named_for(run, events: set[str]) -> bool:
+    """Whether the run is named after one of its events and how many more it carried."""
+    first, _, more = run.name.removeprefix("fan-out-").partition(" +")
+    return first in events and int(more or 0) == len(events) - 1
 
 
 def test_each_fan_out_is_a_prefect_task_run(fan_out_worker, create_webhook, publish):
@@ -40,8 +66,38 @@ def test_each_fan_out_is_a_prefect_task_run(fan_out_worker, create_webhook, publ
         lambda: [r for r in _fan_out_runs(event_id) if r.state and r.state.is_completed()],
         what="the completed fan-out-events run in Prefect",
     )
-    assert run.name == f"fan-out-{event_id}"
     assert run.task_key.startswith("fan_out_events-")
+    assert _named_for(run, _events_sent_by(run)), run.name
+
+
+def test_batches_planned_while_a_run_is_open_join_it_and_are_sent_at_once(create_webhook, publish):
+    """The run started for the first event takes the next batch, sent as soon as it joins (not when the
+    run closes), and is renamed for every event it carried."""
+    with Receiver() as receiver:
+        create_webhook(receiver.url)
+
+        async def two_batches() -> float:
+            dispatcher = Dispatcher(0.05, 1000, 50, run_open_seconds=3.0)
+            first = publish()
+            assert await dispatcher.dispatch_new_events()
+            await asyncio.to_thread(wait_until, lambda: len(receiver.received) == 1, what="the first delivery")
+            more = [publish(), publish()]
+            joined = time.monotonic()
+            assert await dispatcher.dispatch_new_events()
+            await asyncio.to_thread(wait_until, lambda: len(receiver.received) == 3, what="the joined deliveries")
+            sent_after = time.monotonic() - joined
+            await dispatcher.finish()
+            return first, more, sent_after
+
+        first, more, sent_after = asyncio.run(two_batches())
+    assert sent_after < 1.5, "a joined batch is sent when it joins, not when the run closes (3 s)"
+    (run,) = wait_until(
+        lambda: [r for r in _fan_out_runs(first) if r.state and r.state.is_completed() and " +" in r.name],
+        what="the run, renamed for the events that joined it",
+    )
+    assert run.name == f"fan-out-{first} +2"
+    assert _events_sent_by(run) == {first, *more}
+    assert {r.id for e in more for r in _fan_out_runs(e)} == {run.id}, "the joined events are in no other run"
 
 
 def test_two_dispatchers_send_each_event_once(fan_out_worker, webhook_database_url, create_webhook, publish):
@@ -59,20 +115,13 @@ def test_two_dispatchers_send_each_event_once(fan_out_worker, webhook_database_u
         second.stop()
     assert sorted(delivered) == sorted(sent)
 
-    # Each event is in exactly one fan-out-events run: a dispatcher claims events before it starts a
-    # run, so the one that lost them starts none (a run is named after its first event, "+N" more).
-    def covered() -> int:
-        with get_client(sync_client=True) as prefect:
-            runs = prefect.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="fan-out-evt")))
-        counts = [
-            1 + int(run.name.partition(" +")[2] or 0)
-            for run in runs
-            if run.name.removeprefix("fan-out-").partition(" ")[0] in sent and run.state and run.state.is_final()
-        ]
-        return sum(counts)
+    # Each event is in exactly one fan-out-events run: a dispatcher claims events before it sends them,
+    # so the one that lost them sends (and logs) none.
+    def runs_of_each() -> dict[str, set]:
+        return {event_id: {run.id for run in _fan_out_runs(event_id)} for event_id in sent}
 
-    wait_until(lambda: covered() >= len(sent), what="the fan-out-events runs of every event in Prefect")
-    assert covered() == len(sent), "a run started for events another dispatcher had claimed"
+    wait_until(lambda: all(runs_of_each().values()), what="the fan-out-events runs of every event in Prefect")
+    assert all(len(runs) == 1 for runs in runs_of_each().values()), "an event in two runs"
 
 
 def test_rotated_secret_and_changed_headers_are_used_by_the_next_delivery(
@@ -141,7 +190,7 @@ def test_a_dispatcher_that_lost_the_claim_starts_no_run(create_webhook, publish)
             first, second = Dispatcher(0.05, 1000, 50), Dispatcher(0.05, 1000, 50)
             assert await first.dispatch_new_events()
             assert await second.dispatch_new_events(), "both found the events: neither had claimed them yet"
-            await asyncio.gather(*first.runs, *second.runs)
+            await asyncio.gather(first.finish(), second.finish())
 
         asyncio.run(race())
         wait_until(lambda: len(receiver.received) >= len(sent), what="the deliveries")
