@@ -67,7 +67,8 @@ def check_on_checkout(engine: Engine) -> None:
     def _check(dbapi_connection, record, _proxy) -> None:
         idle = time.monotonic() - record.info.get("returned_at", 0.0)
         try:
-            if idle < PING_AFTER_IDLE_SECONDS and not _has_input(dbapi_connection.fileno()):
+            fileno = getattr(dbapi_connection, "fileno", None)  # psycopg, psycopg2; other drivers: always a ping
+            if fileno is not None and idle < PING_AFTER_IDLE_SECONDS and not _has_input(fileno()):
                 return
             engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as error:
