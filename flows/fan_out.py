@@ -246,6 +246,11 @@ class Dispatcher:
         self.runs: set[asyncio.Task[None]] = set()
         self.outbox_down_since: float | None = None  # when reading the outbox last started failing
         self.bell: OutboxBell | None = None
+        # The last read of the outbox and the bell's generation before it, while it still holds: nothing
+        # was committed since (the bell hears every commit and has not rung), and it found fewer than it
+        # asked for. The look when a gathering window ends, and the one after starting a batch, use it
+        # instead of reading again; a wait for the bell forgets it (bench/RESULTS.md).
+        self.last_read: tuple[int, list[str]] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until ``stop`` is set, then let the runs in flight finish."""
@@ -276,6 +281,7 @@ class Dispatcher:
                     if self.collect_until is not None:  # new events gather: no read before they are due
                         await _wait(stop, max(0.0, self.collect_until - time.time()))
                     else:
+                        self.last_read = None  # woken by a ring or a timeout: read again
                         down = self.outbox_down_since is not None
                         await _until_rung(
                             stop, bell, seen, OUTBOX_RETRY_SECONDS if down else self._until_a_pause_ends()
@@ -329,9 +335,7 @@ class Dispatcher:
         if room <= 0:  # read again when a run ends (it rings the bell)
             return False
         try:
-            found = await asyncio.to_thread(
-                fanout.undispatched_event_ids, room + len(self.in_flight) + len(self.paused)
-            )
+            found = await self._read_outbox(room + len(self.in_flight) + len(self.paused))
         except Exception as error:  # noqa: BLE001 - a database hiccup: poll again later
             if self.outbox_down_since is None:  # once per outage, not once per poll
                 self.outbox_down_since = time.monotonic()
@@ -355,6 +359,17 @@ class Dispatcher:
         for start in range(0, len(new), self.batch_size):
             self._start(new[start : start + self.batch_size])
         return True
+
+    async def _read_outbox(self, limit: int) -> list[str]:
+        """The undispatched events (up to ``limit``): the last read's, if nothing was committed since."""
+        bell = self.bell
+        generation = bell.generation if bell is not None and bell.hearing else None
+        if generation is not None and self.last_read is not None and self.last_read[0] == generation:
+            return self.last_read[1]
+        found = await asyncio.to_thread(fanout.undispatched_event_ids, limit)
+        complete = len(found) < limit  # a read cut short may have left some out
+        self.last_read = (generation, found) if generation is not None and complete else None
+        return found
 
     def _due(self, oldest: str) -> float:
         """When the events gathering behind ``oldest`` (ids are time-ordered) are to start their run: the

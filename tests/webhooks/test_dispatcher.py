@@ -20,6 +20,7 @@ from prefect.client.schemas.filters import (
     TaskRunFilter,
     TaskRunFilterId,
 )
+from sqlalchemy import Engine, event
 
 from flows.fan_out import Dispatcher
 from store.db import session_scope
@@ -276,3 +277,44 @@ def test_a_dispatcher_that_was_full_rings_when_a_run_ends_and_one_with_room_does
 
     assert asyncio.run(generation_after_a_run(max_events=1)) == 1
     assert asyncio.run(generation_after_a_run(max_events=2)) == 0
+
+
+def test_the_outbox_is_read_again_only_after_a_commit(publish, webhook_database_url):
+    """When a gathering window ends, and after a batch starts, the dispatcher uses its last read of the
+    outbox while the bell has heard no commit since; once it has, the next look is a read."""
+    reads: list[str] = []
+
+    def count(_connection, _cursor, statement, *_args) -> None:
+        if "FROM events WHERE events.dispatched_at IS NULL" in " ".join(statement.split()):
+            reads.append(statement)
+
+    async def scenario() -> None:
+        dispatcher = Dispatcher(0.05, 1000, 50, batch_window=0.3)
+        async with OutboxBell(webhook_database_url, check_seconds=0.02, quiet_seconds=30) as bell:
+            dispatcher.bell = bell
+
+            async def committed(type_: str) -> str:
+                seen = bell.generation
+                event_id = publish(type_)
+                await bell.wait(seen, 5)
+                assert bell.generation != seen, "the bell heard the commit"
+                return event_id
+
+            await asyncio.sleep(0.1)  # the bell's first look at the files
+            await committed("recommendation.created")  # nobody subscribes: claimed, no run
+            assert not await dispatcher.dispatch_new_events(), "gathering for the window"
+            await asyncio.sleep(0.35)
+            assert await dispatcher.dispatch_new_events(), "due: started"
+            assert not await dispatcher.dispatch_new_events(), "in flight: nothing new"
+            assert len(reads) == 1, "no commit since the first read"
+
+            await dispatcher.finish()  # the claim is a commit: SQLite's files change
+            await committed("recommendation.created")
+            assert not await dispatcher.dispatch_new_events()
+            assert len(reads) == 2, "a commit since: read again"
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        asyncio.run(scenario())
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
