@@ -7,6 +7,7 @@ least recently used."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from contextlib import ExitStack
@@ -23,10 +24,13 @@ from prefect.client.schemas.filters import (
 from sqlalchemy import Engine, event
 
 from flows.fan_out import Dispatcher
-from store.db import session_scope
+from store.db import forget_engines, session_scope
+from store.event_catalog import BY_TYPE
+from store.events import record_event
 from store.ids import new_id
-from store.models import Event, utcnow
+from store.models import Event, Organization, utcnow
 from store.outbox_bell import OutboxBell
+from store.settings import get_settings
 from tasks.webhooks.sender import Sender
 from tasks.webhooks.settings import get_webhook_settings
 from tests.support.polling import wait_until
@@ -180,9 +184,18 @@ def _dispatched_at(event_id: str):
         return session.get(Event, event_id).dispatched_at
 
 
-def test_a_dispatcher_that_lost_the_claim_starts_no_run(create_webhook, publish):
+def test_a_dispatcher_that_lost_the_claim_starts_no_run(fan_out_worker, create_webhook, publish):
     """Two dispatchers read the same new events before either claims them (as two woken by one commit
-    do): only the one whose claim wins starts a fan-out-events run."""
+    do): only the one whose claim wins starts a fan-out-events run. (The session's dispatcher process is
+    stopped meanwhile: it would claim them first.)"""
+    fan_out_worker.stop()
+    try:
+        _race_two_dispatchers(create_webhook, publish)
+    finally:
+        fan_out_worker.start()
+
+
+def _race_two_dispatchers(create_webhook, publish) -> None:
     with Receiver() as receiver:
         create_webhook(receiver.url)
         sent = [publish() for _ in range(3)]
@@ -279,29 +292,36 @@ def test_a_dispatcher_that_was_full_rings_when_a_run_ends_and_one_with_room_does
     assert asyncio.run(generation_after_a_run(max_events=2)) == 0
 
 
-def test_the_outbox_is_read_again_only_after_a_commit(publish, webhook_database_url):
+def test_the_outbox_is_read_again_only_after_a_commit(sqlite_url, monkeypatch):
     """When a gathering window ends, and after a batch starts, the dispatcher uses its last read of the
-    outbox while the bell has heard no commit since; once it has, the next look is a read."""
+    outbox while the bell has heard no commit since; once it has, the next look is a read. (A database of
+    its own: the session's dispatcher process would claim the events first.)"""
     reads: list[str] = []
 
     def count(_connection, _cursor, statement, *_args) -> None:
         if "FROM events WHERE events.dispatched_at IS NULL" in " ".join(statement.split()):
             reads.append(statement)
 
+    with session_scope(sqlite_url) as session:
+        session.merge(Organization(id="acme"))
+
+    def record() -> None:  # an event nobody subscribes to: claimed, no run
+        with session_scope(sqlite_url) as session:
+            record_event(session, "acme", "recommendation.created", BY_TYPE["recommendation.created"].example)
+
     async def scenario() -> None:
         dispatcher = Dispatcher(0.05, 1000, 50, batch_window=0.3)
-        async with OutboxBell(webhook_database_url, check_seconds=0.02, quiet_seconds=30) as bell:
+        async with OutboxBell(sqlite_url, check_seconds=0.02, quiet_seconds=30) as bell:
             dispatcher.bell = bell
 
-            async def committed(type_: str) -> str:
+            async def committed() -> None:
                 seen = bell.generation
-                event_id = publish(type_)
+                record()
                 await bell.wait(seen, 5)
                 assert bell.generation != seen, "the bell heard the commit"
-                return event_id
 
             await asyncio.sleep(0.1)  # the bell's first look at the files
-            await committed("recommendation.created")  # nobody subscribes: claimed, no run
+            await committed()
             assert not await dispatcher.dispatch_new_events(), "gathering for the window"
             await asyncio.sleep(0.35)
             assert await dispatcher.dispatch_new_events(), "due: started"
@@ -309,12 +329,19 @@ def test_the_outbox_is_read_again_only_after_a_commit(publish, webhook_database_
             assert len(reads) == 1, "no commit since the first read"
 
             await dispatcher.finish()  # the claim is a commit: SQLite's files change
-            await committed("recommendation.created")
+            await committed()
             assert not await dispatcher.dispatch_new_events()
             assert len(reads) == 2, "a commit since: read again"
 
+    shared = os.environ["MODELPULSE_DATABASE_URL"]
+    monkeypatch.setenv("MODELPULSE_DATABASE_URL", sqlite_url)
+    forget_engines()
+    get_settings.cache_clear()
     event.listen(Engine, "before_cursor_execute", count)
     try:
         asyncio.run(scenario())
     finally:
         event.remove(Engine, "before_cursor_execute", count)
+        monkeypatch.setenv("MODELPULSE_DATABASE_URL", shared)  # the next tests' engines: the shared database
+        forget_engines()
+        get_settings.cache_clear()
