@@ -409,7 +409,6 @@ class Dispatcher:
             if full and self.bell is not None:  # room again: what waited for it is read now, not in 10 s
                 await self.bell.ring()
 
-
     async def _send(self, planned: fanout.Planned) -> None:
         """Hand ``planned`` to the open run, or start one with it; until it is sent."""
         done = self.open_run.join(planned) if self.open_run is not None else None
