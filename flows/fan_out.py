@@ -135,6 +135,11 @@ def _log_batch(event_ids: list[str], summary: SendSummary) -> None:
     )
 
 
+def _event_ids(planned: fanout.Planned) -> list[str]:
+    """The events a planned batch sends, in order."""
+    return list(dict.fromkeys(target.message_id for target, _ in planned))
+
+
 def _batch_label(event_ids: list[str]) -> str:
     return event_ids[0] if len(event_ids) == 1 else f"{len(event_ids)} events ({', '.join(event_ids)})"
 
@@ -158,7 +163,7 @@ class OpenRun:
     def add(self, planned: fanout.Planned) -> asyncio.Future[None]:
         """Hand ``planned`` to the run: the future is done once it is sent (or the run ended without it)."""
         done = asyncio.get_running_loop().create_future()
-        self._batches.put_nowait((list(dict.fromkeys(target.message_id for target, _ in planned)), planned, done))
+        self._batches.put_nowait((_event_ids(planned), planned, done))
         return done
 
     def join(self, planned: fanout.Planned) -> asyncio.Future[None] | None:
@@ -415,8 +420,7 @@ class Dispatcher:
         if done is None:
             run = self.open_run = OpenRun(self.run_open_seconds)
             done = run.add(planned)
-            first = list(dict.fromkeys(target.message_id for target, _ in planned))
-            task = asyncio.create_task(self._run(run, first))
+            task = asyncio.create_task(self._run(run, _event_ids(planned)))
             self.runs.add(task)
             task.add_done_callback(self.runs.discard)
         await done
