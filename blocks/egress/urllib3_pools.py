@@ -18,6 +18,7 @@ from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager
 from urllib3.connection import HTTPConnection
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
+from blocks.egress.cookies import refuse_cookies
 from blocks.egress.policy import EgressRefused, addresses_of, egress_policy
 
 if TYPE_CHECKING:  # only the MLflow and Vertex AI blocks have requests sessions; the others need not load it
@@ -94,7 +95,9 @@ def guard_pool_manager(manager: PoolManager, pool_classes: dict[str, Any] | None
 
 
 def guard_requests_session(session: requests.Session) -> requests.Session:
-    """Guard every connection a ``requests`` session's adapters open (idempotent)."""
+    """Guard every connection a ``requests`` session's adapters open, and keep no cookie in it
+    (``blocks.egress.cookies``: MLflow shares one session among tenants). Idempotent."""
+    refuse_cookies(session)
     for adapter in session.adapters.values():
         manager = getattr(adapter, "poolmanager", None)
         if manager is not None:

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
-from blocks.egress import GuardedTransport
+from blocks.egress import GuardedTransport, cookieless_jar
 from store import deliveries as store
 from store.db import session_scope
 from store.ids import id_seconds
@@ -96,7 +96,8 @@ class Sender:
     each idle socket) for every request, so a single pool shared by a hundred receivers costs more CPU
     than the requests. Later deliveries to a receiver reuse its open connection. The dispatcher keeps
     one ``Sender`` for its whole life and closes clients left idle (``close_idle``); a one-off send (a
-    retry sweep, a redelivery) opens its own and closes it at the end.
+    retry sweep, a redelivery) opens its own and closes it at the end. A client serves every
+    organization's receivers at its origin, so it keeps no cookies (``blocks.egress.cookies``).
 
     At most ``max_clients`` clients stay open (``WebhookSettings.max_idle_clients`` by default): once
     a send finishes with more than that, the least recently used clients nothing is sending through
@@ -129,7 +130,7 @@ class Sender:
                 if entry is None:
                     transport = GuardedTransport(limits=self._limits, verify=_ssl_context())
                     entry = self._clients[origin] = _OriginClient(
-                        httpx.AsyncClient(transport=transport, trust_env=False)
+                        httpx.AsyncClient(transport=transport, trust_env=False, cookies=cookieless_jar())
                     )
                 else:
                     self._clients.move_to_end(origin)

@@ -414,3 +414,48 @@ def test_a_rebinding_name_is_refused_at_connect_time_through_the_api(kind, clien
     assert answer.status_code in (200, 502), answer.get_json()  # /test reports, or the registry is a bad gateway
     assert "loopback address" in str(answer.get_json()), answer.get_json()
     assert recorder.requests == [], "the rebinding name reached loopback"
+
+
+# --- cookies on the clients tenants share ----------------------------------------------------------
+
+
+class CookieSetter(FakeServer):
+    """A receiver that sets a cookie on every answer, naming the request's ``Authorization`` (the tenant)."""
+
+    def route(self, request: Request) -> Reply:
+        tenant = request.header("authorization") or request.path.rsplit("/", 1)[-1]
+        return Reply(200, {}, headers={"Set-Cookie": f"session={tenant.replace(' ', '-')}; Path=/"})
+
+
+def _webhook_sender(url: str, tenants: list[str]) -> None:
+    """Each tenant's webhook at the same origin, sent through one dispatcher's ``Sender``."""
+    from tasks.webhooks.sender import Sender
+    from tasks.webhooks.settings import get_webhook_settings
+
+    async def send() -> None:
+        async with Sender(get_webhook_settings()) as sender:
+            for tenant in tenants:
+                async with sender.client_for(f"{url}/hooks/{tenant}") as client:
+                    (await client.post(f"{url}/hooks/{tenant}", content=b"{}")).raise_for_status()
+
+    asyncio.run(send())
+
+
+def _mlflow_tenants(url: str, tenants: list[str]) -> None:
+    """Each tenant's MLflow integration at the same tracking server, in one process (the API's)."""
+    from blocks.mlflow import MlflowConnection
+
+    for tenant in tenants:
+        MlflowConnection(tracking_uri=url, token=tenant).get_client().search_registered_models()
+
+
+@pytest.mark.parametrize("send", [_webhook_sender, _mlflow_tenants], ids=["webhooks", "mlflow"])
+def test_no_cookie_one_tenant_was_given_rides_on_another_tenants_request(send, monkeypatch):
+    """The receiver sets a cookie on each answer; no later request, the same tenant's or another's, carries
+    one back."""
+    monkeypatch.setenv("MODELPULSE_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8")
+    get_settings.cache_clear()
+    with CookieSetter() as server:
+        send(server.url, ["tenant-a", "tenant-b", "tenant-a"])
+    assert len(server.requests) == 3
+    assert [request.header("cookie") for request in server.requests] == [None, None, None]
