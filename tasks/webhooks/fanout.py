@@ -96,16 +96,18 @@ def _plan_fan_out(event_ids: list[str], settings: WebhookSettings, database_url:
             for event, payload, webhooks in accepted
         ]
         lease = _lease_until(now, sum(len(decision.sending) for _, _, decision in claimed), settings)
-        planned = []
+        planned, rows = [], []
         for event, payload, decision in claimed:
-            deliveries = store.create_deliveries(
-                session, event, decision.sending, lease, ids=decision.ids, suppressed=decision.suppressed
+            event_rows, delivery_ids = store.delivery_rows(
+                event, decision.sending, lease, ids=decision.ids, suppressed=decision.suppressed
             )
+            rows += event_rows
             body = encode_payload(payload)
             planned += [
-                (_target(delivery, webhook, payload, body), webhook.header_names)
-                for delivery, webhook in zip(deliveries, decision.sending, strict=True)
+                (_target(delivery_id, 0, webhook, payload, body), webhook.header_names)
+                for delivery_id, webhook in zip(delivery_ids, decision.sending, strict=True)
             ]
+        store.insert_deliveries(session, rows)  # the batch's deliveries in one statement
         return planned
 
 
@@ -326,19 +328,22 @@ def _create_test_delivery(webhook_id: str, database_url: str | None) -> str:
 
 def _planned(delivery: Delivery, webhook: Webhook, event: Event) -> tuple[Target, list[str]]:
     payload = event_payload(event)
-    return _target(delivery, webhook, payload, encode_payload(payload)), webhook.header_names
+    target = _target(delivery.id, delivery.attempt_count, webhook, payload, encode_payload(payload))
+    return target, webhook.header_names
 
 
-def _target(delivery: Delivery, webhook: Webhook, payload: dict[str, Any], body: bytes) -> Target:
+def _target(
+    delivery_id: str, attempts_made: int, webhook: Webhook, payload: dict[str, Any], body: bytes
+) -> Target:
     # The standard body is the payload as is; the other formats render once the secrets are loaded.
     return Target(
-        delivery_id=delivery.id,
+        delivery_id=delivery_id,
         webhook_id=webhook.id,
         url=webhook.url,
         message_id=payload["id"],
         body=body if webhook.format == "standard" else b"",
         secrets=[],
-        attempts_made=delivery.attempt_count,
+        attempts_made=attempts_made,
         secrets_version=webhook.updated_at,
         format=webhook.format,
         event=payload,
