@@ -1,8 +1,8 @@
-"""What idle per-origin clients cost the dispatcher's garbage collector (issue 22).
+"""What idle per-origin connection pools cost the dispatcher's garbage collector (issue 22).
 
 In one process with the dispatcher's imports (``flows.fan_out``), a ``Sender`` sends one request to
 each of N loopback receivers (``bench/webhook_load.py``'s receiver process), then full collections
-(``gc.collect()``, median of 5) are timed: with the N clients open, after the cap closes all but
+(``gc.collect()``, median of 5) are timed: with the N pools open, after the cap closes all but
 ``MODELPULSE_WEBHOOK_MAX_IDLE_CLIENTS``, and, with ``--freeze``, with the imports frozen first as the
 dispatcher does (``gc.freeze()`` at startup). Usage::
 
@@ -19,6 +19,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -40,7 +42,7 @@ def full_collection_ms(times: int = 5) -> float:
 
 
 def report(sender: Sender) -> None:
-    print(json.dumps({"open clients": len(sender.open_origins), "objects scanned": len(gc.get_objects()),
+    print(json.dumps({"open pools": len(sender.open_origins), "objects scanned": len(gc.get_objects()),
                       "full collection ms": full_collection_ms()}), flush=True)
 
 
@@ -48,19 +50,23 @@ async def main(count: int, freeze: bool) -> None:
     receivers = Receivers.start(count, dict(os.environ))
     try:
         settings = WebhookSettings()
-        async with Sender(settings, max_clients=count) as sender:
+        async with Sender(settings, max_pools=count) as sender:
             gc.collect()
             if freeze:
                 gc.freeze()
             report(sender)
 
             async def post(url: str) -> None:
-                async with sender.client_for(url) as client:
-                    (await client.post(url, content=b"{}")).raise_for_status()
+                async with sender.pool_for(url) as pool:
+                    response = await pool.transport.handle_async_request(httpx.Request("POST", url, content=b"{}"))
+                    await response.aread()
+                    await response.aclose()
+                    if response.status_code != 200:
+                        raise RuntimeError(f"{url} answered {response.status_code}")
 
             await asyncio.gather(*(post(url) for url in receivers.urls))
             report(sender)
-            sender.max_clients = settings.max_idle_clients
+            sender.max_pools = settings.max_idle_clients
             await post(receivers.urls[0])  # the next send closes what is beyond the cap
             report(sender)
     finally:

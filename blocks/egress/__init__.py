@@ -18,15 +18,15 @@ Vertex AI (REST)       the adapters of the authorized session and of
 Each resolves the host itself at connect time and connects to an address it checked, so DNS
 rebinding is covered for all of them.
 
-The clients tenants share (the webhook sender's per-origin clients, MLflow's per-process session) keep
-no cookies (``cookies``): what one tenant's receiver sets never rides on another tenant's request.
+The clients tenants share keep no cookies: what one tenant's receiver sets never rides on another
+tenant's request. The webhook sender's per-origin pools have no cookie jar; MLflow's per-process
+requests session refuses every cookie (``cookies``).
 
 ``urllib3_pools`` is not imported here: the blocks that use it import it themselves
 (``from blocks.egress.urllib3_pools import guard_pool``), so the webhook flows and Splunk exports,
 which speak httpx only, do not load urllib3 at start.
 """
 
-from blocks.egress.cookies import cookieless_jar
 from blocks.egress.httpx_transports import (
     GuardedSyncTransport,
     GuardedTransport,
@@ -44,7 +44,6 @@ __all__ = [
     "TargetRefused",
     "UnsafeUrl",
     "check_url",
-    "cookieless_jar",
     "egress_policy",
     "refusal_reason",
 ]

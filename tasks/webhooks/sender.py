@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
-from blocks.egress import GuardedTransport, cookieless_jar
+from blocks.egress import GuardedTransport
 from store import deliveries as store
 from store.db import session_scope
 from store.ids import id_seconds
@@ -83,99 +83,105 @@ def _ssl_context() -> Any:
 
 
 @dataclass
-class _OriginClient:
-    client: httpx.AsyncClient
-    in_use: int = 0
-    last_used: float = 0.0
+class OriginPool:
+    """The connections to one receiver origin (``transport``, through the egress guard), and its use."""
+
+    transport: httpx.AsyncBaseTransport
+    in_use: int = 0  # requests holding it now
+    last_used: float = 0.0  # time.monotonic() when the last one ended
+    closed: bool = False
+
+    async def aclose(self) -> None:
+        self.closed = True
+        await self.transport.aclose()
 
 
 class Sender:
-    """HTTP clients through the SSRF guard, one per receiver origin, under one bound on requests in flight.
+    """Connection pools through the SSRF guard, one per receiver origin, under one bound on requests in flight.
 
-    One client per origin keeps every connection pool small: httpcore scans its whole pool (and polls
-    each idle socket) for every request, so a single pool shared by a hundred receivers costs more CPU
-    than the requests. Later deliveries to a receiver reuse its open connection. The dispatcher keeps
-    one ``Sender`` for its whole life and closes clients left idle (``close_idle``); a one-off send (a
-    retry sweep, a redelivery) opens its own and closes it at the end. A client serves every
-    organization's receivers at its origin, so it keeps no cookies (``blocks.egress.cookies``).
+    One pool per origin keeps every pool small: httpcore scans its whole pool (and polls each idle
+    socket) for every request, so a single pool shared by a hundred receivers costs more CPU than the
+    requests. Later deliveries to a receiver reuse its open connection. The dispatcher keeps one
+    ``Sender`` for its whole life and closes pools left idle (``close_idle``); a one-off send (a retry
+    sweep, a redelivery) opens its own and closes it at the end. A pool is an httpx transport with no
+    client around it: nothing a receiver answers (a cookie, a redirect) is kept for the next request,
+    which may be another organization's to the same origin.
 
-    At most ``max_clients`` clients stay open (``WebhookSettings.max_idle_clients`` by default): once
-    a send finishes with more than that, the least recently used clients nothing is sending through
-    are closed at once. A fan-out to a thousand receivers would otherwise leave a thousand clients
-    and their kept-alive connections open for a minute or two; receivers with steady traffic are the
-    recently used ones and keep theirs.
+    At most ``max_pools`` pools stay open (``WebhookSettings.max_idle_clients`` by default): once a
+    send finishes with more than that, the least recently used pools nothing is sending through are
+    closed at once. A fan-out to a thousand receivers would otherwise leave a thousand pools and their
+    kept-alive connections open for a minute or two; receivers with steady traffic are the recently
+    used ones and keep theirs.
     """
 
-    def __init__(self, settings: WebhookSettings, max_clients: int | None = None) -> None:
+    def __init__(self, settings: WebhookSettings, max_pools: int | None = None) -> None:
         self.slots = asyncio.Semaphore(settings.concurrency)
         self._limits = httpx.Limits(
             max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
         )
-        self.max_clients = settings.max_idle_clients if max_clients is None else max_clients
-        self._clients: OrderedDict[str, _OriginClient] = OrderedDict()  # least recently used first
+        self.max_pools = settings.max_idle_clients if max_pools is None else max_pools
+        self._pools: OrderedDict[str, OriginPool] = OrderedDict()  # least recently used first
 
     @property
     def open_origins(self) -> list[str]:
-        """The origins with an open client, least recently used first."""
-        return list(self._clients)
+        """The origins with an open pool, least recently used first."""
+        return list(self._pools)
 
     @asynccontextmanager
-    async def client_for(self, url: str) -> AsyncIterator[httpx.AsyncClient]:
-        """A client for ``url``'s origin, once a slot is free; hold it for one request."""
+    async def pool_for(self, url: str) -> AsyncIterator[OriginPool]:
+        """The pool of ``url``'s origin, once a slot is free; hold it for one request."""
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc.lower()}"
         try:
             async with self.slots:
-                entry = self._clients.get(origin)
-                if entry is None:
+                pool = self._pools.get(origin)
+                if pool is None:
                     transport = GuardedTransport(limits=self._limits, verify=_ssl_context())
-                    entry = self._clients[origin] = _OriginClient(
-                        httpx.AsyncClient(transport=transport, trust_env=False, cookies=cookieless_jar())
-                    )
+                    pool = self._pools[origin] = OriginPool(transport)
                 else:
-                    self._clients.move_to_end(origin)
-                entry.in_use += 1
+                    self._pools.move_to_end(origin)
+                pool.in_use += 1
                 try:
-                    yield entry.client
+                    yield pool
                 finally:
-                    entry.in_use -= 1
-                    entry.last_used = time.monotonic()
-                    if self._clients.get(origin) is entry:
-                        self._clients.move_to_end(origin)
+                    pool.in_use -= 1
+                    pool.last_used = time.monotonic()
+                    if self._pools.get(origin) is pool:
+                        self._pools.move_to_end(origin)
         finally:
-            if len(self._clients) > self.max_clients:
+            if len(self._pools) > self.max_pools:
                 await self._close_least_recently_used()
 
     async def _close_least_recently_used(self) -> None:
-        """Close idle clients, least recently used first, until at most ``max_clients`` are open
-        (clients a request is using stay, so more may remain while sends are in flight)."""
-        excess = len(self._clients) - self.max_clients
+        """Close idle pools, least recently used first, until at most ``max_pools`` are open (pools a
+        request is using stay, so more may remain while sends are in flight)."""
+        excess = len(self._pools) - self.max_pools
         closing = []
-        for origin, entry in self._clients.items():
+        for origin, pool in self._pools.items():
             if len(closing) >= excess:
                 break
-            if not entry.in_use:
+            if not pool.in_use:
                 closing.append(origin)
-        # Out of the map before the first await: no request can pick up a client being closed.
-        entries = [self._clients.pop(origin) for origin in closing]
-        for entry in entries:
-            await entry.client.aclose()
+        # Out of the map before the first await: no request can pick up a pool being closed.
+        pools = [self._pools.pop(origin) for origin in closing]
+        for pool in pools:
+            await pool.aclose()
 
     async def close_idle(self, idle_seconds: float) -> None:
-        """Close the clients of origins nothing was sent to for ``idle_seconds``."""
+        """Close the pools of origins nothing was sent to for ``idle_seconds``."""
         now = time.monotonic()
-        for origin, entry in list(self._clients.items()):
-            if not entry.in_use and now - entry.last_used >= idle_seconds:
-                del self._clients[origin]
-                await entry.client.aclose()
+        for origin, pool in list(self._pools.items()):
+            if not pool.in_use and now - pool.last_used >= idle_seconds:
+                del self._pools[origin]
+                await pool.aclose()
 
     async def __aenter__(self) -> Sender:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        clients, self._clients = self._clients, OrderedDict()
-        for entry in clients.values():
-            await entry.client.aclose()
+        pools, self._pools = self._pools, OrderedDict()
+        for pool in pools.values():
+            await pool.aclose()
 
 
 async def send_all(
@@ -244,8 +250,8 @@ async def _attempt(sender: Sender, target: Target, trigger: str, settings: Webho
     if not target.secrets:
         return _missing_secrets(target, trigger)
     try:
-        async with sender.client_for(target.url) as client:
-            return await send_attempt(client, target, trigger, settings.timeout_seconds, settings.user_agent)
+        async with sender.pool_for(target.url) as pool:
+            return await send_attempt(pool.transport, target, trigger, settings.timeout_seconds, settings.user_agent)
     except SQLAlchemyError:
         raise  # our own database is down: the run fails, and the lease and the sweep take over
     except Exception as error:  # noqa: BLE001 - one delivery's surprise must not end the others

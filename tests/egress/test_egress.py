@@ -428,15 +428,22 @@ class CookieSetter(FakeServer):
 
 
 def _webhook_sender(url: str, tenants: list[str]) -> None:
-    """Each tenant's webhook at the same origin, sent through one dispatcher's ``Sender``."""
+    """Each tenant's webhook at the same origin, sent as the dispatcher sends: one ``Sender``, its pool
+    for the origin, ``send_attempt``."""
+    from tasks.webhooks.delivery import Target, send_attempt
     from tasks.webhooks.sender import Sender
     from tasks.webhooks.settings import get_webhook_settings
 
     async def send() -> None:
         async with Sender(get_webhook_settings()) as sender:
             for tenant in tenants:
-                async with sender.client_for(f"{url}/hooks/{tenant}") as client:
-                    (await client.post(f"{url}/hooks/{tenant}", content=b"{}")).raise_for_status()
+                target = Target(
+                    delivery_id=f"dlv_{tenant}", webhook_id=f"wh_{tenant}", url=f"{url}/hooks/{tenant}",
+                    message_id="evt_1", body=b"{}", secrets=["whsec_" + "c2VjcmV0" * 4], organization_id=tenant,
+                )  # fmt: skip
+                async with sender.pool_for(target.url) as pool:
+                    result = await send_attempt(pool.transport, target, "initial", 5, "ModelPulse")
+                assert result.outcome == "succeeded", result
 
     asyncio.run(send())
 

@@ -1,18 +1,20 @@
 """The webhook dispatcher: its runs show in Prefect (and only for events some webhook wants), a second
 dispatcher sends nothing twice (nor starts a run for what the first claimed), and a secret or header
 changed through the API is used by the very next delivery (the dispatcher caches secrets per version of
-the webhook); its shared sender keeps at most ``max_idle_clients`` per-origin clients open, closing the
-least recently used."""
+the webhook); its shared sender keeps at most ``max_idle_clients`` per-origin connection pools open,
+closing the least recently used."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import re
+import threading
 import time
 from contextlib import ExitStack
 from datetime import timedelta
 
+import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     LogFilter,
@@ -31,7 +33,8 @@ from store.ids import new_id
 from store.models import Event, Organization, utcnow
 from store.outbox_bell import OutboxBell
 from store.settings import get_settings
-from tasks.webhooks.sender import Sender
+from tasks.webhooks import fanout
+from tasks.webhooks.sender import OriginPool, Sender
 from tasks.webhooks.settings import get_webhook_settings
 from tests.support.polling import wait_until
 from tests.webhooks.conftest import FanOutWorker
@@ -184,10 +187,21 @@ def _dispatched_at(event_id: str):
         return session.get(Event, event_id).dispatched_at
 
 
-def test_a_dispatcher_that_lost_the_claim_starts_no_run(fan_out_worker, create_webhook, publish):
+def test_a_dispatcher_that_lost_the_claim_starts_no_run(fan_out_worker, create_webhook, publish, monkeypatch):
     """Two dispatchers read the same new events before either claims them (as two woken by one commit
     do): only the one whose claim wins starts a fan-out-events run. (The session's dispatcher process is
     stopped meanwhile: it would claim them first.)"""
+    # Neither read returns before both are done: otherwise, on a busy machine, the first dispatcher's
+    # claim could land before the second's read, which would then find nothing.
+    both_read = threading.Barrier(2, timeout=30)
+    read = fanout.undispatched_event_ids
+
+    def read_together(*args, **kwargs):
+        found = read(*args, **kwargs)
+        both_read.wait()
+        return found
+
+    monkeypatch.setattr(fanout, "undispatched_event_ids", read_together)
     fan_out_worker.stop()
     try:
         _race_two_dispatchers(create_webhook, publish)
@@ -202,8 +216,6 @@ def _race_two_dispatchers(create_webhook, publish) -> None:
 
         async def race() -> None:
             first, second = Dispatcher(0.05, 1000, 50), Dispatcher(0.05, 1000, 50)
-            # Both read at once, as two woken by one commit do (one after the other, the first's claim
-            # could land before the second's read).
             found = await asyncio.gather(first.dispatch_new_events(), second.dispatch_new_events())
             assert found == [True, True], "both found the events: neither had claimed them yet"
             await asyncio.gather(first.finish(), second.finish())
@@ -217,42 +229,45 @@ def _race_two_dispatchers(create_webhook, publish) -> None:
     assert sorted(r.headers["webhook-id"] for r in receiver.received) == sorted(sent)
 
 
-def test_sender_closes_least_recently_used_clients_beyond_its_cap():
-    """A fan-out to many receivers leaves at most ``max_clients`` clients open (issue 22); the ones
-    kept are those used last, so a receiver with steady traffic keeps its client and connection, and
-    a client a request is using is never closed under it."""
+def test_sender_closes_least_recently_used_pools_beyond_its_cap():
+    """A fan-out to many receivers leaves at most ``max_pools`` connection pools open (issue 22); the ones
+    kept are those used last, so a receiver with steady traffic keeps its pool and connection, and
+    a pool a request is using is never closed under it."""
     with ExitStack() as stack:
         receivers = [stack.enter_context(Receiver()) for _ in range(5)]
         urls = [receiver.url for receiver in receivers]
         origins = [url.removesuffix("/hook") for url in urls]
 
         async def scenario() -> None:
-            async with Sender(get_webhook_settings(), max_clients=2) as sender:
+            async with Sender(get_webhook_settings(), max_pools=2) as sender:
 
-                async def post(url: str):
-                    async with sender.client_for(url) as client:
-                        assert (await client.post(url, content=b"{}")).status_code == 200
-                        return client
+                async def post(url: str, pool: OriginPool | None = None) -> OriginPool:
+                    if pool is not None:
+                        assert await _post(pool.transport, url) == 200
+                        return pool
+                    async with sender.pool_for(url) as held:
+                        assert await _post(held.transport, url) == 200
+                        return held
 
                 first = [await post(url) for url in urls[:4]]
                 assert sender.open_origins == origins[2:4]
-                assert [client.is_closed for client in first] == [True, True, False, False]
+                assert [pool.closed for pool in first] == [True, True, False, False]
 
-                # Steady traffic: a recently used origin keeps its client (and its open connection)...
+                # Steady traffic: a recently used origin keeps its pool (and its open connection)...
                 assert await post(urls[2]) is first[2]
                 assert sender.open_origins == [origins[3], origins[2]]
                 # ...and the least recently used one is closed for a new origin.
                 fifth = await post(urls[4])
-                assert first[3].is_closed and not first[2].is_closed
+                assert first[3].closed and not first[2].closed
                 assert sender.open_origins == [origins[2], origins[4]]
 
-                # A client in use stays open beyond the cap until its request is done.
-                async with sender.client_for(urls[0]) as held:
+                # A pool in use stays open beyond the cap until its request is done.
+                async with sender.pool_for(urls[0]) as held:
                     await post(urls[1])
                     assert sender.open_origins == [origins[0], origins[1]]
-                    assert first[2].is_closed and fifth.is_closed
-                    assert (await held.post(urls[0], content=b"{}")).status_code == 200
-                assert not held.is_closed and sender.open_origins == [origins[1], origins[0]]
+                    assert first[2].closed and fifth.closed
+                    await post(urls[0], held)
+                assert not held.closed and sender.open_origins == [origins[1], origins[0]]
 
                 # Many origins at once, as a large fan-out sends them: the cap holds once they finish.
                 await asyncio.gather(*(post(url) for url in urls))
@@ -260,6 +275,14 @@ def test_sender_closes_least_recently_used_clients_beyond_its_cap():
 
         asyncio.run(scenario())
     assert [len(receiver.received) for receiver in receivers] == [3, 3, 3, 2, 2]
+
+
+async def _post(transport: httpx.AsyncBaseTransport, url: str) -> int:
+    """POST ``{}`` through a pool; the answer's status."""
+    response = await transport.handle_async_request(httpx.Request("POST", url, content=b"{}"))
+    await response.aread()
+    await response.aclose()
+    return response.status_code
 
 
 def test_new_events_gather_for_the_window_at_most_whatever_the_accepting_clock_says():

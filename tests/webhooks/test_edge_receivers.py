@@ -27,7 +27,7 @@ import pytest
 from store.settings import get_settings
 from tasks.webhooks import fanout
 from tasks.webhooks import sender as webhook_sender
-from tasks.webhooks.sender import Sender, SendSummary
+from tasks.webhooks.sender import OriginPool, Sender, SendSummary
 from tasks.webhooks.settings import get_webhook_settings
 from tests.support.certificates import issued_by_test_ca, self_signed
 from tests.support.polling import wait_until
@@ -363,9 +363,8 @@ class _BrokenTransportSender(Sender):
         return httpx.Response(200, stream=httpx.ByteStream(b"ok"))
 
     @asynccontextmanager
-    async def client_for(self, url: str) -> AsyncIterator[httpx.AsyncClient]:
-        async with httpx.AsyncClient(transport=httpx.MockTransport(self._answer)) as client:
-            yield client
+    async def pool_for(self, url: str) -> AsyncIterator[OriginPool]:
+        yield OriginPool(httpx.MockTransport(self._answer))
 
 
 def test_an_unexpected_error_in_one_attempt_fails_that_delivery_only(
