@@ -40,13 +40,14 @@ from dataclasses import asdict
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import AsyncClientContext, TaskRunContext
-from prefect.events.clients import get_events_client
+from prefect.events.clients import EventsClient, get_events_client
 from prefect.logging import get_logger
 from prefect.runtime import task_run
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 
 from store.ids import id_seconds
 from store.outbox_bell import OutboxBell
+from store.roles import Role
 from store.settings import get_settings
 from tasks import prefect_events
 from tasks.webhooks import fanout
@@ -80,6 +81,10 @@ RUN_OPEN_SECONDS = 1.0
 # emit (Prefect or the database down).
 PUBLISH_INTERVAL_SECONDS = 0.25
 PUBLISH_RETRY_SECONDS = 2.0
+# One dispatcher emits events into Prefect at a time (store.roles); the others ask this often whether the
+# role is free, and its holder checks this often that it still holds it.
+PUBLISHER_ROLE = "prefect-publisher"
+PUBLISHER_CHECK_SECONDS = 5.0
 
 
 def _run_name() -> str:
@@ -256,6 +261,11 @@ class Dispatcher:
         # asked for. The look when a gathering window ends, and the one after starting a batch, use it
         # instead of reading again; a wait for the bell forgets it (bench/RESULTS.md).
         self.last_read: tuple[int, list[str]] | None = None
+        # Whether this dispatcher held the role of emitting events into Prefect when it last asked (None:
+        # not asked yet).
+        self.publishing: bool | None = None
+        self.emitted = 0  # events this dispatcher emitted into Prefect
+        self.emit_failing_since: float | None = None  # when emitting into Prefect last started failing
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until ``stop`` is set, then let the runs in flight finish."""
@@ -302,30 +312,67 @@ class Dispatcher:
         One events websocket for the process, each event confirmed (checkpointed) before its batch is
         marked published; when Prefect or the database fails, the batch stays unpublished and is
         emitted again (under the same Prefect event ids) once both answer.
+
+        Of several dispatchers on one database, one emits: the holder of the ``prefect-publisher`` role
+        (``store.roles``). Each emitted every event before, and Prefect's server parsed, streamed and
+        dropped every repeat. The others ask for the role every ``PUBLISHER_CHECK_SECONDS`` and one takes
+        it over when its holder dies or gives it up, which it does while it cannot emit.
         """
-        failing_since: float | None = None
+        role = Role(PUBLISHER_ROLE)
+        try:
+            while not stop.is_set():
+                if not await self._hold(role):
+                    await _wait(stop, PUBLISHER_CHECK_SECONDS)
+                    continue
+                try:
+                    async with get_events_client(checkpoint_every=1) as client:
+                        await self._emit_while_held(client, stop, bell, role)
+                except Exception as error:  # noqa: BLE001 - Prefect or the database is down: try again shortly
+                    if self.emit_failing_since is None:  # once per outage
+                        self.emit_failing_since = time.monotonic()
+                        log.warning(
+                            "could not emit events to Prefect (%s: %s); trying again every %g s",
+                            type(error).__name__, error, PUBLISH_RETRY_SECONDS,
+                        )
+                    # Given up while this dispatcher cannot emit: another may reach Prefect meanwhile.
+                    await asyncio.to_thread(role.release)
+                    await _wait(stop, PUBLISH_RETRY_SECONDS)
+        finally:
+            await asyncio.to_thread(role.release)
+
+    async def _emit_while_held(self, client: EventsClient, stop: asyncio.Event, bell: OutboxBell, role: Role) -> None:
+        """Emit new events through ``client`` until ``stop`` is set or this dispatcher no longer holds ``role``."""
+        checked = time.monotonic()
         while not stop.is_set():
-            try:
-                async with get_events_client(checkpoint_every=1) as client:
-                    while not stop.is_set():
-                        seen = bell.generation
-                        emitted = await prefect_events.publish_events(client)
-                        if failing_since is not None:
-                            log.info("emitting events to Prefect again after %.0f s", time.monotonic() - failing_since)
-                            failing_since = None
-                        # At most a few reads a second however busy the outbox is: Prefect events feed
-                        # automations, which need no millisecond latency, and every commit rings.
-                        await _wait(stop, PUBLISH_INTERVAL_SECONDS)
-                        if not emitted:
-                            await _until_rung(stop, bell, seen)
-            except Exception as error:  # noqa: BLE001 - Prefect or the database is down: try again shortly
-                if failing_since is None:  # once per outage
-                    failing_since = time.monotonic()
-                    log.warning(
-                        "could not emit events to Prefect (%s: %s); trying again every %g s",
-                        type(error).__name__, error, PUBLISH_RETRY_SECONDS,
-                    )
-                await _wait(stop, PUBLISH_RETRY_SECONDS)
+            seen = bell.generation
+            emitted = await prefect_events.publish_events(client)
+            self.emitted += emitted
+            if self.emit_failing_since is not None:
+                log.info("emitting events to Prefect again after %.0f s", time.monotonic() - self.emit_failing_since)
+                self.emit_failing_since = None
+            # At most a few reads a second however busy the outbox is: Prefect events feed automations,
+            # which need no millisecond latency, and every commit rings.
+            await _wait(stop, PUBLISH_INTERVAL_SECONDS)
+            if not emitted:
+                await _until_rung(stop, bell, seen)
+            if time.monotonic() - checked >= PUBLISHER_CHECK_SECONDS:
+                if not await self._hold(role):
+                    return
+                checked = time.monotonic()
+
+    async def _hold(self, role: Role) -> bool:
+        """Whether this dispatcher holds ``role`` (taking it when free); says so when that changes."""
+        holding = await asyncio.to_thread(role.held)
+        if holding != self.publishing:
+            if holding:
+                log.info("this dispatcher emits the outbox's events into Prefect (it holds the %s role)", role.name)
+            else:
+                log.info(
+                    "another dispatcher emits the outbox's events into Prefect (it holds the %s role); "
+                    "this one takes over when it stops", role.name,
+                )  # fmt: skip
+            self.publishing = holding
+        return holding
 
     async def finish(self) -> None:
         """Until every fan-out started so far has ended, its run included."""

@@ -411,3 +411,53 @@ def test_the_dispatcher_process_publishes_every_event_and_a_new_one_takes_over_a
     # Once each: the new dispatcher did not emit the first event again.
     every = _read_prefect_events(prefect_services_server, names, resource_prefix)
     assert sorted(event["payload"]["id"] for event in every) == sorted([drift, *left])
+
+
+EMITS = "this dispatcher emits the outbox's events into Prefect"
+LEAVES = "another dispatcher emits the outbox's events into Prefect"
+
+
+@pytest.mark.timeout(300)
+def test_of_two_dispatchers_one_emits_events_and_the_other_takes_over_when_it_is_killed(
+    client, organization, database_url, prefect_services_server, tmp_path
+):
+    """Two dispatcher processes on one PostgreSQL database: one holds the publisher role and emits every
+    event into Prefect, the other only says so (each had emitted every event, and Prefect's server had
+    handled each twice). Killed with SIGKILL, the holder's session ends and the other takes over."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has no advisory locks: its dispatchers, one machine's, each emit")
+    url = f"/organizations/{organization.id}/events"
+
+    def post() -> str:
+        response = client.post(url, json=drift_event("fraud-eu"), headers=organization.headers)
+        assert response.status_code == 202, response.get_json()
+        return response.get_json()["id"]
+
+    logs = [tmp_path / "dispatcher-1.log", tmp_path / "dispatcher-2.log"]
+    dispatchers = [_start_dispatcher(prefect_services_server, database_url, log) for log in logs]
+    said = lambda index, words: words in logs[index].read_text()  # noqa: E731
+    try:
+        [holder] = wait_until(
+            lambda: [i for i in (0, 1) if said(i, EMITS) and said(1 - i, LEAVES)],
+            60, "one dispatcher to take the publisher role, the other to say so", every=0.2,
+        )  # fmt: skip
+        other = 1 - holder
+        before = post()
+        wait_until(lambda: all(_published_at(database_url, [before]).values()), 60, "the holder to emit", every=0.2)
+        assert not said(other, EMITS)
+
+        os.killpg(dispatchers[holder].pid, signal.SIGKILL)
+        dispatchers[holder].wait(30)
+        after = post()
+        wait_until(lambda: said(other, EMITS), 30, "the other dispatcher to take the role over", every=0.2)
+        wait_until(lambda: all(_published_at(database_url, [after]).values()), 60, "the new holder to emit", every=0.2)
+    finally:
+        for process in dispatchers:
+            stop_process(process)
+    names, resource = ["modelpulse.drift.detected"], f"modelpulse.model.{organization.id}."
+    found = wait_until(
+        lambda: {e["payload"]["id"] for e in _read_prefect_events(prefect_services_server, names, resource)}
+        >= {before, after} or None,
+        30, "both events in Prefect's event store", every=0.5,
+    )  # fmt: skip
+    assert found
