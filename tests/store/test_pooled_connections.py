@@ -8,10 +8,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 
 import store.db
 from store.db import make_engine
+from tests.support.databases import terminate_backend
 
 
 @pytest.fixture
@@ -40,25 +41,9 @@ def backend_pid(engine: Engine) -> int:
         return connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
 
 
-def terminate(admin_url: str, pid: int) -> None:
-    """End the server's side of connection ``pid``, and wait until it has gone."""
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
-            deadline = time.monotonic() + 10
-            while connection.execute(
-                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
-            ).scalar_one():
-                assert time.monotonic() < deadline, f"backend {pid} still there"
-                time.sleep(0.02)
-    finally:
-        admin.dispose()
-
-
 def test_a_connection_the_server_ended_is_replaced_before_it_is_handed_out(engine, pings, postgres_admin_url):
     ended = backend_pid(engine)
-    terminate(postgres_admin_url, ended)
+    terminate_backend(postgres_admin_url, ended)
 
     replacement = backend_pid(engine)  # without the check: "terminating connection due to administrator command"
 

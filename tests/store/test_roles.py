@@ -3,11 +3,10 @@ takes the role once its holder releases it or its connection ends; SQLite gives 
 
 from __future__ import annotations
 
-import time
-
 from sqlalchemy import create_engine, text
 
 from store.roles import LOCK_CLASS, Role
+from tests.support.databases import terminate_backend
 
 
 def _holder_pid(admin_url: str, role: Role) -> int:
@@ -20,21 +19,6 @@ def _holder_pid(admin_url: str, role: Role) -> int:
                      "AND classid = :class AND objid = :key"),
                 {"class": LOCK_CLASS & 0xFFFFFFFF, "key": role.key & 0xFFFFFFFF},
             ).scalar_one()  # fmt: skip
-    finally:
-        admin.dispose()
-
-
-def _terminate(admin_url: str, pid: int) -> None:
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
-            deadline = time.monotonic() + 10
-            while connection.execute(
-                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
-            ).scalar_one():
-                assert time.monotonic() < deadline, f"backend {pid} still there"
-                time.sleep(0.02)
     finally:
         admin.dispose()
 
@@ -61,7 +45,7 @@ def test_a_holder_whose_connection_ended_learns_it_and_another_takes_over(postgr
     first, second = Role("publisher", postgres_admin_url), Role("publisher", postgres_admin_url)
     try:
         assert first.held()
-        _terminate(postgres_admin_url, _holder_pid(postgres_admin_url, first))
+        terminate_backend(postgres_admin_url, _holder_pid(postgres_admin_url, first))
         assert second.held()
         assert not first.held()
         assert not first.held(), "asking again, on a new connection: still the other's"

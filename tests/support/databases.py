@@ -167,3 +167,21 @@ class RedisServer:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+
+def terminate_backend(admin_url: str, pid: int) -> None:
+    """End the server's side of connection ``pid``, and wait until it has gone."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+            deadline = time.monotonic() + 10
+            while connection.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            ).scalar_one():
+                assert time.monotonic() < deadline, f"backend {pid} still there"
+                time.sleep(0.02)
+    finally:
+        admin.dispose()
