@@ -264,7 +264,6 @@ class Dispatcher:
         # Whether this dispatcher held the role of emitting events into Prefect when it last asked (None:
         # not asked yet).
         self.publishing: bool | None = None
-        self.emitted = 0  # events this dispatcher emitted into Prefect
         self.emit_failing_since: float | None = None  # when emitting into Prefect last started failing
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -346,7 +345,6 @@ class Dispatcher:
         while not stop.is_set():
             seen = bell.generation
             emitted = await prefect_events.publish_events(client)
-            self.emitted += emitted
             if self.emit_failing_since is not None:
                 log.info("emitting events to Prefect again after %.0f s", time.monotonic() - self.emit_failing_since)
                 self.emit_failing_since = None

@@ -348,7 +348,7 @@ def test_the_outbox_is_read_again_only_after_a_commit(sqlite_url, monkeypatch):
             await asyncio.sleep(0.1)  # the bell's first look at the files
             await committed()
             assert not await dispatcher.dispatch_new_events(), "gathering for the window"
-            await asyncio.sleep(0.35)
+            await asyncio.sleep(0.35)  # the 0.3 s gathering window passes
             assert await dispatcher.dispatch_new_events(), "due: started"
             assert not await dispatcher.dispatch_new_events(), "in flight: nothing new"
             assert len(reads) == 1, "no commit since the first read"
