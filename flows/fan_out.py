@@ -23,7 +23,10 @@ feed, and what remediations' automations trigger on) by a loop of its own beside
 Nothing is lost: an event is claimed in the same transaction that creates its deliveries, each
 delivery is leased to its run, and the ``retry-due-deliveries`` sweep takes over expired leases (and
 events written while no dispatcher ran). Several dispatchers on one database are safe (a claim has one
-winner) and share the load (bench/RESULTS.md, "Capacity").
+winner). One of them, the holder of the ``outbox-reader`` role, reads the outbox on every ring; the others
+look a few times a second, and read on every ring too while events wait longer than a look (the reader is
+behind, or gone): they share the load when one cannot carry it, and cost little when it can
+(bench/RESULTS.md, "Capacity").
 """
 
 from __future__ import annotations
@@ -81,10 +84,20 @@ RUN_OPEN_SECONDS = 1.0
 # emit (Prefect or the database down).
 PUBLISH_INTERVAL_SECONDS = 0.25
 PUBLISH_RETRY_SECONDS = 2.0
-# One dispatcher emits events into Prefect at a time (store.roles); the others ask this often whether the
-# role is free, and its holder checks this often that it still holds it.
+# Of several dispatchers, one emits events into Prefect and one reads the outbox on every ring (the
+# holders of these roles, store.roles; one dispatcher may hold both). The others ask this often whether a
+# role is free, and a holder checks this often that it still holds it.
 PUBLISHER_ROLE = "prefect-publisher"
-PUBLISHER_CHECK_SECONDS = 5.0
+READER_ROLE = "outbox-reader"
+ROLE_CHECK_SECONDS = 5.0
+# Two dispatchers that each read the outbox on every commit race for every batch, the loser's reads and
+# claim wasted: ~2 CPU-ms per event more than one dispatcher (bench/RESULTS.md). A dispatcher without the
+# reader role looks this often instead; an event still waiting a look later means the reader is behind (or
+# gone), and it reads on every ring too for HELP_SECONDS.
+FOLLOWER_LOOK_SECONDS = 0.25
+HELP_SECONDS = 10.0
+# How many of the oldest waiting events a follower's look reads.
+FOLLOWER_LOOK_EVENTS = 100
 
 
 def _run_name() -> str:
@@ -229,6 +242,28 @@ class OpenRun:
                 done.set_exception(RuntimeError(f"the fan-out-events run ended before sending them ({why!r})"))
 
 
+class Duty:
+    """A role (``store.roles``) a dispatcher asks for now and then; it says when the answer changes."""
+
+    def __init__(self, name: str, holding: str, not_holding: str) -> None:
+        self.role = Role(name)
+        self._says = {True: holding, False: not_holding}
+        self.holding: bool | None = None  # None: not asked yet
+
+    async def held(self) -> bool:
+        """Whether this dispatcher holds the role (taking it when free)."""
+        holding = await asyncio.to_thread(self.role.held)
+        if holding != self.holding:
+            log.info(self._says[holding], self.role.name)
+            self.holding = holding
+        return holding
+
+    async def release(self) -> None:
+        """Give the role up: another dispatcher may take it at once."""
+        self.holding = None
+        await asyncio.to_thread(self.role.release)
+
+
 class Dispatcher:
     """Polls the outbox and starts a ``fan-out-events`` run for every batch of new events."""
 
@@ -261,10 +296,22 @@ class Dispatcher:
         # asked for. The look when a gathering window ends, and the one after starting a batch, use it
         # instead of reading again; a wait for the bell forgets it (bench/RESULTS.md).
         self.last_read: tuple[int, list[str]] | None = None
-        # Whether this dispatcher held the role of emitting events into Prefect when it last asked (None:
-        # not asked yet).
-        self.publishing: bool | None = None
+        self.publisher = Duty(
+            PUBLISHER_ROLE,
+            "this dispatcher emits the outbox's events into Prefect (it holds the %s role)",
+            "another dispatcher emits the outbox's events into Prefect (it holds the %s role); "
+            "this one takes over when it stops",
+        )
         self.emit_failing_since: float | None = None  # when emitting into Prefect last started failing
+        self.reader = Duty(
+            READER_ROLE,
+            "this dispatcher reads the outbox as events are committed (it holds the %s role)",
+            "another dispatcher reads the outbox as events are committed (it holds the %s role); this one "
+            "takes the events it leaves waiting, and its role when it stops",
+        )
+        self.reader_asked: float | None = None  # when this dispatcher last asked for the reader role
+        self.helping_until = 0.0  # a follower reads on every ring until then
+        self.seen_waiting: set[str] = set()  # the events a follower's last look found waiting
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until ``stop`` is set, then let the runs in flight finish."""
@@ -284,12 +331,17 @@ class Dispatcher:
             gc.freeze()
             # Prefect events go out beside the fan-out, never in its way (tasks/prefect_events.py).
             publisher = asyncio.create_task(self.publish_to_prefect(stop, bell))
+            resources.push_async_callback(self.reader.release)  # at exit: a follower reads at once
             log.info("dispatching outbox events as they are committed (store/outbox_bell.py)")
             last_tidy = time.monotonic()
             while not stop.is_set():
                 if time.monotonic() - last_tidy >= IDLE_RECEIVER_SECONDS:
                     await sender.close_idle(IDLE_RECEIVER_SECONDS)
                     last_tidy = time.monotonic()
+                if not await self.reads_outbox():
+                    await _wait(stop, FOLLOWER_LOOK_SECONDS)
+                    await self.look_for_waiting_events()
+                    continue
                 seen = bell.generation
                 if not await self.dispatch_new_events():
                     if self.collect_until is not None:  # new events gather: no read before they are due
@@ -314,18 +366,17 @@ class Dispatcher:
 
         Of several dispatchers on one database, one emits: the holder of the ``prefect-publisher`` role
         (``store.roles``). Each emitted every event before, and Prefect's server parsed, streamed and
-        dropped every repeat. The others ask for the role every ``PUBLISHER_CHECK_SECONDS`` and one takes
+        dropped every repeat. The others ask for the role every ``ROLE_CHECK_SECONDS`` and one takes
         it over when its holder dies or gives it up, which it does while it cannot emit.
         """
-        role = Role(PUBLISHER_ROLE)
         try:
             while not stop.is_set():
-                if not await self._hold(role):
-                    await _wait(stop, PUBLISHER_CHECK_SECONDS)
+                if not await self.publisher.held():
+                    await _wait(stop, ROLE_CHECK_SECONDS)
                     continue
                 try:
                     async with get_events_client(checkpoint_every=1) as client:
-                        await self._emit_while_held(client, stop, bell, role)
+                        await self._emit_while_held(client, stop, bell)
                 except Exception as error:  # noqa: BLE001 - Prefect or the database is down: try again shortly
                     if self.emit_failing_since is None:  # once per outage
                         self.emit_failing_since = time.monotonic()
@@ -334,13 +385,14 @@ class Dispatcher:
                             type(error).__name__, error, PUBLISH_RETRY_SECONDS,
                         )
                     # Given up while this dispatcher cannot emit: another may reach Prefect meanwhile.
-                    await asyncio.to_thread(role.release)
+                    await self.publisher.release()
                     await _wait(stop, PUBLISH_RETRY_SECONDS)
         finally:
-            await asyncio.to_thread(role.release)
+            await self.publisher.release()
 
-    async def _emit_while_held(self, client: EventsClient, stop: asyncio.Event, bell: OutboxBell, role: Role) -> None:
-        """Emit new events through ``client`` until ``stop`` is set or this dispatcher no longer holds ``role``."""
+    async def _emit_while_held(self, client: EventsClient, stop: asyncio.Event, bell: OutboxBell) -> None:
+        """Emit new events through ``client`` until ``stop`` is set or this dispatcher no longer holds the
+        publisher role."""
         checked = time.monotonic()
         while not stop.is_set():
             seen = bell.generation
@@ -353,24 +405,38 @@ class Dispatcher:
             await _wait(stop, PUBLISH_INTERVAL_SECONDS)
             if not emitted:
                 await _until_rung(stop, bell, seen)
-            if time.monotonic() - checked >= PUBLISHER_CHECK_SECONDS:
-                if not await self._hold(role):
+            if time.monotonic() - checked >= ROLE_CHECK_SECONDS:
+                if not await self.publisher.held():
                     return
                 checked = time.monotonic()
 
-    async def _hold(self, role: Role) -> bool:
-        """Whether this dispatcher holds ``role`` (taking it when free); says so when that changes."""
-        holding = await asyncio.to_thread(role.held)
-        if holding != self.publishing:
-            if holding:
-                log.info("this dispatcher emits the outbox's events into Prefect (it holds the %s role)", role.name)
-            else:
-                log.info(
-                    "another dispatcher emits the outbox's events into Prefect (it holds the %s role); "
-                    "this one takes over when it stops", role.name,
-                )  # fmt: skip
-            self.publishing = holding
-        return holding
+    async def reads_outbox(self) -> bool:
+        """Whether this dispatcher reads the outbox on every ring: it holds the reader role (asked every
+        ``ROLE_CHECK_SECONDS``), or it helps the holder."""
+        now = time.monotonic()
+        if self.reader_asked is None or now - self.reader_asked >= ROLE_CHECK_SECONDS:
+            self.reader_asked = now
+            await self.reader.held()
+        return bool(self.reader.holding) or now < self.helping_until
+
+    async def look_for_waiting_events(self) -> None:
+        """A follower's look at the outbox. Events its last look found that still wait (and none of its
+        own, paused after failing) mean the reader is behind, or gone: this dispatcher then reads on every
+        ring too, for ``HELP_SECONDS``; with nothing claimed twice (a claim has one winner)."""
+        try:
+            found = await asyncio.to_thread(fanout.undispatched_event_ids, FOLLOWER_LOOK_EVENTS)
+        except Exception:  # noqa: BLE001 - the database is down: the reader cannot read it either
+            self.seen_waiting = set()
+            return
+        seen, self.seen_waiting = self.seen_waiting, set(found) - self.paused.keys()
+        if seen.isdisjoint(self.seen_waiting):
+            return
+        if time.monotonic() >= self.helping_until:
+            log.info(
+                "events waited over %g s in the outbox: this dispatcher reads it on every commit too for %g s",
+                FOLLOWER_LOOK_SECONDS, HELP_SECONDS,
+            )  # fmt: skip
+        self.helping_until = time.monotonic() + HELP_SECONDS
 
     async def finish(self) -> None:
         """Until every fan-out started so far has ended, its run included."""

@@ -2,7 +2,8 @@
 in the middle of a burst of events.
 
 What the dispatcher held is taken over: events it had not yet claimed by the other dispatchers (and
-its own restart), deliveries it had claimed by the retry sweep once their lease ran out. Receivers may
+its own restart), deliveries it had claimed by the retry sweep once their lease ran out. The one killed
+is the dispatcher that reads the outbox: the other helps only while events wait, and may hold nothing. Receivers may
 see a delivery twice, always under the same ``webhook-id``.
 """
 
@@ -51,6 +52,13 @@ def cluster_settings() -> dict[str, str]:
     }
 
 
+READS = "this dispatcher reads the outbox as events are committed"
+
+
+def _dispatcher_logs(machine) -> str:
+    return "".join(path.read_text(errors="replace") for path in (machine.home / "logs").glob("dispatcher*.log"))
+
+
 def longest_lease_seconds() -> float:
     """The lease of a full fan-out run (tasks/webhooks/fanout.py, ``_lease_until``)."""
     rounds = math.ceil(BATCH_SIZE * WEBHOOKS / CONCURRENCY)
@@ -85,7 +93,12 @@ def test_dispatcher_killed_mid_burst_loses_no_delivery(cluster):
         def received() -> int:
             return sum(len(receiver.received) for receiver in receivers)
 
-        victim = cluster.b
+        # The dispatcher that reads the outbox (flows/fan_out.py, the outbox-reader role) claims what it
+        # finds; the other only helps while events wait. Killed is the reader, mid-fan-out.
+        victim = wait_until(
+            lambda: [machine for machine in cluster.machines if READS in _dispatcher_logs(machine)],
+            60, "one dispatcher to say it reads the outbox",
+        )[0]  # fmt: skip
         (dispatcher,) = victim.processes("flows.fan_out")
         with ThreadPoolExecutor(8) as pool:
             posted = pool.map(post, range(EVENTS))

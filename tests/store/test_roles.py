@@ -1,12 +1,25 @@
 """Roles (``store.roles``): one holder at a time among every process on a PostgreSQL database; the next
-takes the role once its holder releases it or its connection ends; SQLite gives every process every role."""
+takes the role once its holder releases it or its connection ends; SQLite gives every process every role.
+And the dispatchers' use of one: which of them reads the outbox."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from sqlalchemy import create_engine, text
 
+from flows.fan_out import HELP_SECONDS, Dispatcher
+from store.db import forget_engines, session_scope
+from store.deliveries import claim_events
+from store.event_catalog import BY_TYPE
+from store.events import record_event
+from store.models import Organization, utcnow
 from store.roles import LOCK_CLASS, Role
+from store.settings import get_settings
 from tests.support.databases import terminate_backend
+
+DRIFT = BY_TYPE["drift.detected"].example
 
 
 def _holder_pid(admin_url: str, role: Role) -> int:
@@ -66,3 +79,57 @@ def test_roles_of_different_names_are_held_apart(postgres_admin_url):
 def test_on_sqlite_every_process_holds_every_role(tmp_path):
     url = f"sqlite:///{tmp_path / 'roles.db'}"
     assert Role("publisher", url).held() and Role("publisher", url).held()
+
+
+def test_one_dispatcher_reads_the_outbox_and_another_helps_only_while_events_wait(database_url, monkeypatch):
+    """The dispatchers' ``outbox-reader`` role (flows/fan_out.py): its holder reads the outbox on every
+    commit; another only looks now and then, and reads on every commit too once an event it saw at one look
+    still waits at the next (the reader is behind, or gone); it takes the role once the holder lets go."""
+    monkeypatch.setenv("MODELPULSE_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    forget_engines()
+    reader, follower = Dispatcher(0.05, 1000, 50), Dispatcher(0.05, 1000, 50)
+    with session_scope(database_url) as session:
+        session.merge(Organization(id="acme"))
+
+    def accept_event() -> str:
+        with session_scope(database_url) as session:
+            return record_event(session, "acme", "drift.detected", DRIFT).id
+
+    async def scenario() -> None:
+        assert await reader.reads_outbox()
+        if database_url.startswith("sqlite"):  # one machine's file, no advisory locks: every dispatcher reads
+            assert await follower.reads_outbox()
+            return
+        assert not await follower.reads_outbox()
+
+        # An event the reader claims between two looks: the follower keeps to itself.
+        taken = accept_event()
+        await follower.look_for_waiting_events()
+        with session_scope(database_url) as session:
+            assert [event.id for event in claim_events(session, [taken], utcnow())] == [taken]
+        await follower.look_for_waiting_events()
+        assert not await follower.reads_outbox()
+
+        # One that still waits a look later: the follower reads on every commit too, for a while.
+        waiting = accept_event()
+        await follower.look_for_waiting_events()
+        assert not await follower.reads_outbox(), "seen once: the reader may be about to take it"
+        await follower.look_for_waiting_events()
+        assert await follower.reads_outbox(), "still waiting a look later: the follower helps"
+        assert follower.seen_waiting == {waiting}
+        assert 0 < follower.helping_until - time.monotonic() <= HELP_SECONDS
+
+        # The reader lets go (it stopped): the follower takes the role when it next asks.
+        await reader.reader.release()
+        follower.helping_until, follower.reader_asked = 0.0, None
+        assert await follower.reads_outbox() and follower.reader.holding
+        assert not await reader.reads_outbox(), "asked again only after ROLE_CHECK_SECONDS: the role is taken"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        for dispatcher in (reader, follower):
+            dispatcher.reader.role.release()
+        get_settings.cache_clear()
+        forget_engines()
