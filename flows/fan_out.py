@@ -312,6 +312,7 @@ class Dispatcher:
         self.reader_asked: float | None = None  # when this dispatcher last asked for the reader role
         self.helping_until = 0.0  # a follower reads on every ring until then
         self.seen_waiting: set[str] = set()  # the events a follower's last look found waiting
+        self.looked_at: int | None = None  # the bell's generation before that look
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch until ``stop`` is set, then let the runs in flight finish."""
@@ -340,7 +341,7 @@ class Dispatcher:
                     last_tidy = time.monotonic()
                 if not await self.reads_outbox():
                     await _wait(stop, FOLLOWER_LOOK_SECONDS)
-                    await self.look_for_waiting_events()
+                    await self.look_for_waiting_events(bell)
                     continue
                 seen = bell.generation
                 if not await self.dispatch_new_events():
@@ -419,10 +420,16 @@ class Dispatcher:
             await self.reader.held()
         return bool(self.reader.holding) or now < self.helping_until
 
-    async def look_for_waiting_events(self) -> None:
+    async def look_for_waiting_events(self, bell: OutboxBell | None = None) -> None:
         """A follower's look at the outbox. Events its last look found that still wait (and none of its
         own, paused after failing) mean the reader is behind, or gone: this dispatcher then reads on every
-        ring too, for ``HELP_SECONDS``; with nothing claimed twice (a claim has one winner)."""
+        ring too, for ``HELP_SECONDS``; with nothing claimed twice (a claim has one winner). No query when
+        ``bell`` heard no commit since a look that found nothing: a stack at rest is not read four times
+        a second."""
+        generation = bell.generation if bell is not None and bell.hearing else None
+        if generation is not None and generation == self.looked_at and not self.seen_waiting:
+            return
+        self.looked_at = generation
         try:
             found = await asyncio.to_thread(fanout.undispatched_event_ids, FOLLOWER_LOOK_EVENTS)
         except Exception:  # noqa: BLE001 - the database is down: the reader cannot read it either

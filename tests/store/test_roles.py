@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.event import listen, remove
 
 from flows.fan_out import HELP_SECONDS, Dispatcher
 from store.db import forget_engines, session_scope
@@ -102,6 +104,24 @@ def test_one_dispatcher_reads_the_outbox_and_another_helps_only_while_events_wai
             assert await follower.reads_outbox()
             return
         assert not await follower.reads_outbox()
+
+        # At rest: a look that found nothing is not repeated until the outbox bell hears a commit.
+        bell, outbox_reads = SimpleNamespace(generation=1, hearing=True), []
+
+        def count(_connection, _cursor, statement, *_) -> None:
+            if "FROM events" in statement:
+                outbox_reads.append(statement)
+
+        listen(Engine, "before_cursor_execute", count)
+        try:
+            await follower.look_for_waiting_events(bell)
+            await follower.look_for_waiting_events(bell)
+            assert len(outbox_reads) == 1
+            bell.generation += 1
+            await follower.look_for_waiting_events(bell)
+            assert len(outbox_reads) == 2
+        finally:
+            remove(Engine, "before_cursor_execute", count)
 
         # An event the reader claims between two looks: the follower keeps to itself.
         taken = accept_event()
