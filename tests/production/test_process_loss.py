@@ -56,7 +56,8 @@ READS = "this dispatcher reads the outbox as events are committed"
 
 
 def _dispatcher_logs(machine) -> str:
-    return "".join(path.read_text(errors="replace") for path in (machine.home / "logs").glob("dispatcher*.log"))
+    logs = (machine.home / "logs").glob("webhook-dispatcher-*.log")
+    return "".join(path.read_text(errors="replace") for path in logs)
 
 
 def longest_lease_seconds() -> float:
