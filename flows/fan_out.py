@@ -340,7 +340,8 @@ class Dispatcher:
                     await sender.close_idle(IDLE_RECEIVER_SECONDS)
                     last_tidy = time.monotonic()
                 if not await self.reads_outbox():
-                    await _wait(stop, FOLLOWER_LOOK_SECONDS)
+                    down = self.outbox_down_since is not None
+                    await _wait(stop, OUTBOX_RETRY_SECONDS if down else FOLLOWER_LOOK_SECONDS)
                     await self.look_for_waiting_events(bell)
                     continue
                 seen = bell.generation
@@ -432,9 +433,11 @@ class Dispatcher:
         self.looked_at = generation
         try:
             found = await asyncio.to_thread(fanout.undispatched_event_ids, FOLLOWER_LOOK_EVENTS)
-        except Exception:  # noqa: BLE001 - the database is down: the reader cannot read it either
+        except Exception as error:  # noqa: BLE001 - the database is down: the reader cannot read it either
+            self._outbox_unreadable(error)
             self.seen_waiting = set()
             return
+        self._outbox_readable()
         seen, self.seen_waiting = self.seen_waiting, set(found) - self.paused.keys()
         if seen.isdisjoint(self.seen_waiting):
             return
@@ -460,16 +463,9 @@ class Dispatcher:
         try:
             found = await self._read_outbox(room + len(self.in_flight) + len(self.paused))
         except Exception as error:  # noqa: BLE001 - a database hiccup: poll again later
-            if self.outbox_down_since is None:  # once per outage, not once per poll
-                self.outbox_down_since = time.monotonic()
-                log.warning(
-                    "could not read the outbox (%s: %s); trying again every %g s",
-                    type(error).__name__, error, OUTBOX_RETRY_SECONDS,
-                )
+            self._outbox_unreadable(error)
             return False
-        if self.outbox_down_since is not None:
-            log.info("the outbox is readable again after %.0f s", time.monotonic() - self.outbox_down_since)
-            self.outbox_down_since = None
+        self._outbox_readable()
         new = [event_id for event_id in found if event_id not in self.in_flight and event_id not in self.paused]
         new = new[:room]
         self.collect_until = None
@@ -482,6 +478,19 @@ class Dispatcher:
         for start in range(0, len(new), self.batch_size):
             self._start(new[start : start + self.batch_size])
         return True
+
+    def _outbox_unreadable(self, error: Exception) -> None:
+        if self.outbox_down_since is None:  # once per outage, not once per poll
+            self.outbox_down_since = time.monotonic()
+            log.warning(
+                "could not read the outbox (%s: %s); trying again every %g s",
+                type(error).__name__, error, OUTBOX_RETRY_SECONDS,
+            )  # fmt: skip
+
+    def _outbox_readable(self) -> None:
+        if self.outbox_down_since is not None:
+            log.info("the outbox is readable again after %.0f s", time.monotonic() - self.outbox_down_since)
+            self.outbox_down_since = None
 
     async def _read_outbox(self, limit: int) -> list[str]:
         """The undispatched events (up to ``limit``): the last read's, if nothing was committed since."""
