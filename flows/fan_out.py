@@ -98,6 +98,11 @@ FOLLOWER_LOOK_SECONDS = 0.25
 HELP_SECONDS = 10.0
 # How many of the oldest waiting events a follower's look reads.
 FOLLOWER_LOOK_EVENTS = 100
+# A dispatcher holding this many deliveries per request it may have in flight (planned, not yet sent and
+# recorded) claims no more events until some are done: the ones it would queue behind its own wait in the
+# outbox, where another dispatcher sees them waiting and takes them. A reader that claimed everything at
+# once kept every event from the others, and fell behind alone (bench/RESULTS.md).
+HELD_DELIVERIES_PER_REQUEST = 2
 
 
 def _run_name() -> str:
@@ -287,6 +292,8 @@ class Dispatcher:
         self.collect_until: float | None = None  # the wall-clock time the events found are due by
         self.gathering: tuple[str, float] | None = None  # the oldest event gathering others, and its due time
         self.in_flight: set[str] = set()
+        self.max_held_deliveries = HELD_DELIVERIES_PER_REQUEST * get_webhook_settings().concurrency
+        self.held_deliveries = 0  # planned by this dispatcher, not yet sent and recorded
         self.paused: dict[str, float] = {}  # event id -> when it may be tried again
         self.runs: set[asyncio.Task[None]] = set()
         self.outbox_down_since: float | None = None  # when reading the outbox last started failing
@@ -458,7 +465,8 @@ class Dispatcher:
         now = time.monotonic()
         self.paused = {event_id: until for event_id, until in self.paused.items() if until > now}
         room = self.max_events - len(self.in_flight)
-        if room <= 0:  # read again when a run ends (it rings the bell)
+        if room <= 0 or self._holds_enough():  # read again when a run ends (it rings the bell)
+            self.collect_until = None
             return False
         try:
             found = await self._read_outbox(room + len(self.in_flight) + len(self.paused))
@@ -523,20 +531,30 @@ class Dispatcher:
         self.runs.add(run)
         run.add_done_callback(self.runs.discard)
 
+    def _holds_enough(self) -> bool:
+        """Whether this dispatcher has as much to send as it should queue (the rest waits for others)."""
+        return len(self.in_flight) >= self.max_events or self.held_deliveries >= self.max_held_deliveries
+
     async def _fan_out(self, event_ids: list[str]) -> None:
+        full = False
         try:
             # Claimed before the run starts: the events another dispatcher won, and those nobody
             # subscribes to (or whose subscribers' filters all turn them down: claimed, nothing to send),
             # are in no run; when nothing is left, there is no run at all.
             planned = await fanout.plan_fan_out(event_ids)
-            if planned:
-                await self._send(planned)
+            self.held_deliveries += len(planned)
+            try:
+                if planned:
+                    await self._send(planned)
+            finally:
+                full = self._holds_enough()
+                self.held_deliveries -= len(planned)
         except Exception as error:  # noqa: BLE001 - planning failed (our database), or the run's retries are spent: pause, not drop
             log.error("fan-out of %s failed (%s: %s)", event_ids, type(error).__name__, error)
             until = time.monotonic() + FAILED_EVENT_PAUSE_SECONDS
             self.paused.update(dict.fromkeys(event_ids, until))
         finally:
-            full = len(self.in_flight) >= self.max_events
+            full = full or self._holds_enough()
             self.in_flight.difference_update(event_ids)
             if full and self.bell is not None:  # room again: what waited for it is read now, not in 10 s
                 await self.bell.ring()
