@@ -92,9 +92,12 @@ READER_ROLE = "outbox-reader"
 ROLE_CHECK_SECONDS = 5.0
 # Two dispatchers that each read the outbox on every commit race for every batch, the loser's reads and
 # claim wasted: ~2 CPU-ms per event more than one dispatcher (bench/RESULTS.md). A dispatcher without the
-# reader role looks this often instead; an event still waiting a look later means the reader is behind (or
-# gone), and it reads on every ring too for HELP_SECONDS.
-FOLLOWER_LOOK_SECONDS = 0.25
+# reader role looks at most this often, after a commit; an event that waited WAITED_SECONDS since its
+# acceptance (or since this dispatcher first saw it, whichever is sooner: clocks differ) means the reader is
+# behind, or gone, and it reads on every ring too for HELP_SECONDS. The reader claims events after a
+# gathering window of BATCH_WINDOW_SECONDS.
+FOLLOWER_LOOK_SECONDS = 0.1
+WAITED_SECONDS = 0.25
 HELP_SECONDS = 10.0
 # How many of the oldest waiting events a follower's look reads.
 FOLLOWER_LOOK_EVENTS = 100
@@ -318,7 +321,7 @@ class Dispatcher:
         )
         self.reader_asked: float | None = None  # when this dispatcher last asked for the reader role
         self.helping_until = 0.0  # a follower reads on every ring until then
-        self.seen_waiting: set[str] = set()  # the events a follower's last look found waiting
+        self.seen_waiting: dict[str, float] = {}  # the events a follower's last look found waiting: first seen
         self.looked_at: int | None = None  # the bell's generation before that look
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -429,11 +432,10 @@ class Dispatcher:
         return bool(self.reader.holding) or now < self.helping_until
 
     async def look_for_waiting_events(self, bell: OutboxBell | None = None) -> None:
-        """A follower's look at the outbox. Events its last look found that still wait (and none of its
-        own, paused after failing) mean the reader is behind, or gone: this dispatcher then reads on every
-        ring too, for ``HELP_SECONDS``; with nothing claimed twice (a claim has one winner). No query when
-        ``bell`` heard no commit since a look that found nothing: a stack at rest is not read four times
-        a second."""
+        """A follower's look at the outbox. An event waiting ``WAITED_SECONDS`` (none of its own, paused
+        after failing) means the reader is behind, or gone: this dispatcher then reads on every ring too,
+        for ``HELP_SECONDS``; with nothing claimed twice (a claim has one winner). No query when ``bell``
+        heard no commit since a look that found nothing: a stack at rest is not read ten times a second."""
         generation = bell.generation if bell is not None and bell.hearing else None
         if generation is not None and generation == self.looked_at and not self.seen_waiting:
             return
@@ -442,16 +444,20 @@ class Dispatcher:
             found = await asyncio.to_thread(fanout.undispatched_event_ids, FOLLOWER_LOOK_EVENTS)
         except Exception as error:  # noqa: BLE001 - the database is down: the reader cannot read it either
             self._outbox_unreadable(error)
-            self.seen_waiting = set()
+            self.seen_waiting = {}
             return
         self._outbox_readable()
-        seen, self.seen_waiting = self.seen_waiting, set(found) - self.paused.keys()
-        if seen.isdisjoint(self.seen_waiting):
+        now = time.time()
+        self.seen_waiting = {
+            event_id: self.seen_waiting.get(event_id, now) for event_id in found if event_id not in self.paused
+        }
+        waited = (min(id_seconds(event_id), seen) for event_id, seen in self.seen_waiting.items())
+        if not any(since <= now - WAITED_SECONDS for since in waited):
             return
         if time.monotonic() >= self.helping_until:
             log.info(
                 "events waited over %g s in the outbox: this dispatcher reads it on every commit too for %g s",
-                FOLLOWER_LOOK_SECONDS, HELP_SECONDS,
+                WAITED_SECONDS, HELP_SECONDS,
             )  # fmt: skip
         self.helping_until = time.monotonic() + HELP_SECONDS
 

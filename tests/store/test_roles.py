@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 from types import SimpleNamespace
 
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.event import listen, remove
 
-from flows.fan_out import HELP_SECONDS, Dispatcher
+from flows.fan_out import HELP_SECONDS, WAITED_SECONDS, Dispatcher
 from store.db import forget_engines, session_scope
 from store.deliveries import claim_events
 from store.event_catalog import BY_TYPE
 from store.events import record_event
+from store.ids import new_id
 from store.models import Organization, utcnow
 from store.roles import LOCK_CLASS, Role
 from store.settings import get_settings
@@ -94,9 +96,11 @@ def test_one_dispatcher_reads_the_outbox_and_another_helps_only_while_events_wai
     with session_scope(database_url) as session:
         session.merge(Organization(id="acme"))
 
-    def accept_event() -> str:
+    def accept_event(ago: float = 0.0) -> str:
+        """An event accepted ``ago`` seconds before now (by the clock in its id)."""
+        event_id = new_id("evt", utcnow() - timedelta(seconds=ago))
         with session_scope(database_url) as session:
-            return record_event(session, "acme", "drift.detected", DRIFT).id
+            return record_event(session, "acme", "drift.detected", DRIFT, event_id=event_id).id
 
     async def scenario() -> None:
         assert await reader.reads_outbox()
@@ -123,22 +127,33 @@ def test_one_dispatcher_reads_the_outbox_and_another_helps_only_while_events_wai
         finally:
             remove(Engine, "before_cursor_execute", count)
 
-        # An event the reader claims between two looks: the follower keeps to itself.
+        # An event the reader claims within WAITED_SECONDS: the follower keeps to itself.
         taken = accept_event()
         await follower.look_for_waiting_events()
         with session_scope(database_url) as session:
             assert [event.id for event in claim_events(session, [taken], utcnow())] == [taken]
+        time.sleep(WAITED_SECONDS)
         await follower.look_for_waiting_events()
         assert not await follower.reads_outbox()
 
-        # One that still waits a look later: the follower reads on every commit too, for a while.
+        # One still waiting WAITED_SECONDS after the follower first saw it (its id says it is new):
+        # the follower reads on every commit too, for a while.
         waiting = accept_event()
         await follower.look_for_waiting_events()
-        assert not await follower.reads_outbox(), "seen once: the reader may be about to take it"
+        assert not await follower.reads_outbox(), "just accepted: the reader may be about to take it"
+        time.sleep(WAITED_SECONDS)
         await follower.look_for_waiting_events()
-        assert await follower.reads_outbox(), "still waiting a look later: the follower helps"
-        assert follower.seen_waiting == {waiting}
+        assert await follower.reads_outbox(), "still waiting: the follower helps"
+        assert list(follower.seen_waiting) == [waiting]
         assert 0 < follower.helping_until - time.monotonic() <= HELP_SECONDS
+
+        # One its id says was accepted a while ago: helped with at the first look.
+        with session_scope(database_url) as session:
+            claim_events(session, [waiting], utcnow())
+        follower.helping_until = 0.0
+        old = accept_event(ago=2 * WAITED_SECONDS)
+        await follower.look_for_waiting_events()
+        assert await follower.reads_outbox() and list(follower.seen_waiting) == [old]
 
         # The reader lets go (it stopped): the follower takes the role when it next asks.
         await reader.reader.release()
