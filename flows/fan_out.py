@@ -23,10 +23,10 @@ feed, and what remediations' automations trigger on) by a loop of its own beside
 Nothing is lost: an event is claimed in the same transaction that creates its deliveries, each
 delivery is leased to its run, and the ``retry-due-deliveries`` sweep takes over expired leases (and
 events written while no dispatcher ran). Several dispatchers on one database are safe (a claim has one
-winner). One of them, the holder of the ``outbox-reader`` role, reads the outbox on every ring; the others
-look a few times a second, and read on every ring too while events wait longer than a look (the reader is
-behind, or gone): they share the load when one cannot carry it, and cost little when it can
-(bench/RESULTS.md, "Capacity").
+winner). One of them, the holder of the ``outbox-reader`` role, reads the outbox on every ring and claims
+events while it holds less than it can send promptly; the others look at most ten times a second after a
+commit, and read on every ring too once an event waited 0.25 s (the reader is behind, or gone): they share
+the load when one cannot carry it, and cost little when it can (bench/RESULTS.md, "Capacity").
 """
 
 from __future__ import annotations
