@@ -92,7 +92,8 @@ READER_ROLE = "outbox-reader"
 ROLE_CHECK_SECONDS = 5.0
 # Two dispatchers that each read the outbox on every commit race for every batch, the loser's reads and
 # claim wasted: ~2 CPU-ms per event more than one dispatcher (bench/RESULTS.md). A dispatcher without the
-# reader role looks at most this often, after a commit; an event that waited WAITED_SECONDS since its
+# reader role looks when it hears a commit, then this often while it sees events waiting (at rest, not at
+# all: it waits for a commit, or the next ask for the role); an event that waited WAITED_SECONDS since its
 # acceptance (or since this dispatcher first saw it, whichever is sooner: clocks differ) means the reader is
 # behind, or gone, and it reads on every ring too for HELP_SECONDS. The reader claims events after a
 # gathering window of BATCH_WINDOW_SECONDS.
@@ -256,19 +257,20 @@ class Duty:
     def __init__(self, name: str, holding: str, not_holding: str) -> None:
         self.role = Role(name)
         self._says = {True: holding, False: not_holding}
-        self.holding: bool | None = None  # None: not asked yet
+        self.holding = False  # when it last asked, or since it gave the role up
+        self._said: bool | None = None  # what it last said (a role given up and taken again is not news)
 
     async def held(self) -> bool:
         """Whether this dispatcher holds the role (taking it when free)."""
-        holding = await asyncio.to_thread(self.role.held)
-        if holding != self.holding:
-            log.info(self._says[holding], self.role.name)
-            self.holding = holding
-        return holding
+        self.holding = await asyncio.to_thread(self.role.held)
+        if self.holding != self._said:
+            log.info(self._says[self.holding], self.role.name)
+            self._said = self.holding
+        return self.holding
 
     async def release(self) -> None:
         """Give the role up: another dispatcher may take it at once."""
-        self.holding = None
+        self.holding = False
         await asyncio.to_thread(self.role.release)
 
 
@@ -350,8 +352,14 @@ class Dispatcher:
                     await sender.close_idle(IDLE_RECEIVER_SECONDS)
                     last_tidy = time.monotonic()
                 if not await self.reads_outbox():
-                    down = self.outbox_down_since is not None
-                    await _wait(stop, OUTBOX_RETRY_SECONDS if down else FOLLOWER_LOOK_SECONDS)
+                    if self.outbox_down_since is not None:
+                        await _wait(stop, OUTBOX_RETRY_SECONDS)
+                    elif self.seen_waiting:
+                        await _wait(stop, FOLLOWER_LOOK_SECONDS)
+                    elif self.looked_at is None:  # the bell cannot hear commits: a look a second
+                        await _wait(stop, bell.fallback_seconds)
+                    else:  # the last look found nothing: until a commit (or the next ask for the role)
+                        await _until_rung(stop, bell, self.looked_at, ROLE_CHECK_SECONDS)
                     await self.look_for_waiting_events(bell)
                     continue
                 seen = bell.generation
@@ -429,7 +437,7 @@ class Dispatcher:
         if self.reader_asked is None or now - self.reader_asked >= ROLE_CHECK_SECONDS:
             self.reader_asked = now
             await self.reader.held()
-        return bool(self.reader.holding) or now < self.helping_until
+        return self.reader.holding or now < self.helping_until
 
     async def look_for_waiting_events(self, bell: OutboxBell | None = None) -> None:
         """A follower's look at the outbox. An event waiting ``WAITED_SECONDS`` (none of its own, paused

@@ -67,9 +67,15 @@ class Role:
         return self._holding
 
     def release(self) -> None:
-        """Give the role up (another process may take it at once): the connection, and the lock, end."""
-        connection, self._connection, self._holding = self._connection, None, False
+        """Give the role up (another process may take it at once): the lock, and the connection, end."""
+        connection, holding, self._connection, self._holding = self._connection, self._holding, None, False
         if connection is not None:
+            try:
+                if holding and not connection.invalidated:  # at once: a closed connection's session ends a
+                    # moment later, on the server
+                    connection.execute(select(sql.pg_advisory_unlock(LOCK_CLASS, self.key)))
+            except exc.SQLAlchemyError:
+                pass  # the connection failed: its session, and the lock, are gone or going
             try:
                 connection.invalidate()  # closed, not returned to the pool: the session must end
                 connection.close()
