@@ -550,25 +550,22 @@ class Dispatcher:
         return len(self.in_flight) >= self.max_events or self.held_deliveries >= self.max_held_deliveries
 
     async def _fan_out(self, event_ids: list[str]) -> None:
-        full = False
+        planned: fanout.Planned = []
         try:
             # Claimed before the run starts: the events another dispatcher won, and those nobody
             # subscribes to (or whose subscribers' filters all turn them down: claimed, nothing to send),
             # are in no run; when nothing is left, there is no run at all.
             planned = await fanout.plan_fan_out(event_ids)
             self.held_deliveries += len(planned)
-            try:
-                if planned:
-                    await self._send(planned)
-            finally:
-                full = self._holds_enough()
-                self.held_deliveries -= len(planned)
+            if planned:
+                await self._send(planned)
         except Exception as error:  # noqa: BLE001 - planning failed (our database), or the run's retries are spent: pause, not drop
             log.error("fan-out of %s failed (%s: %s)", event_ids, type(error).__name__, error)
             until = time.monotonic() + FAILED_EVENT_PAUSE_SECONDS
             self.paused.update(dict.fromkeys(event_ids, until))
         finally:
-            full = full or self._holds_enough()
+            full = self._holds_enough()
+            self.held_deliveries -= len(planned)
             self.in_flight.difference_update(event_ids)
             if full and self.bell is not None:  # room again: what waited for it is read now, not in 10 s
                 await self.bell.ring()

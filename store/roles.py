@@ -71,8 +71,8 @@ class Role:
         connection, holding, self._connection, self._holding = self._connection, self._holding, None, False
         if connection is not None:
             try:
-                if holding and not connection.invalidated:  # at once: a closed connection's session ends a
-                    # moment later, on the server
+                # Unlocked at once: a closed connection's session ends a moment later, on the server.
+                if holding and not connection.invalidated:
                     connection.execute(select(sql.pg_advisory_unlock(LOCK_CLASS, self.key)))
             except exc.SQLAlchemyError:
                 pass  # the connection failed: its session, and the lock, are gone or going
