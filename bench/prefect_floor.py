@@ -116,7 +116,10 @@ def an_event(index: int):
 
     return Event(
         event="modelpulse.drift.detected",
-        resource={"prefect.resource.id": f"modelpulse.model.floor.churn-{index % 7}", "modelpulse.organization": "floor"},
+        resource={
+            "prefect.resource.id": f"modelpulse.model.floor.churn-{index % 7}",
+            "modelpulse.organization": "floor",
+        },
         payload={"id": f"evt_{index}", "type": "drift.detected", "data": {"model": "churn", "value": 0.4}},
         id=uuid.uuid4(),
     )
@@ -144,24 +147,25 @@ def posted_events(prefect: httpx.Client, events: int, batch: int) -> Callable[[]
 
 def measure(shape: Shape, args: argparse.Namespace) -> list[tuple[str, float, dict[str, float]]]:
     pool = shape.machine.env.get("MODELPULSE_WORK_POOL", "modelpulse")
-    rows = []
-    with RetryingClient(base_url=shape.prefect_api, timeout=60) as prefect:
+    requests, events, api = 5 * args.runs, args.events, shape.prefect_api
+    with RetryingClient(base_url=api, timeout=60) as prefect:
         deployment_id = floor_deployment(prefect)
         lifecycles(prefect, deployment_id, 5)()  # warm: the server's caches and prepared statements
         measure_idle(shape, args.idle_seconds)
-        say(f"{shape.name}: {args.runs} bare flow-run lifecycles")
-        rows.append(("a flow run's bare lifecycle (create, Pending, Running, Completed: 4 requests)",
-                     *prefect_ms(shape, args.runs, lifecycles(prefect, deployment_id, args.runs))))
-        requests = 5 * args.runs
-        for name, call in requests_of_a_run(prefect, deployment_id, pool).items():
-            rows.append((f"one {name}", *prefect_ms(shape, requests, repeated(call, requests))))
-        say(f"{shape.name}: {args.events} Prefect events each way")
-        rows.append(("one Prefect event, websocket, a checkpoint after each (the dispatcher's way)",
-                     *prefect_ms(shape, args.events, websocket_events(shape.prefect_api, args.events, 1))))
-        rows.append(("one Prefect event, websocket, a checkpoint every 50",
-                     *prefect_ms(shape, args.events, websocket_events(shape.prefect_api, args.events, 50))))
-        rows.append(("one Prefect event, `POST /events` in batches of 50",
-                     *prefect_ms(shape, args.events, posted_events(prefect, args.events, 50))))
+        units: list[tuple[str, int, Callable[[], object]]] = [
+            ("a flow run's bare lifecycle (create, Pending, Running, Completed: 4 requests)", args.runs,
+             lifecycles(prefect, deployment_id, args.runs)),
+            *((f"one {name}", requests, repeated(call, requests))
+              for name, call in requests_of_a_run(prefect, deployment_id, pool).items()),
+            ("one Prefect event, websocket, a checkpoint after each (the dispatcher's way)", events,
+             websocket_events(api, events, 1)),
+            ("one Prefect event, websocket, a checkpoint every 50", events, websocket_events(api, events, 50)),
+            ("one Prefect event, `POST /events` in batches of 50", events, posted_events(prefect, events, 50)),
+        ]
+        rows = []
+        for label, count, work in units:
+            say(f"{shape.name}: {label} x {count}")
+            rows.append((label, *prefect_ms(shape, count, work)))
     return rows
 
 
